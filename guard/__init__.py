@@ -1,0 +1,57 @@
+"""Freshguard: checks provenance, ownership, freshness, contract and conflicts before a model sees data.
+
+    from guard import Guard, load_policy
+    guard = Guard(load_policy("policies/support-assistant.yaml"), store="sqlite:///freshguard.db")
+    result = guard.check(records, pipeline="support-bot")
+"""
+
+from guard._durations import format_duration, humanize_seconds, parse_duration
+from guard.decisions import Action, CheckResult, Decision, PolicyRef, Reason, ReasonCode, Verdict
+from guard.errors import ConfigurationError, GuardError, InputError, PolicyError, PolicyProblem, StoreError
+from guard.guard import Guard
+from guard.policy import Policy, load_policy, parse_policy
+from guard.records import LineageHop, Record
+from guard.signing import canonical_bytes, sign_record, with_signature
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from guard.lineage.store import LineageStore
+
+__all__ = [
+    "Action",
+    "CheckResult",
+    "ConfigurationError",
+    "Decision",
+    "Guard",
+    "GuardError",
+    "InputError",
+    "LineageHop",
+    "LineageStore",
+    "Policy",
+    "PolicyError",
+    "PolicyProblem",
+    "PolicyRef",
+    "Reason",
+    "ReasonCode",
+    "Record",
+    "StoreError",
+    "Verdict",
+    "canonical_bytes",
+    "format_duration",
+    "humanize_seconds",
+    "load_policy",
+    "parse_duration",
+    "parse_policy",
+    "sign_record",
+    "with_signature",
+]
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # The store pulls in SQLAlchemy; import it only for those who use it.
+    if name == "LineageStore":
+        from guard.lineage.store import LineageStore
+
+        return LineageStore
+    raise AttributeError(f"module 'guard' has no attribute {name!r}")

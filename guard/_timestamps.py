@@ -1,0 +1,39 @@
+"""Timestamps of the record envelope: ISO 8601 text, always compared as aware UTC datetimes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+class TimestampError(ValueError):
+    """A timestamp that does not parse, or has no UTC offset where one is required."""
+
+
+def parse_timestamp(value: object, *, naive_is_utc: bool) -> datetime:
+    """Parse an envelope timestamp; naive ones are UTC only when the policy says so."""
+    if not isinstance(value, str):
+        raise TimestampError(f"expected an ISO 8601 string, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise TimestampError(f"{value!r} is not an ISO 8601 timestamp") from None
+    if parsed.tzinfo is None:
+        if not naive_is_utc:
+            raise TimestampError(
+                f"{value!r} has no UTC offset; add one (Z or +02:00), "
+                "or set naive_timestamps: utc in the policy"
+            )
+        return parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def utc_now() -> datetime:
+    """The current time, aware, in UTC: the one place the library reads the clock."""
+    return datetime.now(UTC)
+
+
+def require_aware(moment: datetime, name: str = "now") -> datetime:
+    """Refuse a naive datetime passed by a caller: its meaning would be a guess."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (for example datetime.now(UTC))")
+    return moment

@@ -1,0 +1,1 @@
+"""One module per concern: envelope, ownership, freshness, provenance, signature, supersession, contract, conflicts."""

@@ -1,0 +1,61 @@
+"""Freshness: the copy's age against the object's SLA, and timestamps from the future."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from guard._durations import humanize_seconds
+from guard.checks.envelope import Envelope
+from guard.checks.rules import ObjectRules
+from guard.decisions import Reason, ReasonCode
+
+
+def check_freshness(env: Envelope, rules: ObjectRules | None, now: datetime, skew_s: float, out: list[Reason]) -> float | None:
+    """Append MISSING_TIMESTAMP, FUTURE_TIMESTAMP, STALE or AGING; return the age in seconds."""
+    observed, updated = env.observed_at, env.updated_at
+    if observed is None and updated is None:
+        if not any(p.startswith(("`observed_at`", "`updated_at`")) for p in env.problems):
+            out.append(
+                Reason(
+                    ReasonCode.MISSING_TIMESTAMP,
+                    f"{env.label()} carries neither observed_at nor updated_at, so its age cannot be known",
+                    {},
+                )
+            )
+        return None
+    for member, moment in (("observed_at", observed), ("updated_at", updated)):
+        if moment is not None:
+            ahead = (moment - now).total_seconds()
+            if ahead > skew_s:
+                out.append(
+                    Reason(
+                        ReasonCode.FUTURE_TIMESTAMP,
+                        f"{env.label()} has {member} {humanize_seconds(ahead)} in the future, more than the "
+                        f"{humanize_seconds(skew_s)} of clock skew allowed; the source's clock or data is wrong",
+                        {"member": member, "ahead_s": round(ahead, 3), "clock_skew_s": skew_s},
+                    )
+                )
+    age = (now - (observed if observed is not None else updated)).total_seconds()  # type: ignore[operator]
+    if age < 0:
+        age = 0.0
+    if rules is None:
+        return age
+    if age > rules.max_age_s:
+        out.append(
+            Reason(
+                ReasonCode.STALE,
+                f"{env.label()} is {humanize_seconds(age)} old; the limit agreed with "
+                f"{rules.agreed_with} is {rules.max_age_text}",
+                {"age_s": round(age, 3), "max_age_s": rules.max_age_s, "measured_from": "observed_at" if observed is not None else "updated_at"},
+            )
+        )
+    elif rules.warn_age_s is not None and age > rules.warn_age_s:
+        out.append(
+            Reason(
+                ReasonCode.AGING,
+                f"{env.label()} is {humanize_seconds(age)} old, past the {humanize_seconds(rules.warn_age_s)} "
+                f"warning mark but within the {rules.max_age_text} limit agreed with {rules.agreed_with}",
+                {"age_s": round(age, 3), "warn_age_s": rules.warn_age_s, "max_age_s": rules.max_age_s},
+            )
+        )
+    return age

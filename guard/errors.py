@@ -1,0 +1,60 @@
+"""Every error Freshguard raises on purpose.
+
+    GuardError
+    ├── PolicyError        a policy file or document that does not load
+    ├── ConfigurationError the guard cannot start as configured (a missing signing key, ...)
+    ├── InputError       input a check cannot take at all (not a list, a line that is not JSON)
+    └── StoreError         the lineage store is unreachable or refused a write
+
+A single malformed record is never an exception: it is decided `INVALID_RECORD`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class GuardError(Exception):
+    """Base of every error Freshguard raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyProblem:
+    """One thing wrong in a policy: where (`objects.customer.max_age`) and what."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.path or "(top level)"
+        if self.line is not None:
+            where = f"{where} (line {self.line})"
+        return f"{where}: {self.message}"
+
+
+class PolicyError(GuardError):
+    """A policy that cannot be loaded; lists every problem found, not just the first."""
+
+    def __init__(self, origin: str, problems: Sequence[PolicyProblem]) -> None:
+        self.origin = origin
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        head = f"policy {origin} is refused" + (
+            f" ({count} problems):" if count > 1 else ":"
+        )
+        body = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{head}\n{body}")
+
+
+class ConfigurationError(GuardError):
+    """The guard cannot run as configured; the message says what to set."""
+
+
+class InputError(GuardError):
+    """Input a check cannot take at all: records that are not a list, a file line that is not JSON."""
+
+
+class StoreError(GuardError):
+    """The lineage store could not be opened, migrated, read or written."""

@@ -1,0 +1,166 @@
+"""`Guard`: a policy, a lineage store and the check that runs before every model call."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from guard._timestamps import require_aware, utc_now
+from guard.checks.rules import CompiledPolicy
+from guard.decisions import Action, CheckResult, PolicyRef
+from guard.engine import DEFAULT_PANDERA_THRESHOLD, decide, entities_to_look_up, owner_versions, read_batch
+from guard.errors import ConfigurationError, InputError
+from guard.policy.model import Policy
+from guard.records import as_envelope
+
+if TYPE_CHECKING:
+    from guard.lineage.store import LineageStore
+
+Entity = tuple[str, str]
+
+
+class Guard:
+    """Checks records against a policy and writes every decision to the lineage store.
+
+    `store` is a database URL (`sqlite:///freshguard.db`, `postgresql+psycopg://...`),
+    an open `LineageStore`, or None to check without writing lineage (supersession
+    watermarks are then kept in memory for the life of the guard).
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        store: str | LineageStore | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        pandera_threshold: int = DEFAULT_PANDERA_THRESHOLD,
+    ) -> None:
+        self._environ = os.environ if environ is None else environ
+        self._compiled = compile_policy(policy, self._environ)
+        self._pandera_threshold = pandera_threshold
+        self._owns_store = isinstance(store, str)
+        if isinstance(store, str):
+            from guard.lineage.store import LineageStore
+
+            store = LineageStore(store)
+        self.store: LineageStore | None = store
+        self._memory: dict[Entity, datetime] = {}
+        self._memory_lock = threading.Lock()
+
+    @property
+    def policy(self) -> Policy:
+        """The policy checks run under now."""
+        return self._compiled.policy
+
+    def use_policy(self, policy: Policy) -> None:
+        """Switch to another policy; checks already running finish under the old one."""
+        self._compiled = compile_policy(policy, self._environ)
+
+    def check(
+        self,
+        records: Iterable[Any],
+        *,
+        pipeline: str,
+        now: datetime | None = None,
+        consumer: Mapping[str, Any] | None = None,
+    ) -> CheckResult:
+        """Decide every record; `result.allowed` holds the ones that may reach the model."""
+        started = time.perf_counter()
+        if not isinstance(pipeline, str) or not pipeline:
+            raise InputError("pipeline must be a non-empty string naming the pipeline that checks")
+        batch = _as_sequence(records)
+        moment = utc_now() if now is None else require_aware(now)
+        compiled = self._compiled
+        envelopes = read_batch([as_envelope(r) for r in batch], compiled)
+        wanted = entities_to_look_up(envelopes, compiled)
+        known = self._watermarks(wanted) if wanted else {}
+        decisions = decide(envelopes, compiled, moment, known, pandera_threshold=self._pandera_threshold)
+        learned = owner_versions(envelopes, decisions, compiled)
+        result = CheckResult(
+            run_id=str(uuid.uuid4()),
+            pipeline=pipeline,
+            policy=PolicyRef(compiled.policy.name, compiled.policy.version, compiled.hash),
+            checked_at=moment,
+            decisions=tuple(decisions),
+            allowed=tuple(batch[d.index] for d in decisions if d.action is not Action.BLOCK),
+            duration_s=time.perf_counter() - started,
+            consumer=dict(consumer) if consumer is not None else None,
+        )
+        if self.store is not None:
+            self.store.record_check(result, envelopes, learned)
+        elif learned:
+            self._remember(learned)
+        return result
+
+    def note_change(self, object: str, key: str, updated_at: datetime) -> None:  # noqa: A002
+        """Learn from the owner that an entity changed: older copies become SUPERSEDED."""
+        self.note_changes([(object, key, updated_at)])
+
+    def note_changes(self, changes: Iterable[tuple[str, str, datetime]]) -> None:
+        """Learn several owner change notifications at once."""
+        versions: dict[Entity, datetime] = {}
+        for obj, key, updated_at in changes:
+            require_aware(updated_at, "updated_at")
+            entity = (obj, key)
+            if entity not in versions or updated_at > versions[entity]:
+                versions[entity] = updated_at
+        if self.store is not None:
+            self.store.advance_watermarks(versions, learned_from="change", at=utc_now())
+        else:
+            self._remember(versions)
+
+    def close(self) -> None:
+        """Close the lineage store if this guard opened it."""
+        if self._owns_store and self.store is not None:
+            self.store.close()
+
+    def __enter__(self) -> Guard:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def _watermarks(self, wanted: set[Entity]) -> dict[Entity, datetime]:
+        if self.store is not None:
+            return self.store.watermarks(wanted)
+        memory = self._memory
+        return {entity: memory[entity] for entity in wanted if entity in memory}
+
+    def _remember(self, versions: Mapping[Entity, datetime]) -> None:
+        with self._memory_lock:
+            for entity, version in versions.items():
+                known = self._memory.get(entity)
+                if known is None or version > known:
+                    self._memory[entity] = version
+
+
+def compile_policy(policy: Policy, environ: Mapping[str, str]) -> CompiledPolicy:
+    """Compile a policy for checking; every signing key it names must be set in `environ`."""
+    keys: dict[str, bytes] = {}
+    missing: list[str] = []
+    for name, source in policy.sources.items():
+        if source.signing_key_env is None:
+            continue
+        value = environ.get(source.signing_key_env)
+        if not value:
+            missing.append(f"{source.signing_key_env} (for {name})")
+        else:
+            keys[name] = value.encode("utf-8")
+    if missing:
+        raise ConfigurationError(
+            f"policy {policy.name} requires signed records, but these environment variables are not set: "
+            f"{', '.join(missing)}; set each to the source's HMAC signing key"
+        )
+    return CompiledPolicy(policy, keys)
+
+
+def _as_sequence(records: Iterable[Any]) -> Sequence[Any]:
+    if isinstance(records, str | bytes | Mapping) or not isinstance(records, Iterable):
+        raise InputError(f"records must be a list of records, got {type(records).__name__}")
+    return records if isinstance(records, list | tuple) else list(records)

@@ -1,0 +1,96 @@
+"""The lineage store's tables. Alembic migrations (guard/lineage/migrations) create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every database (SQLite keeps them as naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("pipeline", String(200), nullable=False),
+    Column("checked_at", UTCDateTime(), nullable=False),
+    Column("policy_name", String(200), nullable=False),
+    Column("policy_version", Integer, nullable=False),
+    Column("policy_hash", String(64), nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("allowed", Integer, nullable=False),
+    Column("warned", Integer, nullable=False),
+    Column("blocked", Integer, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("consumer", JSON, nullable=True),
+    Index("ix_runs_pipeline_checked_at", "pipeline", "checked_at"),
+    Index("ix_runs_checked_at", "checked_at"),
+)
+
+run_records = Table(
+    "run_records",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("record_id", Text, nullable=False),
+    Column("object", Text, nullable=True),
+    Column("key", Text, nullable=True),
+    Column("source", Text, nullable=True),
+    Column("observed_at", UTCDateTime(), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=True),
+    Column("content_hash", String(32), nullable=True),
+    Column("age_s", Float, nullable=True),
+    Column("action", String(8), nullable=False),
+    Column("reasons", Text, nullable=False),
+    PrimaryKeyConstraint("run_id", "position"),
+    Index("ix_run_records_entity", "object", "key"),
+)
+
+watermarks = Table(
+    "watermarks",
+    metadata,
+    Column("object", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("learned_from", String(16), nullable=False),
+    Column("learned_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("object", "key"),
+)

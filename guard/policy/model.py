@@ -1,0 +1,185 @@
+"""What a policy says, as pydantic models. Cross-references are checked in `checks_`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+from guard._durations import format_duration, parse_duration
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    Field(json_schema_extra={"type": "string", "examples": ["90s", "15m", "1h30m", "PT15M"]}),
+]
+FieldType = Literal["str", "int", "float", "bool", "datetime"]
+ConflictRule = Literal["prefer_owner", "newest", "block_all"]
+Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Number = StrictInt | float
+Scalar = str | bool | StrictInt | float
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SourceSpec(_Strict):
+    """A system that integrations copy data out of."""
+
+    team: str | None = Field(None, description="who to talk to about this source")
+    signing_key_env: EnvName | None = Field(
+        None, description="environment variable holding the HMAC key its records are signed with"
+    )
+
+
+class FieldSpec(_Strict):
+    """One field of an object's contract; checked with pandera."""
+
+    type: FieldType
+    required: StrictBool = False
+    nullable: StrictBool = False
+    min: Number | None = None
+    max: Number | None = None
+    in_: list[Scalar] | None = Field(None, alias="in", min_length=1)
+    pattern: str | None = None
+    min_length: Annotated[StrictInt, Field(ge=0)] | None = None
+    max_length: Annotated[StrictInt, Field(ge=0)] | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _checks_fit_type(self) -> FieldSpec:
+        numeric = self.type in ("int", "float")
+        if (self.min is not None or self.max is not None) and not numeric:
+            raise ValueError(f"min and max apply to int and float fields, not {self.type}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        stringy = ("pattern", "min_length", "max_length")
+        if self.type != "str" and any(getattr(self, name) is not None for name in stringy):
+            raise ValueError(f"pattern, min_length and max_length apply to str fields, not {self.type}")
+        if (
+            self.min_length is not None
+            and self.max_length is not None
+            and self.min_length > self.max_length
+        ):
+            raise ValueError(f"min_length ({self.min_length}) is greater than max_length ({self.max_length})")
+        if self.in_ is not None:
+            if self.type == "datetime":
+                raise ValueError("`in` does not apply to datetime fields")
+            wrong = [v for v in self.in_ if not value_has_type(v, self.type)]
+            if wrong:
+                raise ValueError(f"`in` lists values that are not {self.type}: {wrong}")
+        return self
+
+
+def value_has_type(value: object, field_type: str) -> bool:
+    """Whether a JSON value is of a contract type (bool is never a number; int is a float)."""
+    if field_type == "str":
+        return isinstance(value, str)
+    if field_type == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if field_type == "int":
+        return isinstance(value, int)
+    if field_type == "float":
+        return isinstance(value, int | float)
+    return isinstance(value, str)
+
+
+class ObjectSpec(_Strict):
+    """A kind of business data: who owns it, who may copy it, how fresh it must be."""
+
+    owner: Name = Field(description="the one authoritative source (system of record)")
+    replicas: list[Name] = Field(default_factory=list, description="sources allowed to serve copies")
+    max_age: Duration = Field(description="freshness SLA: older copies are blocked")
+    warn_age: Duration | None = Field(None, description="older than this is allowed with a warning")
+    on_conflict: ConflictRule = "prefer_owner"
+    require_lineage: StrictBool = False
+    fields: dict[Name, FieldSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ages_ordered(self) -> ObjectSpec:
+        if self.max_age <= timedelta(0):
+            raise ValueError("max_age must be longer than zero")
+        if self.warn_age is not None and self.warn_age >= self.max_age:
+            raise ValueError(
+                f"warn_age ({format_duration(self.warn_age)}) must be shorter than "
+                f"max_age ({format_duration(self.max_age)})"
+            )
+        return self
+
+
+class SLASpec(_Strict):
+    """Operational SLA of one integration point (source, object)."""
+
+    source: Name
+    object: Name
+    max_lag: Duration | None = Field(None, description="a sync heartbeat older than this means behind")
+    max_block_rate: Annotated[float, Field(ge=0, le=1)] | None = None
+    window: Duration = timedelta(hours=1)
+    recovery: Duration | None = None
+    notify: list[Name] = Field(default_factory=list)
+
+
+class NotifySpec(_Strict):
+    """A notification channel; the URL lives in an environment variable, never in the file."""
+
+    webhook_env: EnvName
+
+
+class Policy(_Strict):
+    """A whole policy file. Load one with `guard.load_policy`."""
+
+    policy: Name = Field(description="the policy's name")
+    version: Annotated[StrictInt, Field(ge=0)]
+    clock_skew: Duration = timedelta(minutes=1)
+    naive_timestamps: Literal["reject", "utc"] = "reject"
+    sources: dict[Name, SourceSpec] = Field(min_length=1)
+    objects: dict[Name, ObjectSpec] = Field(min_length=1)
+    slas: list[SLASpec] = Field(default_factory=list)
+    notify: dict[Name, NotifySpec] = Field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The policy's name (the file's `policy:` member)."""
+        return self.policy
+
+    def content_hash(self) -> str:
+        """SHA-256 of the policy's meaning: layout, comments and key order do not change it."""
+        return _policy_hash(self.model_dump(mode="json", by_alias=True))
+
+    def team_of(self, source: str) -> str | None:
+        """The team behind a source, if the policy names one."""
+        spec = self.sources.get(source)
+        return spec.team if spec else None
+
+
+def _policy_hash(document: dict[str, Any]) -> str:
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
