@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 
 class Action(StrEnum):
@@ -106,6 +106,66 @@ class PolicyRef:
     hash: str
 
 
+class DecisionTable(Sequence[Decision]):
+    """A check's decisions, kept as columns; a `Decision` is made when one is looked at.
+
+    A big check decides 100,000 records; most of them are never looked at one by one
+    (the store writes the columns), so making an object per record would be waste.
+    """
+
+    __slots__ = ("actions", "ages", "ids", "keys", "objects", "observed", "reasons", "sources", "updated")
+
+    def __init__(
+        self,
+        *,
+        ids: list[str],
+        actions: list[Action],
+        reasons: list[tuple[Reason, ...]],
+        objects: list[str | None],
+        keys: list[str | None],
+        sources: list[str | None],
+        observed: list[datetime | None],
+        updated: list[datetime | None],
+        ages: list[float | None],
+    ) -> None:
+        self.ids, self.actions, self.reasons = ids, actions, reasons
+        self.objects, self.keys, self.sources = objects, keys, sources
+        self.observed, self.updated, self.ages = observed, updated, ages
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Decision: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Decision]: ...
+    def __getitem__(self, index: int | slice) -> Decision | Sequence[Decision]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self.ids):
+            raise IndexError(index)
+        return Decision(
+            index=index,
+            id=self.ids[index],
+            action=self.actions[index],
+            reasons=self.reasons[index],
+            object=self.objects[index],
+            key=self.keys[index],
+            source=self.sources[index],
+            observed_at=self.observed[index],
+            updated_at=self.updated[index],
+            age_s=self.ages[index],
+        )
+
+    def __iter__(self) -> Iterator[Decision]:
+        return (self[i] for i in range(len(self.ids)))
+
+    def __repr__(self) -> str:
+        return f"<DecisionTable of {len(self)} decisions>"
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     """Everything one check decided. `allowed` holds the records that may reach the model."""
@@ -114,7 +174,7 @@ class CheckResult:
     pipeline: str
     policy: PolicyRef
     checked_at: datetime
-    decisions: tuple[Decision, ...]
+    decisions: DecisionTable
     allowed: tuple[Any, ...]
     duration_s: float
     consumer: Mapping[str, Any] | None = None
@@ -122,35 +182,37 @@ class CheckResult:
     @property
     def verdict(self) -> Verdict:
         """`pass` when nothing was blocked, `blocked` when nothing was allowed, else `partial`."""
-        return verdict_of(self.decisions)
+        return verdict_of(self.decisions.actions)
 
     @property
     def counts(self) -> dict[Action, int]:
         """How many records got each action."""
-        tally = Counter(decision.action for decision in self.decisions)
+        tally = Counter(self.decisions.actions)
         return {action: tally.get(action, 0) for action in Action}
 
     @property
     def blocked(self) -> tuple[Decision, ...]:
         """The decisions that kept a record from the model."""
-        return tuple(d for d in self.decisions if d.action is Action.BLOCK)
+        table = self.decisions
+        return tuple(table[i] for i, action in enumerate(table.actions) if action is Action.BLOCK)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form of the result (the HTTP API's response body)."""
+        table = self.decisions
         return {
             "run_id": self.run_id,
             "pipeline": self.pipeline,
             "policy": {"name": self.policy.name, "version": self.policy.version},
             "checked_at": self.checked_at.isoformat(),
             "verdict": self.verdict.value,
-            "allowed": [d.id for d in self.decisions if d.action is not Action.BLOCK],
-            "records": [decision.to_dict() for decision in self.decisions],
+            "allowed": [rid for rid, action in zip(table.ids, table.actions, strict=True) if action is not Action.BLOCK],
+            "records": [decision.to_dict() for decision in table],
         }
 
 
-def verdict_of(decisions: Sequence[Decision]) -> Verdict:
-    """Fold decisions into a verdict; an empty check passes (nothing was kept back)."""
-    blocked = sum(1 for d in decisions if d.action is Action.BLOCK)
+def verdict_of(actions: Sequence[Action]) -> Verdict:
+    """Fold actions into a verdict; an empty check passes (nothing was kept back)."""
+    blocked = actions.count(Action.BLOCK) if isinstance(actions, list) else sum(a is Action.BLOCK for a in actions)
     if blocked == 0:
         return Verdict.PASS
-    return Verdict.BLOCKED if blocked == len(decisions) else Verdict.PARTIAL
+    return Verdict.BLOCKED if blocked == len(actions) else Verdict.PARTIAL

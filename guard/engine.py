@@ -1,10 +1,26 @@
-"""Runs every check over a batch and folds the reasons into decisions. Pure: no clock, no I/O."""
+"""Runs every check over a batch and folds the reasons into decisions. Pure: no clock, no I/O.
+
+A check is two passes so that the caller can look up watermarks in between:
+
+    batch = screen(records, compiled, now)        # every per-record check
+    table = finish(batch, watermarks_for(batch.entities))   # contract, supersession, conflicts
+
+The first pass reads each record once in a tight loop. A record that is plainly in
+order (known object, allowed source, parseable timestamps within `warn_age`, no
+signature to verify, a well-formed lineage) gets no reasons and costs well under a
+microsecond; any other record goes through the check modules in `guard.checks`,
+which alone decide what its reasons are. `screen(..., fast=False)` sends every
+record through the modules; a property test holds both ways to the same decisions.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+import orjson
 
 from guard.checks.conflicts import resolve_conflicts
 from guard.checks.contract import Violation, describe
@@ -15,124 +31,319 @@ from guard.checks.provenance import check_provenance
 from guard.checks.rules import CompiledPolicy
 from guard.checks.signature import check_signature
 from guard.checks.supersession import check_supersession
-from guard.decisions import Action, Decision, Reason, ReasonCode
+from guard.decisions import Action, DecisionTable, Reason, ReasonCode
+from guard.signing import signature_matches
 
 Entity = tuple[str, str]
 
 #: From this many records of one object in a check, the contract runs through pandera itself.
 DEFAULT_PANDERA_THRESHOLD = 2000
 
-
-def read_batch(records: Sequence[Any], compiled: CompiledPolicy) -> list[Envelope]:
-    """Read every record's envelope (first pass; tells which entities the check is about)."""
-    naive_is_utc = compiled.naive_is_utc
-    return [read_envelope(index, raw, naive_is_utc) for index, raw in enumerate(records)]
+_fromiso = datetime.fromisoformat
 
 
-def entities_to_look_up(envelopes: Sequence[Envelope], compiled: CompiledPolicy) -> set[Entity]:
-    """The entities whose supersession watermark the check needs."""
+class Batch:
+    """A batch after the first pass: what each record says, and the reasons found so far."""
+
+    __slots__ = ("compiled", "envelopes", "fields", "ids", "keys", "now", "objects", "observed", "raw", "reasons", "sources", "updated", "ages")
+
+    def __init__(self, raw: Sequence[Any], compiled: CompiledPolicy, now: datetime) -> None:
+        size = len(raw)
+        self.raw = raw
+        self.compiled = compiled
+        self.now = now
+        self.ids: list[str] = [""] * size
+        self.objects: list[str | None] = [None] * size
+        self.keys: list[str | None] = [None] * size
+        self.sources: list[str | None] = [None] * size
+        self.observed: list[datetime | None] = [None] * size
+        self.updated: list[datetime | None] = [None] * size
+        self.ages: list[float | None] = [None] * size
+        self.fields: list[Mapping[str, Any] | None] = [None] * size
+        self.reasons: list[list[Reason] | None] = [None] * size
+        self.envelopes: dict[int, Envelope] = {}
+
+    def entities(self) -> set[Entity]:
+        """The entities whose supersession watermark the check needs (records with `updated_at`)."""
+        known = self.compiled.objects
+        return {
+            (obj, key)  # type: ignore[misc]
+            for obj, key, updated in zip(self.objects, self.keys, self.updated, strict=True)
+            if updated is not None and obj in known
+        }
+
+    def label(self, index: int) -> str:
+        """How messages name a record: `customer C-1042 from sap`."""
+        return f"{self.objects[index]} {self.keys[index]} from {self.sources[index]}"
+
+    def envelope(self, index: int) -> Envelope:
+        """The full envelope of a record (read on demand for records that passed the screen)."""
+        env = self.envelopes.get(index)
+        if env is None:
+            env = self.envelopes[index] = read_envelope(index, self.raw[index], self.compiled.naive_is_utc)
+        return env
+
+
+def screen(records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, fast: bool = True) -> Batch:
+    """First pass: envelope, ownership, freshness, provenance and signature checks of every record."""
+    batch = Batch(records, compiled, now)
     objects = compiled.objects
-    return {
-        (env.object, env.key)  # type: ignore[misc]
-        for env in envelopes
-        if env.updated_at is not None and env.object in objects
-    }
-
-
-def decide(
-    envelopes: Sequence[Envelope],
-    compiled: CompiledPolicy,
-    now: datetime,
-    watermarks: Mapping[Entity, datetime],
-    *,
-    pandera_threshold: int = DEFAULT_PANDERA_THRESHOLD,
-) -> list[Decision]:
-    """Decide every record: all checks run, the most severe reason sets the action."""
-    objects = compiled.objects
-    keys = compiled.signing_keys
-    skew = compiled.clock_skew_s
-    reasons: list[list[Reason]] = []
-    ages: list[float | None] = []
-    contract_rows: dict[str, list[int]] = {}
-    for env in envelopes:
-        out: list[Reason] = []
-        reasons.append(out)
-        if env.fatal:
-            out.append(_invalid(env))
-            ages.append(None)
+    signing = compiled.signing_keys
+    now_s = now.timestamp()
+    horizon = now_s + compiled.clock_skew_s
+    cutoffs = {name: now_s - (r.warn_age_s if r.warn_age_s is not None else r.max_age_s) for name, r in objects.items()}
+    parsed: dict[str, tuple[datetime, float]] = {}
+    ids, objs, keys, srcs = batch.ids, batch.objects, batch.keys, batch.sources
+    observed, updated, ages, fields_col = batch.observed, batch.updated, batch.ages, batch.fields
+    slow = _full_path
+    for index, record in enumerate(records):
+        if not fast or type(record) is not dict:
+            slow(batch, index)
             continue
-        if env.problems:
-            out.append(_invalid(env))
-        rules = objects.get(env.object)  # type: ignore[arg-type]
-        if rules is None or env.source not in rules.allowed_sources:
-            check_ownership(env, compiled, rules, out)
-        ages.append(check_freshness(env, rules, now, skew, out))
-        if rules is None:
+        get = record.get
+        rid, obj, key, src = get("id"), get("object"), get("key"), get("source")
+        if type(rid) is not str or type(obj) is not str or type(key) is not str or type(src) is not str or not (rid and obj and key and src):
+            slow(batch, index)
             continue
-        if env.lineage or rules.require_lineage:
-            check_provenance(env, rules, out)
-        key = keys.get(env.source)  # type: ignore[arg-type]
-        if key is not None:
-            check_signature(env, key, out)
-        if watermarks:
-            check_supersession(env, rules, watermarks.get((rules.name, env.key)), out)  # type: ignore[arg-type]
-        if rules.contract:
-            contract_rows.setdefault(rules.name, []).append(env.index)
-    _check_contracts(envelopes, compiled, contract_rows, reasons, pandera_threshold)
-    groups: dict[Entity, list[Envelope]] = {}
-    for env, out in zip(envelopes, reasons, strict=True):
-        if not out or all(reason.code is ReasonCode.AGING for reason in out):
-            groups.setdefault((env.object, env.key), []).append(env)  # type: ignore[arg-type]
-    conflicts = resolve_conflicts((g for g in groups.values() if len(g) > 1), objects)
-    for index, reason in conflicts.items():
-        reasons[index].append(reason)
-    return [
-        Decision(
-            index=env.index,
-            id=env.id,
-            action=_action(out),
-            reasons=tuple(out),
-            object=env.object,
-            key=env.key,
-            source=env.source,
-            observed_at=env.observed_at,
-            updated_at=env.updated_at,
-            age_s=age,
-        )
-        for env, out, age in zip(envelopes, reasons, ages, strict=True)
-    ]
+        rules = objects.get(obj)
+        if rules is None or src not in rules.allowed_sources:
+            slow(batch, index)
+            continue
+        o, u = get("observed_at"), get("updated_at")
+        od = ud = None
+        if o is not None:
+            od = parsed.get(o) if type(o) is str else None
+            if od is None:
+                od = _aware(o)
+                if od is None:
+                    slow(batch, index)
+                    continue
+                parsed[o] = od
+        if u is not None:
+            ud = parsed.get(u) if type(u) is str else None
+            if ud is None:
+                ud = _aware(u)
+                if ud is None:
+                    slow(batch, index)
+                    continue
+                parsed[u] = ud
+        stamp = od if od is not None else ud
+        if stamp is None or stamp[1] < cutoffs[obj] or stamp[1] > horizon or (ud is not None and ud[1] > horizon):
+            slow(batch, index)
+            continue
+        hops = get("lineage")
+        if (hops is not None and not _plain_lineage(hops, rules.owner, parsed)) or (hops is None and rules.require_lineage):
+            slow(batch, index)
+            continue
+        f = get("fields")
+        signature = get("signature")
+        if (
+            (f is not None and type(f) is not dict)
+            or type(get("content", "")) not in (str, type(None))
+            or (signature is not None and type(signature) is not str)
+        ):
+            slow(batch, index)
+            continue
+        key_bytes = signing.get(src)
+        if key_bytes is not None and (signature is None or not signature_matches(record, signature, key_bytes)):
+            slow(batch, index)
+            continue
+        ids[index], objs[index], keys[index], srcs[index], fields_col[index] = rid, obj, key, src, f
+        if od is not None:
+            observed[index] = od[0]
+        if ud is not None:
+            updated[index] = ud[0]
+        age = now_s - stamp[1]
+        ages[index] = age if age > 0 else 0.0
+    return batch
 
 
-def _check_contracts(
-    envelopes: Sequence[Envelope],
-    compiled: CompiledPolicy,
-    rows_by_object: Mapping[str, list[int]],
-    reasons: list[list[Reason]],
-    pandera_threshold: int,
-) -> None:
-    for name, indexes in rows_by_object.items():
-        rules = compiled.objects[name]
-        contract = rules.contract
-        if len(indexes) >= pandera_threshold:
-            found = contract.check_many([envelopes[i].fields for i in indexes])
+def _aware(value: object) -> tuple[datetime, float] | None:
+    """An aware datetime (and its epoch seconds) from ISO text; None for what the full path must judge."""
+    if type(value) is not str:
+        return None
+    try:
+        moment = _fromiso(value)
+    except ValueError:
+        return None
+    return (moment, moment.timestamp()) if moment.tzinfo is not None else None
+
+
+def _plain_lineage(hops: object, owner: str, parsed: dict[str, tuple[datetime, float]]) -> bool:
+    """Whether a lineage chain is well-formed, starts at the owner and moves forward in time."""
+    if type(hops) is not list or not hops:
+        return False
+    previous = -float("inf")
+    for position, hop in enumerate(hops):
+        if type(hop) is not dict:
+            return False
+        system, at = hop.get("system"), hop.get("at")
+        if type(system) is not str or not system or (position == 0 and system != owner):
+            return False
+        moment = parsed.get(at) if type(at) is str else None
+        if moment is None:
+            moment = _aware(at)
+            if moment is None:
+                return False
+            parsed[at] = moment  # type: ignore[index]
+        if moment[1] < previous:
+            return False
+        previous = moment[1]
+    return True
+
+
+def _full_path(batch: Batch, index: int) -> None:
+    """Every per-record check module, for a record the screen did not clear."""
+    compiled = batch.compiled
+    env = batch.envelope(index)
+    out: list[Reason] = []
+    batch.reasons[index] = out
+    batch.ids[index] = env.id
+    if env.fatal:
+        out.append(invalid_reason(env))
+        return
+    batch.objects[index], batch.keys[index], batch.sources[index] = env.object, env.key, env.source
+    batch.observed[index], batch.updated[index] = env.observed_at, env.updated_at
+    batch.fields[index] = env.fields
+    if env.problems:
+        out.append(invalid_reason(env))
+    rules = compiled.objects.get(env.object)  # type: ignore[arg-type]
+    if rules is None or env.source not in rules.allowed_sources:
+        check_ownership(env, compiled, rules, out)
+    batch.ages[index] = check_freshness(env, rules, batch.now, compiled.clock_skew_s, out)
+    if rules is None:
+        return
+    if env.lineage or rules.require_lineage:
+        check_provenance(env, rules, out)
+    key = compiled.signing_keys.get(env.source)  # type: ignore[arg-type]
+    if key is not None:
+        check_signature(env, key, out)
+
+
+def finish(batch: Batch, watermarks: Mapping[Entity, datetime], *, pandera_threshold: int = DEFAULT_PANDERA_THRESHOLD) -> DecisionTable:
+    """Second pass: unique ids, supersession, the contract, conflicts; then every record's action."""
+    _unique_ids(batch)
+    if watermarks:
+        _supersession(batch, watermarks)
+    _contracts(batch, pandera_threshold)
+    _conflicts(batch)
+    reasons = batch.reasons
+    actions = [Action.ALLOW if found is None else action_of(found) for found in reasons]
+    return DecisionTable(
+        ids=batch.ids,
+        actions=actions,
+        reasons=[() if found is None else tuple(found) for found in reasons],
+        objects=batch.objects,
+        keys=batch.keys,
+        sources=batch.sources,
+        observed=batch.observed,
+        updated=batch.updated,
+        ages=batch.ages,
+    )
+
+
+def _reasons_of(batch: Batch, index: int) -> list[Reason]:
+    found = batch.reasons[index]
+    if found is None:
+        found = batch.reasons[index] = []
+    return found
+
+
+def _unique_ids(batch: Batch) -> None:
+    seen: dict[str, int] = {}
+    for index, rid in enumerate(batch.ids):
+        first = seen.setdefault(rid, index)
+        if first != index and not rid.startswith("#"):
+            env = batch.envelope(index)
+            _reasons_of(batch, index).append(
+                Reason(
+                    ReasonCode.INVALID_RECORD,
+                    f"{env.label()} reuses id {rid!r}, already taken by record #{first} of this check; "
+                    "ids must be unique within a check",
+                    {"problems": [f"duplicate id {rid!r}"], "first_index": first},
+                )
+            )
+
+
+def _supersession(batch: Batch, watermarks: Mapping[Entity, datetime]) -> None:
+    objects = batch.compiled.objects
+    for index, updated in enumerate(batch.updated):
+        if updated is None:
+            continue
+        entity = (batch.objects[index], batch.keys[index])
+        mark = watermarks.get(entity)  # type: ignore[arg-type]
+        if mark is not None and updated < mark:
+            rules = objects[entity[0]]  # type: ignore[index]
+            check_supersession(batch.envelope(index), rules, mark, _reasons_of(batch, index))
+
+
+def _contracts(batch: Batch, pandera_threshold: int) -> None:
+    by_object: dict[str, list[int]] = {}
+    objects = batch.compiled.objects
+    for index, obj in enumerate(batch.objects):
+        if obj is not None and obj in objects and objects[obj].contract:
+            by_object.setdefault(obj, []).append(index)
+    for name, indexes in by_object.items():
+        contract = objects[name].contract
+        rows = [batch.fields[i] for i in indexes]
+        if len(rows) >= pandera_threshold:
+            found = contract.check_many(rows)
         else:
-            found = [contract.check_one(envelopes[i].fields) for i in indexes]
-        specs = compiled.policy.objects[name].fields
+            found = [contract.check_one(row) for row in rows]
+        specs = batch.compiled.policy.objects[name].fields
         for index, violations in zip(indexes, found, strict=True):
             if violations:
-                reasons[index].append(_schema_reason(envelopes[index], name, violations, specs))
+                _reasons_of(batch, index).append(schema_reason(batch.label(index), name, violations, specs))
 
 
-def _schema_reason(env: Envelope, name: str, violations: list[Violation], specs: Mapping[str, Any]) -> Reason:
+def _conflicts(batch: Batch) -> None:
+    entities = list(zip(batch.objects, batch.keys, strict=True))
+    repeated = {entity for entity, count in Counter(entities).items() if count > 1 and entity[0] is not None}
+    if not repeated:
+        return
+    reasons = batch.reasons
+    groups: dict[Entity, list[int]] = {}
+    for index, entity in enumerate(entities):
+        if entity in repeated:
+            found = reasons[index]
+            if not found or all(r.code is ReasonCode.AGING for r in found):
+                groups.setdefault(entity, []).append(index)  # type: ignore[arg-type]
+    raw = batch.raw
+    disputed = [m for m in groups.values() if len(m) > 1 and not _all_identical([raw[i] for i in m])]
+    if not disputed:
+        return
+    envelope = batch.envelope
+    blocked = resolve_conflicts(([envelope(i) for i in members] for members in disputed), batch.compiled.objects)
+    for index, reason in blocked.items():
+        _reasons_of(batch, index).append(reason)
+
+
+def _all_identical(records: list[Any]) -> bool:
+    """Whether copies carry byte-for-byte the same fields and content, so that none can disagree."""
+    try:
+        first = records[0]
+        fields, content = orjson.dumps(first.get("fields"), option=orjson.OPT_SORT_KEYS), first.get("content")
+        return all(
+            other.get("content") == content
+            and orjson.dumps(other.get("fields"), option=orjson.OPT_SORT_KEYS) == fields
+            for other in records[1:]
+        )
+    except TypeError:  # not plain JSON: let the exact comparison judge
+        return False
+
+
+def schema_reason(label: str, name: str, violations: list[Violation], specs: Mapping[str, Any]) -> Reason:
+    """SCHEMA_VIOLATION listing each field and failed check in words."""
     words = "; ".join(describe(v, specs[v.field]) for v in violations)
     return Reason(
         ReasonCode.SCHEMA_VIOLATION,
-        f"{env.label()} breaks the {name} contract: {words}",
+        f"{label} breaks the {name} contract: {words}",
         {"violations": [v.to_dict() for v in violations]},
     )
 
 
-def _invalid(env: Envelope) -> Reason:
+def invalid_reason(env: Envelope) -> Reason:
+    """INVALID_RECORD listing what is malformed about the envelope."""
     return Reason(
         ReasonCode.INVALID_RECORD,
         f"{env.label()} is malformed: {'; '.join(env.problems)}; the sending integration must fix it",
@@ -140,26 +351,28 @@ def _invalid(env: Envelope) -> Reason:
     )
 
 
-def _action(out: list[Reason]) -> Action:
-    if not out:
-        return Action.ALLOW
-    for reason in out:
+def action_of(reasons: Sequence[Reason]) -> Action:
+    """The most severe action among the reasons (no reason: allow)."""
+    action = Action.ALLOW
+    for reason in reasons:
         if reason.code is not ReasonCode.AGING:
             return Action.BLOCK
-    return Action.WARN
+        action = Action.WARN
+    return action
 
 
-def owner_versions(envelopes: Sequence[Envelope], decisions: Sequence[Decision], compiled: CompiledPolicy) -> dict[Entity, datetime]:
+def owner_versions(batch: Batch, table: DecisionTable) -> dict[Entity, datetime]:
     """The newest `updated_at` per entity among the owner's records this check allowed."""
     learned: dict[Entity, datetime] = {}
-    objects = compiled.objects
-    for env, decision in zip(envelopes, decisions, strict=True):
-        if decision.action is Action.BLOCK or env.updated_at is None:
+    objects = batch.compiled.objects
+    block = Action.BLOCK
+    for index, updated in enumerate(batch.updated):
+        if updated is None or table.actions[index] is block:
             continue
-        rules = objects.get(env.object)  # type: ignore[arg-type]
-        if rules is not None and env.source == rules.owner:
-            entity = (rules.name, env.key)
+        rules = objects.get(batch.objects[index])  # type: ignore[arg-type]
+        if rules is not None and batch.sources[index] == rules.owner:
+            entity = (rules.name, batch.keys[index])
             known = learned.get(entity)  # type: ignore[arg-type]
-            if known is None or env.updated_at > known:
-                learned[entity] = env.updated_at  # type: ignore[index]
+            if known is None or updated > known:
+                learned[entity] = updated  # type: ignore[index]
     return learned

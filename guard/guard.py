@@ -11,13 +11,14 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from guard._gc import gc_paused
 from guard._timestamps import require_aware, utc_now
 from guard.checks.rules import CompiledPolicy
 from guard.decisions import Action, CheckResult, PolicyRef
-from guard.engine import DEFAULT_PANDERA_THRESHOLD, decide, entities_to_look_up, owner_versions, read_batch
+from guard.engine import DEFAULT_PANDERA_THRESHOLD, Batch, finish, owner_versions, screen
 from guard.errors import ConfigurationError, InputError
 from guard.policy.model import Policy
-from guard.records import as_envelope
+from guard.records import Record
 
 if TYPE_CHECKING:
     from guard.lineage.store import LineageStore
@@ -77,23 +78,26 @@ class Guard:
         batch = _as_sequence(records)
         moment = utc_now() if now is None else require_aware(now)
         compiled = self._compiled
-        envelopes = read_batch([as_envelope(r) for r in batch], compiled)
-        wanted = entities_to_look_up(envelopes, compiled)
-        known = self._watermarks(wanted) if wanted else {}
-        decisions = decide(envelopes, compiled, moment, known, pandera_threshold=self._pandera_threshold)
-        learned = owner_versions(envelopes, decisions, compiled)
-        result = CheckResult(
-            run_id=str(uuid.uuid4()),
-            pipeline=pipeline,
-            policy=PolicyRef(compiled.policy.name, compiled.policy.version, compiled.hash),
-            checked_at=moment,
-            decisions=tuple(decisions),
-            allowed=tuple(batch[d.index] for d in decisions if d.action is not Action.BLOCK),
-            duration_s=time.perf_counter() - started,
-            consumer=dict(consumer) if consumer is not None else None,
-        )
+        with gc_paused():
+            envelopes = [r.to_envelope() if isinstance(r, Record) else r for r in batch]
+            first = screen(envelopes, compiled, moment)
+            known = self._watermarks(first)
+            table = finish(first, known, pandera_threshold=self._pandera_threshold)
+            learned = owner_versions(first, table)
+            block = Action.BLOCK
+            result = CheckResult(
+                run_id=str(uuid.uuid4()),
+                pipeline=pipeline,
+                policy=PolicyRef(compiled.policy.name, compiled.policy.version, compiled.hash),
+                checked_at=moment,
+                decisions=table,
+                allowed=tuple(record for record, action in zip(batch, table.actions, strict=True) if action is not block),
+                duration_s=time.perf_counter() - started,
+                consumer=dict(consumer) if consumer is not None else None,
+            )
         if self.store is not None:
-            self.store.record_check(result, envelopes, learned)
+            with gc_paused():
+                self.store.record_check(result, envelopes, learned)
         elif learned:
             self._remember(learned)
         return result
@@ -126,11 +130,14 @@ class Guard:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
-    def _watermarks(self, wanted: set[Entity]) -> dict[Entity, datetime]:
+    def _watermarks(self, batch: Batch) -> Mapping[Entity, datetime]:
         if self.store is not None:
-            return self.store.watermarks(wanted)
+            wanted = batch.entities()
+            return self.store.watermarks(wanted) if wanted else {}
         memory = self._memory
-        return {entity: memory[entity] for entity in wanted if entity in memory}
+        if not memory:
+            return memory
+        return {entity: memory[entity] for entity in batch.entities() if entity in memory}
 
     def _remember(self, versions: Mapping[Entity, datetime]) -> None:
         with self._memory_lock:

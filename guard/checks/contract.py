@@ -185,30 +185,59 @@ class Contract:
         return {rule.name: _polars_type(rule.type) for rule in self.rules}
 
 
-def _column(rule: FieldRule, rows: Sequence[Mapping[str, Any] | None], outcome: list[list[Violation]]) -> tuple[list[Any], set[int], list[Any]]:
-    values: list[Any] = []
-    originals: list[Any] = []
-    exempt: set[int] = set()
+_EXACT_TYPE: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def _column(
+    rule: FieldRule, rows: Sequence[Mapping[str, Any] | None], outcome: list[list[Violation]]
+) -> tuple[list[Any], set[int], list[Any]]:
+    """A typed column for one field; `required` and `type` failures are recorded on the way."""
     name = rule.name
-    for index, fields in enumerate(rows):
-        raw = fields.get(name, _MISSING) if fields is not None else _MISSING
-        originals.append(None if raw is _MISSING else raw)
-        if raw is _MISSING:
+    originals = [row.get(name, _MISSING) if row is not None else _MISSING for row in rows]
+    present = [v for v in originals if v is not _MISSING and v is not None]
+    if _all_of_type(present, rule.type):
+        if len(present) == len(originals):
+            return originals, set(), originals
+        exempt = {index for index, v in enumerate(originals) if v is _MISSING}
+        if rule.required:
+            for index in exempt:
+                outcome[index].append(Violation(name, "required"))
+        values = [None if v is _MISSING else v for v in originals]
+        return values, exempt, values
+    values: list[Any] = []
+    append = values.append
+    exempt = set()
+    typed = rule.typed
+    for index, raw in enumerate(originals):
+        if raw is None:
+            append(None)
+        elif raw is _MISSING:
             if rule.required:
                 outcome[index].append(Violation(name, "required"))
             exempt.add(index)
-            values.append(None)
-        elif raw is None:
-            values.append(None)
+            append(None)
+            originals[index] = None
         else:
-            value = rule.typed(raw)
+            value = typed(raw)
             if value is _MISSING:
                 outcome[index].append(Violation(name, "type", raw))
                 exempt.add(index)
-                values.append(None)
+                append(None)
             else:
-                values.append(value)
+                append(value)
     return values, exempt, originals
+
+
+def _all_of_type(values: list[Any], field_type: str) -> bool:
+    """Whether every value is already a valid column value (the common case: skip the slow loop)."""
+    exact = _EXACT_TYPE.get(field_type)
+    if exact is None or not all(type(v) is exact for v in values):
+        return False
+    if exact is float:
+        return all(v == v for v in values)  # NaN is no number to the contract
+    if exact is int:
+        return _INT64[0] <= min(values, default=0) and max(values, default=0) <= _INT64[1]
+    return True
 
 
 def build_schema(object_name: str, rules: Iterable[FieldRule]) -> pa.DataFrameSchema:

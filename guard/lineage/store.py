@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from guard.checks.envelope import Envelope
 from guard.decisions import Action, CheckResult
 from guard.errors import StoreError
 from guard.lineage.tables import run_records, runs, watermarks
@@ -100,9 +100,9 @@ class LineageStore:
         with self._connect("write watermarks") as conn:
             self._advance(conn, versions, learned_from, at)
 
-    def record_check(self, result: CheckResult, envelopes: Sequence[Envelope], learned: Mapping[Entity, datetime]) -> None:
+    def record_check(self, result: CheckResult, records: Sequence[Any], learned: Mapping[Entity, datetime]) -> None:
         """Write a check: its run, one row per record, and the owner versions it taught."""
-        decisions = result.decisions
+        table = result.decisions
         counts = result.counts
         run_row = {
             "run_id": result.run_id,
@@ -112,31 +112,37 @@ class LineageStore:
             "policy_version": result.policy.version,
             "policy_hash": result.policy.hash,
             "verdict": result.verdict.value,
-            "records": len(decisions),
+            "records": len(table),
             "allowed": counts[Action.ALLOW],
             "warned": counts[Action.WARN],
             "blocked": counts[Action.BLOCK],
             "duration_ms": result.duration_s * 1000,
             "consumer": dict(result.consumer) if result.consumer is not None else None,
         }
-        stamp = _sqlite_time if self.dialect == "sqlite" else _identity
+        stamp = _memo(_sqlite_time) if self.dialect == "sqlite" else _identity
+        run_id = result.run_id
         rows = [
             (
-                result.run_id,
-                d.index,
-                d.id,
-                d.object,
-                d.key,
-                d.source,
-                None if d.observed_at is None else stamp(d.observed_at),
-                None if d.updated_at is None else stamp(d.updated_at),
-                content_hash(env),
-                d.age_s,
-                d.action.value,
-                ",".join(r.code.value for r in d.reasons),
+                run_id,
+                position,
+                record_id,
+                obj,
+                key,
+                source,
+                None if observed is None else stamp(observed),
+                None if updated is None else stamp(updated),
+                content_hash(record),
+                age,
+                action.value,
+                ",".join([r.code.value for r in reasons]) if reasons else "",
             )
-            for d, env in zip(decisions, envelopes, strict=True)
-        ]
+            for position, (record_id, obj, key, source, observed, updated, record, age, action, reasons) in enumerate(
+                zip(
+                    table.ids, table.objects, table.keys, table.sources, table.observed, table.updated,
+                    records, table.ages, table.actions, table.reasons, strict=True,
+                )
+            )
+        ]  # fmt: skip
         with self._connect("record a check") as conn:
             conn.execute(runs.insert(), run_row)
             if rows:
@@ -200,14 +206,21 @@ class LineageStore:
             return [_record_out(row) for row in conn.execute(query).mappings()]
 
 
-def content_hash(env: Envelope) -> str | None:
-    """A short hash of what the model would see: the content, else the fields."""
-    if env.content is not None:
-        data = env.content.encode("utf-8", "surrogatepass")
-    elif env.fields:
-        data = json.dumps(env.fields, sort_keys=True, separators=(",", ":"), default=repr).encode("utf-8", "surrogatepass")
-    else:
+def content_hash(record: Any) -> str | None:
+    """A short hash of what the model would see: the record's content, else its fields."""
+    if type(record) is not dict:
         return None
+    content = record.get("content")
+    if type(content) is str:
+        data = content.encode("utf-8", "surrogatepass")
+    else:
+        fields = record.get("fields")
+        if not fields:
+            return None
+        try:
+            data = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            data = json.dumps(fields, sort_keys=True, default=repr).encode("utf-8", "surrogatepass")
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
@@ -233,6 +246,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_time(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _memo(convert: Callable[[datetime], str]) -> Callable[[datetime], str]:
+    """`convert` remembered per value: a check's records share few distinct timestamps."""
+    seen: dict[datetime, str] = {}
+
+    def remembered(moment: datetime) -> str:
+        text = seen.get(moment)
+        if text is None:
+            text = seen[moment] = convert(moment)
+        return text
+
+    return remembered
 
 
 def _identity(moment: datetime) -> datetime:
