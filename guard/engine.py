@@ -45,7 +45,7 @@ _fromiso = datetime.fromisoformat
 class Batch:
     """A batch after the first pass: what each record says, and the reasons found so far."""
 
-    __slots__ = ("compiled", "envelopes", "fields", "ids", "keys", "now", "objects", "observed", "raw", "reasons", "sources", "updated", "ages")
+    __slots__ = ("compiled", "envelopes", "uncheckable", "fields", "ids", "keys", "now", "objects", "observed", "raw", "reasons", "sources", "updated", "ages")
 
     def __init__(self, raw: Sequence[Any], compiled: CompiledPolicy, now: datetime) -> None:
         size = len(raw)
@@ -62,6 +62,7 @@ class Batch:
         self.fields: list[Mapping[str, Any] | None] = [None] * size
         self.reasons: list[list[Reason] | None] = [None] * size
         self.envelopes: dict[int, Envelope] = {}
+        self.uncheckable: set[int] = set()  # records whose `fields` member is malformed
 
     def entities(self) -> set[Entity]:
         """The entities whose supersession watermark the check needs (records with `updated_at`)."""
@@ -207,6 +208,8 @@ def _full_path(batch: Batch, index: int) -> None:
     batch.fields[index] = env.fields
     if env.problems:
         out.append(invalid_reason(env))
+        if any(problem.startswith("`fields`") for problem in env.problems):
+            batch.uncheckable.add(index)
     rules = compiled.objects.get(env.object)  # type: ignore[arg-type]
     if rules is None or env.source not in rules.allowed_sources:
         check_ownership(env, compiled, rules, out)
@@ -280,8 +283,9 @@ def _supersession(batch: Batch, watermarks: Mapping[Entity, datetime]) -> None:
 def _contracts(batch: Batch, pandera_threshold: int) -> None:
     by_object: dict[str, list[int]] = {}
     objects = batch.compiled.objects
+    skip = batch.uncheckable
     for index, obj in enumerate(batch.objects):
-        if obj is not None and obj in objects and objects[obj].contract:
+        if obj is not None and obj in objects and objects[obj].contract and index not in skip:
             by_object.setdefault(obj, []).append(index)
     for name, indexes in by_object.items():
         contract = objects[name].contract
