@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 
 from guard.checks.conflicts import resolve_conflicts
 from guard.checks.contract import Violation, describe
@@ -323,17 +322,19 @@ def _conflicts(batch: Batch) -> None:
 
 
 def _all_identical(records: list[Any]) -> bool:
-    """Whether copies carry byte-for-byte the same fields and content, so that none can disagree."""
-    try:
-        first = records[0]
-        fields, content = orjson.dumps(first.get("fields"), option=orjson.OPT_SORT_KEYS), first.get("content")
-        return all(
-            other.get("content") == content
-            and orjson.dumps(other.get("fields"), option=orjson.OPT_SORT_KEYS) == fields
-            for other in records[1:]
-        )
-    except TypeError:  # not plain JSON: let the exact comparison judge
-        return False
+    """Whether copies carry equal fields of equal types and equal content, so that none can disagree.
+
+    A cheap, conservative pre-filter: False sends the group to the exact comparison.
+    """
+    first = records[0]
+    fields, content = first.get("fields"), first.get("content")
+    for other in records[1:]:
+        theirs = other.get("fields")
+        if theirs != fields or other.get("content") != content:
+            return False
+        if fields and not all(type(a) is type(b) for a, b in zip(fields.values(), theirs.values(), strict=True)):
+            return False
+    return True
 
 
 def schema_reason(label: str, name: str, violations: list[Violation], specs: Mapping[str, Any]) -> Reason:

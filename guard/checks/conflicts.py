@@ -165,5 +165,10 @@ def _pair(field: str, env: Envelope, other: Envelope) -> str:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=repr)
+    if value is None or isinstance(value, bool):
+        text = json.dumps(value)
+    elif isinstance(value, int | float):
+        text = repr(value)
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=repr)
     return text if len(text) <= 40 else text[:37] + "..."
