@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from workload import SIGNING_KEY, make_records  # noqa: E402
+from workload import SIGNING_KEY, make_records
 
-from guard import Guard, load_policy  # noqa: E402
+from guard import Guard, load_policy
 
 POLICY = Path(__file__).parent.parent / "policies" / "support-assistant.yaml"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -56,17 +56,21 @@ def main() -> None:
 
     guard = Guard(policy, environ=ENV)
     times = small_checks(guard, args.small_runs)
-    print(f"20-record check, no store: median {statistics.median(times) * 1e3:.3f} ms, "
-          f"p95 {statistics.quantiles(times, n=20)[-1] * 1e3:.3f} ms over {len(times)} checks")
+    print(
+        f"20-record check, no store: median {statistics.median(times) * 1e3:.3f} ms, "
+        f"p95 {statistics.quantiles(times, n=20)[-1] * 1e3:.3f} ms over {len(times)} checks"
+    )
     rates = throughput(Guard(policy, environ=ENV), big, args.repeats)
     print(f"{args.records:,} mixed records, no store: median {statistics.median(rates):,.0f} records/s")
 
-    with tempfile.TemporaryDirectory() as folder:
-        with Guard(policy, store=f"sqlite:///{folder}/bench.db", environ=ENV) as stored:
-            times = small_checks(stored, min(args.small_runs, 500))
-            print(f"20-record check, SQLite store: median {statistics.median(times) * 1e3:.3f} ms")
-            rates = throughput(stored, big, args.repeats)
-            print(f"{args.records:,} mixed records, SQLite store: median {statistics.median(rates):,.0f} records/s")
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        Guard(policy, store=f"sqlite:///{folder}/bench.db", environ=ENV) as stored,
+    ):
+        times = small_checks(stored, min(args.small_runs, 500))
+        print(f"20-record check, SQLite store: median {statistics.median(times) * 1e3:.3f} ms")
+        rates = throughput(stored, big, args.repeats)
+        print(f"{args.records:,} mixed records, SQLite store: median {statistics.median(rates):,.0f} records/s")
     if args.postgres:
         with Guard(policy, store=args.postgres, environ=ENV) as stored:
             times = small_checks(stored, min(args.small_runs, 500))

@@ -1,8 +1,8 @@
 """Freshguard: checks provenance, ownership, freshness, contract and conflicts before a model sees data.
 
-    from guard import Guard, load_policy
-    guard = Guard(load_policy("policies/support-assistant.yaml"), store="sqlite:///freshguard.db")
-    result = guard.check(records, pipeline="support-bot")
+from guard import Guard, load_policy
+guard = Guard(load_policy("policies/support-assistant.yaml"), store="sqlite:///freshguard.db")
+result = guard.check(records, pipeline="support-bot")
 """
 
 from guard._durations import format_duration, humanize_seconds, parse_duration

@@ -40,9 +40,7 @@ def _parse_text(text: str) -> float:
         except (isodate.ISO8601Error, ValueError) as exc:
             raise ValueError(f"{text!r} is not an ISO 8601 duration ({exc})") from exc
         if not isinstance(parsed, timedelta):
-            raise ValueError(
-                f"{text!r} uses years or months, whose length varies; write days instead (P30D)"
-            )
+            raise ValueError(f"{text!r} uses years or months, whose length varies; write days instead (P30D)")
         return parsed.total_seconds()
     seconds = _parse_human(text)
     if seconds is None:

@@ -20,8 +20,7 @@ def parse_timestamp(value: object, *, naive_is_utc: bool) -> datetime:
     if parsed.tzinfo is None:
         if not naive_is_utc:
             raise TimestampError(
-                f"{value!r} has no UTC offset; add one (Z or +02:00), "
-                "or set naive_timestamps: utc in the policy"
+                f"{value!r} has no UTC offset; add one (Z or +02:00), or set naive_timestamps: utc in the policy"
             )
         return parsed.replace(tzinfo=UTC)
     return parsed

@@ -21,7 +21,7 @@ class Action(StrEnum):
 class Verdict(StrEnum):
     """The outcome of one check: everything usable, some blocked, or nothing allowed."""
 
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - a verdict, not a password
     PARTIAL = "partial"
     BLOCKED = "blocked"
 
@@ -205,7 +205,9 @@ class CheckResult:
             "policy": {"name": self.policy.name, "version": self.policy.version},
             "checked_at": self.checked_at.isoformat(),
             "verdict": self.verdict.value,
-            "allowed": [rid for rid, action in zip(table.ids, table.actions, strict=True) if action is not Action.BLOCK],
+            "allowed": [
+                rid for rid, action in zip(table.ids, table.actions, strict=True) if action is not Action.BLOCK
+            ],
             "records": [decision.to_dict() for decision in table],
         }
 

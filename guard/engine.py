@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-
 
 from guard.checks.conflicts import resolve_conflicts
 from guard.checks.contract import Violation, describe
@@ -44,7 +43,22 @@ _fromiso = datetime.fromisoformat
 class Batch:
     """A batch after the first pass: what each record says, and the reasons found so far."""
 
-    __slots__ = ("compiled", "envelopes", "uncheckable", "fields", "ids", "keys", "now", "objects", "observed", "raw", "reasons", "sources", "updated", "ages")
+    __slots__ = (
+        "ages",
+        "compiled",
+        "envelopes",
+        "fields",
+        "ids",
+        "keys",
+        "now",
+        "objects",
+        "observed",
+        "raw",
+        "reasons",
+        "sources",
+        "uncheckable",
+        "updated",
+    )
 
     def __init__(self, raw: Sequence[Any], compiled: CompiledPolicy, now: datetime) -> None:
         size = len(raw)
@@ -102,7 +116,13 @@ def screen(records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, f
             continue
         get = record.get
         rid, obj, key, src = get("id"), get("object"), get("key"), get("source")
-        if type(rid) is not str or type(obj) is not str or type(key) is not str or type(src) is not str or not (rid and obj and key and src):
+        if (
+            type(rid) is not str
+            or type(obj) is not str
+            or type(key) is not str
+            or type(src) is not str
+            or not (rid and obj and key and src)
+        ):
             slow(batch, index)
             continue
         rules = objects.get(obj)
@@ -132,7 +152,9 @@ def screen(records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, f
             slow(batch, index)
             continue
         hops = get("lineage")
-        if (hops is not None and not _plain_lineage(hops, rules.owner, parsed)) or (hops is None and rules.require_lineage):
+        if (hops is not None and not _plain_lineage(hops, rules.owner, parsed)) or (
+            hops is None and rules.require_lineage
+        ):
             slow(batch, index)
             continue
         f = get("fields")
@@ -222,7 +244,9 @@ def _full_path(batch: Batch, index: int) -> None:
         check_signature(env, key, out)
 
 
-def finish(batch: Batch, watermarks: Mapping[Entity, datetime], *, pandera_threshold: int = DEFAULT_PANDERA_THRESHOLD) -> DecisionTable:
+def finish(
+    batch: Batch, watermarks: Mapping[Entity, datetime], *, pandera_threshold: int = DEFAULT_PANDERA_THRESHOLD
+) -> DecisionTable:
     """Second pass: unique ids, supersession, the contract, conflicts; then every record's action."""
     _unique_ids(batch)
     if watermarks:

@@ -41,9 +41,7 @@ class PolicyError(GuardError):
         self.origin = origin
         self.problems = tuple(problems)
         count = len(self.problems)
-        head = f"policy {origin} is refused" + (
-            f" ({count} problems):" if count > 1 else ":"
-        )
+        head = f"policy {origin} is refused" + (f" ({count} problems):" if count > 1 else ":")
         body = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{head}\n{body}")
 

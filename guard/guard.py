@@ -91,7 +91,9 @@ class Guard:
                 policy=PolicyRef(compiled.policy.name, compiled.policy.version, compiled.hash),
                 checked_at=moment,
                 decisions=table,
-                allowed=tuple(record for record, action in zip(batch, table.actions, strict=True) if action is not block),
+                allowed=tuple(
+                    record for record, action in zip(batch, table.actions, strict=True) if action is not block
+                ),
                 duration_s=time.perf_counter() - started,
                 consumer=dict(consumer) if consumer is not None else None,
             )

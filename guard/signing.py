@@ -30,9 +30,12 @@ def sign_record(record: Mapping[str, Any] | Record, key: bytes | str) -> str:
 
 def with_signature(record: Mapping[str, Any] | Record, key: bytes | str) -> dict[str, Any]:
     """A copy of the record's envelope carrying its signature: what a source sends."""
-    envelope = dict(as_envelope(record))  # type: ignore[call-overload]
-    envelope["signature"] = sign_record(envelope, key)
-    return envelope
+    envelope = as_envelope(record)
+    if not isinstance(envelope, Mapping):
+        raise TypeError(f"a record must be a mapping, got {type(envelope).__name__}")
+    signed: dict[str, Any] = {**envelope}
+    signed["signature"] = sign_record(signed, key)
+    return signed
 
 
 def signature_matches(record: Mapping[str, Any], signature: str, key: bytes) -> bool:

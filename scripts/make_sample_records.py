@@ -27,7 +27,8 @@ def customer(rid: str, key: str, source: str, observed: float, updated: float, *
     return {
         "id": rid, "object": "customer", "key": key, "source": source,
         "observed_at": at(observed), "updated_at": at(updated), "fields": values,
-        "content": f"Customer {key}: {values['name']}, {values['tier']} tier, credit limit {values['credit_limit']:.0f} EUR.",
+        "content": f"Customer {key}: {values['name']}, {values['tier']} tier, "
+                   f"credit limit {values['credit_limit']:.0f} EUR.",
     }  # fmt: skip
 
 
@@ -70,9 +71,13 @@ def records() -> list[Any]:
         customer("cust-1", "C-1042", "salesforce", 5, 10),
         customer("cust-2", "C-1042", "sap", 8, 20),
         customer("cust-3", "C-2001", "sap", 185, 200, name="Bruno Costa", email="bruno@example.com"),
-        customer("cust-4", "C-2002", "warehouse", 40, 60, name="Chloé Martin", email="chloe@example.com", tier="silver"),
+        customer(
+            "cust-4", "C-2002", "warehouse", 40, 60, name="Chloé Martin", email="chloe@example.com", tier="silver"
+        ),
         customer("cust-5", "C-3003", "salesforce", 3, 12, name="Dev Patel", email="dev@example.com"),
-        customer("cust-6", "C-3003", "warehouse", 9, 90, name="Dev Patel", email="dev@example.com", credit_limit=7500.0),
+        customer(
+            "cust-6", "C-3003", "warehouse", 9, 90, name="Dev Patel", email="dev@example.com", credit_limit=7500.0
+        ),
         customer("cust-7", "C-4004", "hubspot", 5, 10, name="Eva Novak", email="eva@example.com"),
         customer("cust-8", "C-5005", "sap", 5, 10, name="Farid Haddad", email="farid(at)example.com", tier="platinum"),
         order("ord-1", "O-9001", "sap", 15, [("sap", 15)]),
@@ -86,10 +91,24 @@ def records() -> list[Any]:
         case("case-2", "SC-78", "salesforce", -60),
         case("case-3", "SC-79", "warehouse", None),
         case("case-4", "SC-80", "sap", 2),
-        {"id": "lead-1", "object": "lead", "key": "L-5", "source": "salesforce", "observed_at": at(1), "content": "A new lead."},
+        {
+            "id": "lead-1",
+            "object": "lead",
+            "key": "L-5",
+            "source": "salesforce",
+            "observed_at": at(1),
+            "content": "A new lead.",
+        },
         {"id": "bad-1", "object": "customer", "source": "sap", "observed_at": at(1)},
-        {"id": "prod-1", "object": "product", "key": "SKU-0042", "source": "warehouse", "observed_at": at(600),
-         "fields": {"sku": "SKU-0042", "stock": 17}, "content": "Product SKU-0042: 17 in stock."},  # fmt: skip
+        {
+            "id": "prod-1",
+            "object": "product",
+            "key": "SKU-0042",
+            "source": "warehouse",
+            "observed_at": at(600),
+            "fields": {"sku": "SKU-0042", "stock": 17},
+            "content": "Product SKU-0042: 17 in stock.",
+        },
     ]
 
 

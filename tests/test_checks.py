@@ -11,8 +11,14 @@ from guard import Action, Guard, InputError, ReasonCode, Record, Verdict, parse_
 from tests.conftest import MINIMAL_POLICY, NOW, RecordFactory, ts
 
 C = ReasonCode
-ago = lambda **kw: ts(NOW - timedelta(**kw))  # noqa: E731
-ahead = lambda **kw: ts(NOW + timedelta(**kw))  # noqa: E731
+
+
+def ago(**delta: float) -> str:
+    return ts(NOW - timedelta(**delta))
+
+
+def ahead(**delta: float) -> str:
+    return ts(NOW + timedelta(**delta))
 
 
 def decide_one(guard: Guard, record: Any) -> tuple[Action, tuple[ReasonCode, ...]]:
@@ -39,7 +45,9 @@ ENVELOPE_CASES = {
 
 
 @pytest.mark.parametrize(("overrides", "action", "codes"), ENVELOPE_CASES.values(), ids=ENVELOPE_CASES.keys())
-def test_envelope(guard: Guard, record: RecordFactory, overrides: dict[str, Any], action: Action, codes: tuple[ReasonCode, ...]) -> None:
+def test_envelope(
+    guard: Guard, record: RecordFactory, overrides: dict[str, Any], action: Action, codes: tuple[ReasonCode, ...]
+) -> None:
     assert decide_one(guard, record(**overrides)) == (action, codes)
 
 
@@ -75,14 +83,23 @@ OWNERSHIP_CASES = {
 
 
 @pytest.mark.parametrize(("overrides", "codes"), OWNERSHIP_CASES.values(), ids=OWNERSHIP_CASES.keys())
-def test_ownership(guard: Guard, record: RecordFactory, overrides: dict[str, Any], codes: tuple[ReasonCode, ...]) -> None:
+def test_ownership(
+    guard: Guard, record: RecordFactory, overrides: dict[str, Any], codes: tuple[ReasonCode, ...]
+) -> None:
     assert decide_one(guard, record(**overrides))[1] == codes
 
 
 def test_unauthorized_source_names_the_system_of_record() -> None:
     policy = parse_policy(MINIMAL_POLICY.replace("replicas: [sap, warehouse]", "replicas: [sap]"))
     guard = Guard(policy)
-    copy = {"id": "x", "object": "customer", "key": "C-1", "source": "warehouse", "observed_at": ago(minutes=1), "fields": {"email": "a@b.c"}}
+    copy = {
+        "id": "x",
+        "object": "customer",
+        "key": "C-1",
+        "source": "warehouse",
+        "observed_at": ago(minutes=1),
+        "fields": {"email": "a@b.c"},
+    }
     decision = guard.check([copy], pipeline="t", now=NOW).decisions[0]
     assert decision.codes == (C.UNAUTHORIZED_SOURCE,)
     assert "system of record is salesforce" in decision.reasons[0].message
@@ -94,7 +111,11 @@ FRESHNESS_CASES = {
     "aging": ({"observed_at": ago(minutes=31)}, Action.WARN, (C.AGING,)),
     "exactly max_age": ({"observed_at": ago(hours=1)}, Action.WARN, (C.AGING,)),
     "stale": ({"observed_at": ago(hours=3, minutes=5)}, Action.BLOCK, (C.STALE,)),
-    "age from updated_at when not observed": ({"observed_at": ..., "updated_at": ago(hours=2)}, Action.BLOCK, (C.STALE,)),
+    "age from updated_at when not observed": (
+        {"observed_at": ..., "updated_at": ago(hours=2)},
+        Action.BLOCK,
+        (C.STALE,),
+    ),
     "observed_at wins over updated_at": ({"observed_at": ago(minutes=1), "updated_at": ago(days=3)}, Action.ALLOW, ()),
     "no timestamp": ({"observed_at": ..., "updated_at": ...}, Action.BLOCK, (C.MISSING_TIMESTAMP,)),
     "null timestamps": ({"observed_at": None, "updated_at": None}, Action.BLOCK, (C.MISSING_TIMESTAMP,)),
@@ -105,7 +126,9 @@ FRESHNESS_CASES = {
 
 
 @pytest.mark.parametrize(("overrides", "action", "codes"), FRESHNESS_CASES.values(), ids=FRESHNESS_CASES.keys())
-def test_freshness(guard: Guard, record: RecordFactory, overrides: dict[str, Any], action: Action, codes: tuple[ReasonCode, ...]) -> None:
+def test_freshness(
+    guard: Guard, record: RecordFactory, overrides: dict[str, Any], action: Action, codes: tuple[ReasonCode, ...]
+) -> None:
     assert decide_one(guard, record(**overrides)) == (action, codes)
 
 
@@ -126,7 +149,10 @@ SCHEMA_CASES = {
     "not in set": ({"email": "a@b.c", "tier": "platinum"}, [("tier", "in")]),
     "pattern": ({"email": "not-an-email"}, [("email", "pattern")]),
     "null not allowed": ({"email": None}, [("email", "nullable")]),
-    "several at once": ({"email": "x", "credit_limit": -5, "tier": "tin"}, [("email", "pattern"), ("credit_limit", "min"), ("tier", "in")]),
+    "several at once": (
+        {"email": "x", "credit_limit": -5, "tier": "tin"},
+        [("email", "pattern"), ("credit_limit", "min"), ("tier", "in")],
+    ),
     "undeclared fields pass": ({"email": "a@b.c", "nickname": "Ana"}, []),
 }
 
@@ -155,7 +181,12 @@ def test_record_without_fields_misses_required_ones(guard: Guard, record: Record
 
 
 LINEAGE_POLICY = MINIMAL_POLICY.replace("warn_age: 30m", "warn_age: 30m\n    require_lineage: true")
-hop = lambda system, **kw: {"system": system, "at": ago(**kw)}  # noqa: E731
+
+
+def hop(system: str, **delta: float) -> dict[str, str]:
+    return {"system": system, "at": ago(**delta)}
+
+
 PROVENANCE_CASES = {
     "owner then replica": ([hop("salesforce", minutes=9), hop("sap", minutes=5)], ()),
     "owner only": ([hop("salesforce", minutes=9)], ()),
@@ -194,7 +225,9 @@ def test_supersession_from_owner_records_and_changes(guard: Guard, record: Recor
 
 
 def test_blocked_owner_records_teach_nothing(guard: Guard, record: RecordFactory) -> None:
-    guard.check([record(source="salesforce", updated_at=ago(minutes=1), fields={"email": "broken"})], pipeline="t", now=NOW)
+    guard.check(
+        [record(source="salesforce", updated_at=ago(minutes=1), fields={"email": "broken"})], pipeline="t", now=NOW
+    )
     assert decide_one(guard, record(source="sap", updated_at=ago(minutes=20)))[1] == ()
 
 
@@ -219,7 +252,12 @@ def test_pipeline_and_now_are_required_correctly(guard: Guard, record: RecordFac
 
 
 def test_result_shape(guard: Guard, record: RecordFactory) -> None:
-    result = guard.check([record(), record(source="hubspot"), record(observed_at=ago(minutes=45))], pipeline="bot", now=NOW, consumer={"model": "gpt"})
+    result = guard.check(
+        [record(), record(source="hubspot"), record(observed_at=ago(minutes=45))],
+        pipeline="bot",
+        now=NOW,
+        consumer={"model": "gpt"},
+    )
     body = result.to_dict()
     assert body["verdict"] == "partial"
     assert body["policy"] == {"name": "support-bot", "version": 3}

@@ -48,7 +48,11 @@ CASES = [
     ("prefer_owner", [copy("o", "salesforce", tier="gold"), copy("r", "sap", tier="silver")], ["r"]),
     ("prefer_owner", [copy("r1", "sap", tier="gold"), copy("r2", "warehouse", tier="silver")], ["r1", "r2"]),
     ("prefer_owner", [copy("o", "salesforce", tier="gold"), copy("same", "sap", tier="gold")], []),
-    ("prefer_owner", [copy("o", "salesforce", tier="gold"), copy("ok", "sap", tier="gold"), copy("bad", "warehouse", tier="bronze")], ["bad"]),
+    (
+        "prefer_owner",
+        [copy("o", "salesforce", tier="gold"), copy("ok", "sap", tier="gold"), copy("bad", "warehouse", tier="bronze")],
+        ["bad"],
+    ),
     ("newest", [copy("old", "salesforce", 30, tier="gold"), copy("new", "sap", 5, tier="silver")], ["old"]),
     ("newest", [copy("a", "salesforce", 5, tier="gold"), copy("b", "sap", 5, tier="silver")], ["a", "b"]),
     ("block_all", [copy("o", "salesforce", tier="gold"), copy("r", "sap", tier="silver")], ["o", "r"]),

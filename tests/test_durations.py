@@ -62,7 +62,12 @@ def test_exact_form_round_trips(seconds: int, micros: int) -> None:
 
 @pytest.mark.parametrize(
     ("delta", "text"),
-    [(timedelta(hours=1, minutes=30), "1h30m"), (timedelta(days=2), "2d"), (timedelta(0), "0s"), (timedelta(seconds=0.25), "0.25s")],
+    [
+        (timedelta(hours=1, minutes=30), "1h30m"),
+        (timedelta(days=2), "2d"),
+        (timedelta(0), "0s"),
+        (timedelta(seconds=0.25), "0.25s"),
+    ],
 )
 def test_exact_form(delta: timedelta, text: str) -> None:
     assert format_duration(delta) == text

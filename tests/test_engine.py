@@ -37,7 +37,23 @@ field_values = st.one_of(
     st.booleans(),
     st.none(),
 )
-field_names = st.sampled_from(["email", "name", "credit_limit", "tier", "status", "total", "currency", "paid", "amount_due", "sku", "stock", "priority", "opened_at"])
+field_names = st.sampled_from(
+    [
+        "email",
+        "name",
+        "credit_limit",
+        "tier",
+        "status",
+        "total",
+        "currency",
+        "paid",
+        "amount_due",
+        "sku",
+        "stock",
+        "priority",
+        "opened_at",
+    ]
+)
 
 
 @st.composite
@@ -58,7 +74,11 @@ def records(draw: st.DrawFn) -> Any:
     if draw(st.booleans()):
         record["content"] = draw(st.sampled_from(["A", "B"]))
     if draw(st.integers(0, 3)) == 0:
-        hops = draw(st.lists(st.tuples(st.sampled_from(["salesforce", "sap", "warehouse", "stripe"]), minutes, styles), max_size=3))
+        hops = draw(
+            st.lists(
+                st.tuples(st.sampled_from(["salesforce", "sap", "warehouse", "stripe"]), minutes, styles), max_size=3
+            )
+        )
         record["lineage"] = [{"system": s, "at": stamp(m, style)} for s, m, style in hops]
     for member in ("id", "object", "source"):
         if draw(st.integers(0, 25)) == 0:
@@ -71,7 +91,9 @@ def records(draw: st.DrawFn) -> Any:
     return record
 
 
-def decisions(policy: Policy, batch: list[Any], *, fast: bool) -> list[tuple[str, Action, tuple[Any, ...], float | None]]:
+def decisions(
+    policy: Policy, batch: list[Any], *, fast: bool
+) -> list[tuple[str, Action, tuple[Any, ...], float | None]]:
     compiled = compile_policy(policy, {"STRIPE_SIGNING_KEY": STRIPE_KEY})
     table = finish(screen(batch, compiled, NOW, fast=fast), {})
     return [(d.id, d.action, tuple((r.code, r.message) for r in d.reasons), d.age_s) for d in table]
@@ -102,7 +124,10 @@ def test_an_older_copy_never_gets_a_better_action(example_policy: Policy, record
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(batch=st.lists(records(), max_size=8), junk=st.sampled_from([None, "x", 1, [], {"id": "zz"}, {"object": "customer"}]))
+@given(
+    batch=st.lists(records(), max_size=8),
+    junk=st.sampled_from([None, "x", 1, [], {"id": "zz"}, {"object": "customer"}]),
+)
 def test_a_malformed_record_changes_nothing_for_the_others(example_policy: Policy, batch: list[Any], junk: Any) -> None:
     guard = Guard(example_policy, environ={"STRIPE_SIGNING_KEY": STRIPE_KEY})
     alone = guard.check(batch, pipeline="t", now=NOW)
@@ -123,7 +148,10 @@ def test_importing_the_library_keeps_heavy_packages_away() -> None:
     import subprocess
     import sys
 
-    code = "import sys, guard; from guard import Guard, load_policy; print(sorted(m for m in ('pandas', 'polars', 'pandera', 'sqlalchemy') if m in sys.modules))"
+    code = (
+        "import sys, guard; from guard import Guard, load_policy; "
+        "print(sorted(m for m in ('pandas', 'polars', 'pandera', 'sqlalchemy') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
 

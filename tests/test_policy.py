@@ -49,22 +49,52 @@ def _refusal(text: str) -> PolicyError:
     ("old", "new", "path", "words"),
     [
         ("owner: salesforce", "owner: salesforc", "objects.customer.owner", "did you mean 'salesforce'"),
-        ("replicas: [sap, warehouse]", "replicas: [sap, salesforce]", "objects.customer.replicas.1", "cannot also be a replica"),
+        (
+            "replicas: [sap, warehouse]",
+            "replicas: [sap, salesforce]",
+            "objects.customer.replicas.1",
+            "cannot also be a replica",
+        ),
         ("replicas: [sap, warehouse]", "replicas: [sap, sap]", "objects.customer.replicas.1", "listed twice"),
         ("max_age: 1h", "max_age: an hour", "objects.customer.max_age", "not a duration"),
         ("max_age: 1h", "max_age: -5m", "objects.customer.max_age", "zero or more"),
         ("max_age: 1h", "max_age: P1M", "objects.customer.max_age", "years or months"),
         ("warn_age: 30m", "warn_age: 2h", "objects.customer", "must be shorter than max_age"),
         ("clock_skew: 2m", "clock_skew: soon", "clock_skew", "not a duration"),
-        ("{type: float, min: 0}", "{type: decimal, min: 0}", "objects.customer.fields.credit_limit.type", "'decimal' is not allowed"),
-        ("{type: float, min: 0}", "{type: float, minimum: 0}", "objects.customer.fields.credit_limit.minimum", "unknown check 'minimum'; did you mean 'min'"),
-        ("{type: float, min: 0}", "{type: str, min: 0}", "objects.customer.fields.credit_limit", "min and max apply to int and float"),
+        (
+            "{type: float, min: 0}",
+            "{type: decimal, min: 0}",
+            "objects.customer.fields.credit_limit.type",
+            "'decimal' is not allowed",
+        ),
+        (
+            "{type: float, min: 0}",
+            "{type: float, minimum: 0}",
+            "objects.customer.fields.credit_limit.minimum",
+            "unknown check 'minimum'; did you mean 'min'",
+        ),
+        (
+            "{type: float, min: 0}",
+            "{type: str, min: 0}",
+            "objects.customer.fields.credit_limit",
+            "min and max apply to int and float",
+        ),
         ("in: [gold, silver, bronze]", "in: [gold, 2]", "objects.customer.fields.tier", "not str"),
-        ("pattern: '^[^@\\s]+@[^@\\s]+$'", "pattern: '([a-z'", "objects.customer.fields.email.pattern", "not a valid regular expression"),
+        (
+            "pattern: '^[^@\\s]+@[^@\\s]+$'",
+            "pattern: '([a-z'",
+            "objects.customer.fields.email.pattern",
+            "not a valid regular expression",
+        ),
         ("version: 3", "version: '3'", "version", "whole number"),
         ("version: 3", "version: 3.5", "version", "whole number"),
         ("version: 3", "version: three", "version", "whole number"),
-        ("warn_age: 30m", "warn_age: 30m\n    on_conflict: first", "objects.customer.on_conflict", "'first' is not allowed"),
+        (
+            "warn_age: 30m",
+            "warn_age: 30m\n    on_conflict: first",
+            "objects.customer.on_conflict",
+            "'first' is not allowed",
+        ),
         ("clock_skew: 2m", "clock_skew: 2m\nnaive_timestamps: local", "naive_timestamps", "'local' is not allowed"),
         ("clock_skew: 2m", "clock_skew: 2m\nslots: []", "slots", "unknown key 'slots'; did you mean 'slas'"),
         ("policy: support-bot\n", "", "policy", "required but missing"),
@@ -117,7 +147,7 @@ def test_documents_that_are_not_policies(text: str, words: str) -> None:
 
 def test_unreadable_file_names_the_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
-    with pytest.raises(PolicyError, match="nope.yaml"):
+    with pytest.raises(PolicyError, match=r"nope\.yaml"):
         load_policy(missing)
 
 

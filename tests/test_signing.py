@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from guard import Guard, ReasonCode, Record, canonical_bytes, parse_policy, sign_record, with_signature
 from tests.conftest import MINIMAL_POLICY, NOW, RecordFactory
 
-SIGNED_POLICY = MINIMAL_POLICY.replace("sap: {team: finance-systems}", "sap: {team: finance-systems, signing_key_env: SAP_KEY}")
+SIGNED_POLICY = MINIMAL_POLICY.replace(
+    "sap: {team: finance-systems}", "sap: {team: finance-systems, signing_key_env: SAP_KEY}"
+)
 
 
 def test_canonical_form_is_design_md_exactly() -> None:

@@ -92,7 +92,9 @@ def _disagreements(group: list[Envelope]) -> dict[tuple[int, int], list[str]]:
 def _disagreements_deduped(group: list[Envelope]) -> dict[tuple[int, int], list[str]]:
     classes: dict[str, list[Envelope]] = {}
     for env in group:
-        fingerprint = json.dumps([env.fields or None, None if env.fields else env.content], sort_keys=True, default=repr)
+        fingerprint = json.dumps(
+            [env.fields or None, None if env.fields else env.content], sort_keys=True, default=repr
+        )
         classes.setdefault(fingerprint, []).append(env)
     members = list(classes.values())
     pairs: dict[tuple[int, int], list[str]] = {}
@@ -106,7 +108,9 @@ def _disagreements_deduped(group: list[Envelope]) -> dict[tuple[int, int], list[
     return pairs
 
 
-def _winners(conflicted: list[Envelope], rules: ObjectRules, partners: dict[int, dict[int, list[str]]]) -> list[Envelope]:
+def _winners(
+    conflicted: list[Envelope], rules: ObjectRules, partners: dict[int, dict[int, list[str]]]
+) -> list[Envelope]:
     if rules.on_conflict == "prefer_owner":
         chosen = [env for env in conflicted if env.source == rules.owner]
     elif rules.on_conflict == "newest":

@@ -70,7 +70,9 @@ def read_envelope(index: int, raw: Any, naive_is_utc: bool) -> Envelope:
             value = str(value)
         if not isinstance(value, str) or not value:
             missing = name not in raw or value is None
-            env.problems.append(f"`{name}` is required" if missing else f"`{name}` must be a non-empty string, got {_kind(value)}")
+            env.problems.append(
+                f"`{name}` is required" if missing else f"`{name}` must be a non-empty string, got {_kind(value)}"
+            )
             env.fatal = True
         else:
             setattr(env, name, value)

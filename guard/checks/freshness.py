@@ -10,7 +10,9 @@ from guard.checks.rules import ObjectRules
 from guard.decisions import Reason, ReasonCode
 
 
-def check_freshness(env: Envelope, rules: ObjectRules | None, now: datetime, skew_s: float, out: list[Reason]) -> float | None:
+def check_freshness(
+    env: Envelope, rules: ObjectRules | None, now: datetime, skew_s: float, out: list[Reason]
+) -> float | None:
     """Append MISSING_TIMESTAMP, FUTURE_TIMESTAMP, STALE or AGING; return the age in seconds."""
     observed, updated = env.observed_at, env.updated_at
     if observed is None and updated is None:
@@ -46,7 +48,11 @@ def check_freshness(env: Envelope, rules: ObjectRules | None, now: datetime, ske
                 ReasonCode.STALE,
                 f"{env.label()} is {humanize_seconds(age)} old; the limit agreed with "
                 f"{rules.agreed_with} is {rules.max_age_text}",
-                {"age_s": round(age, 3), "max_age_s": rules.max_age_s, "measured_from": "observed_at" if observed is not None else "updated_at"},
+                {
+                    "age_s": round(age, 3),
+                    "max_age_s": rules.max_age_s,
+                    "measured_from": "observed_at" if observed is not None else "updated_at",
+                },
             )
         )
     elif rules.warn_age_s is not None and age > rules.warn_age_s:

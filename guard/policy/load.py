@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from guard.errors import PolicyError, PolicyProblem
-from guard.policy.model import FieldSpec, ObjectSpec, Policy, SLASpec
+from guard.policy.model import FieldSpec, NotifySpec, ObjectSpec, Policy, SLASpec, SourceSpec
 from guard.policy.references import reference_problems
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -57,9 +57,7 @@ def policy_from_document(
     except ValidationError as exc:
         problems = [_problem(error, lines) for error in exc.errors()]
         raise PolicyError(origin, problems) from None
-    problems = [
-        PolicyProblem(path, message, _line_of(path, lines)) for path, message in reference_problems(policy)
-    ]
+    problems = [PolicyProblem(path, message, _line_of(path, lines)) for path, message in reference_problems(policy)]
     if problems:
         raise PolicyError(origin, problems)
     return policy
@@ -71,12 +69,16 @@ def _problem(error: ErrorDetails, lines: Mapping[str, int]) -> PolicyProblem:
     if kind == "extra_forbidden":
         parent, unknown = loc[:-1], loc[-1]
         path = ".".join(parent)
-        return PolicyProblem(path + ("." if path else "") + unknown, _unknown_key(parent, unknown), _line_of(".".join(loc), lines))
+        return PolicyProblem(
+            path + ("." if path else "") + unknown, _unknown_key(parent, unknown), _line_of(".".join(loc), lines)
+        )
     path = ".".join(loc)
     if kind == "missing":
         message = "is required but missing"
     elif kind in ("int_type", "int_parsing", "int_from_float") and loc[-1:] == ["version"]:
-        message = f"must be a whole number (got {error['input']!r}); a published policy needs a higher version than the last"
+        message = (
+            f"must be a whole number (got {error['input']!r}); a published policy needs a higher version than the last"
+        )
     elif kind == "literal_error":
         message = f"{error['input']!r} is not allowed; {error['msg'].lower()}"
     else:
@@ -106,8 +108,6 @@ def _allowed_keys(parent: list[str]) -> list[str]:
     elif parent[:1] == ["slas"] and len(parent) == 2:
         model = SLASpec
     elif parent[:1] in (["sources"], ["notify"]) and len(parent) == 2:
-        from guard.policy.model import NotifySpec, SourceSpec
-
         model = SourceSpec if parent[0] == "sources" else NotifySpec
     return [field.alias or name for name, field in model.model_fields.items()]
 

@@ -82,11 +82,7 @@ class FieldSpec(_Strict):
         stringy = ("pattern", "min_length", "max_length")
         if self.type != "str" and any(getattr(self, name) is not None for name in stringy):
             raise ValueError(f"pattern, min_length and max_length apply to str fields, not {self.type}")
-        if (
-            self.min_length is not None
-            and self.max_length is not None
-            and self.min_length > self.max_length
-        ):
+        if self.min_length is not None and self.max_length is not None and self.min_length > self.max_length:
             raise ValueError(f"min_length ({self.min_length}) is greater than max_length ({self.max_length})")
         if self.in_ is not None:
             if self.type == "datetime":

@@ -19,9 +19,12 @@ def reference_problems(policy: Policy) -> Iterator[tuple[str, str]]:
         for index, replica in enumerate(spec.replicas):
             path = f"{base}.replicas.{index}"
             if replica == spec.owner:
-                yield path, (
-                    f"{replica!r} is the owner of {name} and cannot also be a replica; "
-                    "an object has one authoritative source"
+                yield (
+                    path,
+                    (
+                        f"{replica!r} is the owner of {name} and cannot also be a replica; "
+                        "an object has one authoritative source"
+                    ),
                 )
             elif replica not in policy.sources:
                 yield path, _undeclared("source", replica, sources, "sources")
@@ -37,9 +40,12 @@ def reference_problems(policy: Policy) -> Iterator[tuple[str, str]]:
         if obj is None:
             yield f"{base}.object", _undeclared("object", sla.object, list(policy.objects), "objects")
         elif sla.source in policy.sources and sla.source != obj.owner and sla.source not in obj.replicas:
-            yield f"{base}.source", (
-                f"{sla.source!r} neither owns nor replicates {sla.object}, so it has no integration "
-                "point to hold to an SLA; add it to the object's replicas or fix the SLA"
+            yield (
+                f"{base}.source",
+                (
+                    f"{sla.source!r} neither owns nor replicates {sla.object}, so it has no integration "
+                    "point to hold to an SLA; add it to the object's replicas or fix the SLA"
+                ),
             )
         if (sla.source, sla.object) in seen_points:
             yield base, f"a second SLA for {sla.source} → {sla.object}; merge them into one entry"
