@@ -6,7 +6,7 @@ result = guard.check(records, pipeline="support-bot")
 """
 
 from guard._durations import format_duration, humanize_seconds, parse_duration
-from guard.decisions import Action, CheckResult, Decision, PolicyRef, Reason, ReasonCode, Verdict
+from guard.decisions import Action, CheckResult, Decision, DecisionTable, PolicyRef, Reason, ReasonCode, Verdict
 from guard.errors import ConfigurationError, GuardError, InputError, PolicyError, PolicyProblem, StoreError
 from guard.guard import Guard
 from guard.policy import Policy, load_policy, parse_policy
@@ -22,6 +22,7 @@ __all__ = [
     "CheckResult",
     "ConfigurationError",
     "Decision",
+    "DecisionTable",
     "Guard",
     "GuardError",
     "InputError",

@@ -75,7 +75,7 @@ class Batch:
         self.fields: list[Mapping[str, Any] | None] = [None] * size
         self.reasons: list[list[Reason] | None] = [None] * size
         self.envelopes: dict[int, Envelope] = {}
-        self.uncheckable: set[int] = set()  # records whose `fields` member is malformed
+        self.uncheckable: set[int] = set()  # records whose contract cannot be checked: a broken envelope
 
     def entities(self) -> set[Entity]:
         """The entities whose supersession watermark the check needs (records with `updated_at`)."""
@@ -221,10 +221,11 @@ def _full_path(batch: Batch, index: int) -> None:
     out: list[Reason] = []
     batch.reasons[index] = out
     batch.ids[index] = env.id
+    batch.objects[index], batch.keys[index], batch.sources[index] = env.object, env.key, env.source
     if env.fatal:
         out.append(invalid_reason(env))
+        batch.uncheckable.add(index)
         return
-    batch.objects[index], batch.keys[index], batch.sources[index] = env.object, env.key, env.source
     batch.observed[index], batch.updated[index] = env.observed_at, env.updated_at
     batch.fields[index] = env.fields
     if env.problems:

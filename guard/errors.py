@@ -50,7 +50,7 @@ class ConfigurationError(GuardError):
     """The guard cannot run as configured; the message says what to set."""
 
 
-class InputError(GuardError):
+class InputError(GuardError, ValueError):
     """Input a check cannot take at all: records that are not a list, a file line that is not JSON."""
 
 

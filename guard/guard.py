@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from guard._gc import gc_paused
-from guard._timestamps import require_aware, utc_now
+from guard._timestamps import utc_now
 from guard.checks.rules import CompiledPolicy
 from guard.decisions import Action, CheckResult, PolicyRef
 from guard.engine import DEFAULT_PANDERA_THRESHOLD, Batch, finish, owner_versions, screen
@@ -76,7 +76,9 @@ class Guard:
         if not isinstance(pipeline, str) or not pipeline:
             raise InputError("pipeline must be a non-empty string naming the pipeline that checks")
         batch = _as_sequence(records)
-        moment = utc_now() if now is None else require_aware(now)
+        if now is not None and (now.tzinfo is None or now.utcoffset() is None):
+            raise InputError("now must be timezone-aware (for example datetime.now(UTC))")
+        moment = utc_now() if now is None else now
         compiled = self._compiled
         with gc_paused():
             envelopes = [r.to_envelope() if isinstance(r, Record) else r for r in batch]
@@ -112,7 +114,8 @@ class Guard:
         """Learn several owner change notifications at once."""
         versions: dict[Entity, datetime] = {}
         for obj, key, updated_at in changes:
-            require_aware(updated_at, "updated_at")
+            if updated_at.tzinfo is None or updated_at.utcoffset() is None:
+                raise InputError(f"the change to {obj} {key} has a naive updated_at; give it a UTC offset")
             entity = (obj, key)
             if entity not in versions or updated_at > versions[entity]:
                 versions[entity] = updated_at

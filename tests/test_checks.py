@@ -247,7 +247,7 @@ def test_input_that_is_not_a_list_of_records_is_refused(guard: Guard, records: A
 def test_pipeline_and_now_are_required_correctly(guard: Guard, record: RecordFactory) -> None:
     with pytest.raises(InputError, match="pipeline"):
         guard.check([record()], pipeline="", now=NOW)
-    with pytest.raises(ValueError, match="timezone-aware"):
+    with pytest.raises(InputError, match="timezone-aware"):
         guard.check([record()], pipeline="t", now=NOW.replace(tzinfo=None))
 
 

@@ -1,0 +1,1 @@
+"""The `freshguard` command line: check a records file, validate and show a policy."""

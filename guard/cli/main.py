@@ -1,2 +1,44 @@
+"""The `freshguard` command: the typer app, assembled from one module per command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from guard import __version__
+from guard.cli import policy
+from guard.cli.check import check_command
+
+app = typer.Typer(
+    name="freshguard",
+    help="Freshguard decides, before a model sees it, whether each record may be used: where it came from, "
+    "whether that source owns it, how fresh it is, whether it keeps its contract and whether copies agree.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",  # joins the lines of a docstring paragraph
+    pretty_exceptions_show_locals=False,  # locals may hold signing keys
+)
+app.command("check", no_args_is_help=True)(check_command)
+app.add_typer(policy.app)
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"freshguard {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Freshguard decides, before a model sees it, whether each record may be used."""
+
+
 def main() -> None:
-    raise SystemExit(0)
+    """Run the `freshguard` command."""
+    app()

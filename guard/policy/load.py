@@ -83,7 +83,7 @@ def _problem(error: ErrorDetails, lines: Mapping[str, int]) -> PolicyProblem:
         message = f"{error['input']!r} is not allowed; {error['msg'].lower()}"
     else:
         message = error["msg"].removeprefix("Value error, ")
-        if "input" in error and not isinstance(error["input"], dict | list):
+        if "input" in error and not isinstance(error["input"], dict | list) and repr(error["input"]) not in message:
             message = f"{message} (got {error['input']!r})"
     return PolicyProblem(path, message, _line_of(path, lines))
 

@@ -1,0 +1,140 @@
+"""The summary of one check, as rich text and tables a non-engineer can read."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from guard import Action, CheckResult, Policy, ReasonCode, Verdict
+
+_VERDICT_STYLE = {Verdict.PASS: "bold green", Verdict.PARTIAL: "bold yellow", Verdict.BLOCKED: "bold red"}
+_ACTION_STYLE = {Action.ALLOW: "green", Action.WARN: "yellow", Action.BLOCK: "red"}
+_MEANING = {
+    ReasonCode.INVALID_RECORD: "the record is malformed",
+    ReasonCode.UNKNOWN_OBJECT: "data the policy does not cover",
+    ReasonCode.UNKNOWN_SOURCE: "a system the policy does not know",
+    ReasonCode.UNAUTHORIZED_SOURCE: "this system may not serve it",
+    ReasonCode.MISSING_TIMESTAMP: "no time says how old it is",
+    ReasonCode.FUTURE_TIMESTAMP: "dated in the future",
+    ReasonCode.STALE: "older than its freshness limit",
+    ReasonCode.AGING: "getting old, still allowed",
+    ReasonCode.SCHEMA_VIOLATION: "fields break the contract",
+    ReasonCode.MISSING_PROVENANCE: "no trail of where it came from",
+    ReasonCode.PROVENANCE_BROKEN: "its trail skips the owner",
+    ReasonCode.UNSIGNED: "the signature is missing",
+    ReasonCode.BAD_SIGNATURE: "the signature does not match",
+    ReasonCode.SUPERSEDED: "the owner has a newer version",
+    ReasonCode.CONFLICT: "disagrees with another copy",
+}
+NO_SOURCE = "(no source)"
+
+
+def render_check(result: CheckResult, policy: Policy, console: Console, *, recorded: bool) -> None:
+    """Print the verdict line, then what was blocked or warned and why, then the tally by source."""
+    console.print(headline(result, recorded=recorded))
+    if len(result.decisions) == 0:
+        return
+    reasons = reason_table(result)
+    if reasons.row_count:
+        console.print()
+        console.print(reasons)
+    console.print()
+    console.print(source_table(result, policy))
+
+
+def headline(result: CheckResult, *, recorded: bool) -> Group:
+    """Verdict, counts, duration, policy and run id."""
+    counts = result.counts
+    total = len(result.decisions)
+    blocked = counts[Action.BLOCK]
+    if result.verdict is Verdict.PASS:
+        outcome = f"all {total:,} records may reach the model" if total else "there were no records to check"
+    elif result.verdict is Verdict.BLOCKED:
+        outcome = f"all {total:,} records kept from the model"
+    else:
+        outcome = f"{blocked:,} of {total:,} records kept from the model"
+    verdict = Text.assemble(
+        (f"Verdict: {result.verdict.value.upper()}", _VERDICT_STYLE[result.verdict]), f" — {outcome}"
+    )
+    tally = Text.assemble(
+        *_joined([(f"{counts[action]:,} {_past(action)}", _ACTION_STYLE[action]) for action in Action]),
+        f" · checked in {_seconds(result.duration_s)}",
+    )
+    where = "recorded in the lineage store" if recorded else "not recorded: no --database"
+    context = Text(
+        f"Policy {result.policy.name} v{result.policy.version} · pipeline {result.pipeline}\n"
+        f"Run {result.run_id} ({where})",
+        style="dim",
+    )
+    return Group(verdict, tally, context)
+
+
+def reason_table(result: CheckResult) -> Table:
+    """One row per reason code: how many records it applies to and one example message."""
+    records: Counter[ReasonCode] = Counter()
+    examples: dict[ReasonCode, str] = {}
+    for reasons in result.decisions.reasons:
+        for reason in reasons:
+            examples.setdefault(reason.code, reason.message)
+        records.update({reason.code for reason in reasons})
+    table = Table(title="Blocked and warned by reason", title_justify="left", expand=False)
+    table.add_column("Reason")
+    table.add_column("Effect")
+    table.add_column("Records", justify="right")
+    table.add_column("Example")
+    order = list(ReasonCode)
+    for code, count in sorted(records.items(), key=lambda item: (-item[1], order.index(item[0]))):
+        action = code.action
+        table.add_row(
+            Text.assemble((code.value, "bold"), "\n", (_MEANING.get(code, ""), "dim")),
+            Text("blocks" if action is Action.BLOCK else "warns", style=_ACTION_STYLE[action]),
+            f"{count:,}",
+            Text(examples[code]),
+        )
+    return table
+
+
+def source_table(result: CheckResult, policy: Policy) -> Table:
+    """Allowed, warned and blocked records per source, with the team behind each source."""
+    tally: dict[str, Counter[Action]] = {}
+    table = result.decisions
+    for source, action in zip(table.sources, table.actions, strict=True):
+        tally.setdefault(source if source is not None else NO_SOURCE, Counter())[action] += 1
+    totals: Counter[Action] = Counter(table.actions)
+    out = Table(title="By source", title_justify="left", show_footer=True)
+    out.add_column("Source", footer="Total")
+    out.add_column("Team")
+    for action in Action:
+        out.add_column(_past(action).capitalize(), justify="right", footer=_count(totals[action], action))
+    for source in sorted(tally):
+        if source in policy.sources:
+            team = Text(policy.team_of(source) or "—")
+        else:
+            team = Text("not in the policy" if source != NO_SOURCE else "—", style="dim")
+        counts = tally[source]
+        out.add_row(Text(source), team, *(_count(counts[action], action) for action in Action))
+    return out
+
+
+def _count(count: int, action: Action) -> Text:
+    return Text(f"{count:,}", style=_ACTION_STYLE[action] if count else "dim")
+
+
+def _past(action: Action) -> str:
+    return {Action.ALLOW: "allowed", Action.WARN: "warned", Action.BLOCK: "blocked"}[action]
+
+
+def _seconds(duration: float) -> str:
+    return f"{duration * 1000:.0f} ms" if duration < 1 else f"{duration:.2f} s"
+
+
+def _joined(parts: list[tuple[str, str]]) -> list[str | tuple[str, str]]:
+    out: list[str | tuple[str, str]] = []
+    for part in parts:
+        if out:
+            out.append(", ")
+        out.append(part)
+    return out

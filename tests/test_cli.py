@@ -1,0 +1,392 @@
+"""The `freshguard` command line: exit codes, the summary, decision files, lineage, and the policy commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from guard import LineageStore, __version__
+from guard.cli.main import app
+from guard.cli.records import PROGRESS_FROM_BYTES
+from tests.conftest import EXAMPLE_POLICY, NOW, STRIPE_KEY, RecordFactory, ts
+
+# Wide, colourless output whatever the terminal or CI running the tests says.
+QUIET_ENV: dict[str, str | None] = {"COLUMNS": "200", "FORCE_COLOR": None, "TTY_COMPATIBLE": None, "NO_COLOR": "1"}
+ENV: dict[str, str | None] = {**QUIET_ENV, "STRIPE_SIGNING_KEY": STRIPE_KEY}
+NOW_ARG = ["--now", ts(NOW)]
+
+BROKEN_POLICY = """
+policy: broken
+version: 1
+sources:
+  crm: {team: sales}
+objects:
+  customer:
+    owner: crm
+    max_age: soon
+"""
+
+LOOKAROUND_POLICY = """
+policy: lookaround
+version: 1
+sources:
+  crm: {team: sales}
+objects:
+  customer:
+    owner: crm
+    max_age: 1h
+    fields:
+      code: {type: str, pattern: '^(?=A)'}
+"""
+
+
+def run(args: Sequence[str], env: Mapping[str, str | None] = ENV, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(app, list(args), env=env, input=stdin)
+
+
+def write_jsonl(path: Path, records: Sequence[Any]) -> Path:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def customer(record: RecordFactory) -> RecordFactory:
+    """A customer record that keeps the example policy's contract (which requires `name`); override any member."""
+
+    def build(**overrides: Any) -> dict[str, Any]:
+        fields = {"email": "ana@example.com", "name": "Ana", "credit_limit": 5000, "tier": "gold"}
+        return record(**{"fields": fields, **overrides})
+
+    return build
+
+
+def aged(minutes: int) -> dict[str, str]:
+    """Envelope timestamps of a copy read `minutes` before NOW."""
+    return {"observed_at": ts(NOW - timedelta(minutes=minutes)), "updated_at": ts(NOW - timedelta(minutes=minutes + 2))}
+
+
+# --- check: exit codes -------------------------------------------------------------------------
+
+
+def test_all_allowed_exits_0(tmp_path: Path, customer: RecordFactory) -> None:
+    records = write_jsonl(tmp_path / "in.jsonl", [customer(key="C-1"), customer(key="C-2")])
+
+    result = run(["check", str(records), "--policy", str(EXAMPLE_POLICY), *NOW_ARG])
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert "Verdict: PASS" in result.stdout
+    assert "2 allowed, 0 warned, 0 blocked" in result.stdout
+
+
+def test_something_blocked_exits_1(tmp_path: Path, customer: RecordFactory) -> None:
+    records = write_jsonl(tmp_path / "in.jsonl", [customer(key="C-1"), customer(key="C-2", **aged(180))])
+
+    result = run(["check", str(records), "--policy", str(EXAMPLE_POLICY), *NOW_ARG])
+
+    assert result.exit_code == 1
+    assert "Verdict: PARTIAL — 1 of 2 records kept from the model" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("lines", "policy_text", "env", "expected_message"),
+    [
+        pytest.param(
+            ['{"id": "a"}', "", '{"id": "b",'], None, ENV, "in.jsonl line 3: not valid JSON (", id="bad JSON line"
+        ),
+        pytest.param(None, None, ENV, "missing.jsonl: cannot read the records file", id="missing records file"),
+        pytest.param(
+            ['{"id": "a"}'], BROKEN_POLICY, ENV, "objects.customer.max_age (line 9): 'soon'", id="broken policy"
+        ),
+        pytest.param(
+            ['{"id": "a"}'],
+            None,
+            {**QUIET_ENV, "STRIPE_SIGNING_KEY": None},
+            "these environment variables are not set: STRIPE_SIGNING_KEY (for stripe)",
+            id="missing signing key",
+        ),
+    ],
+)
+def test_input_that_cannot_be_checked_exits_2_with_a_message(
+    tmp_path: Path,
+    lines: list[str] | None,
+    policy_text: str | None,
+    env: dict[str, str | None],
+    expected_message: str,
+) -> None:
+    """Nothing is checked: the message on stderr names the file, line or setting to fix, and no traceback shows."""
+    records = tmp_path / ("in.jsonl" if lines is not None else "missing.jsonl")
+    if lines is not None:
+        records.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    policy = EXAMPLE_POLICY
+    if policy_text is not None:
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(policy_text, encoding="utf-8")
+
+    result = run(["check", str(records), "--policy", str(policy), *NOW_ARG], env=env)
+
+    assert result.exit_code == 2
+    assert expected_message in result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [("2026-11-22T12:00:00", "has no UTC offset"), ("yesterday", "is not an ISO 8601 timestamp")],
+)
+def test_now_without_offset_or_not_a_timestamp_exits_2(
+    tmp_path: Path, customer: RecordFactory, now: str, expected: str
+) -> None:
+    records = write_jsonl(tmp_path / "in.jsonl", [customer()])
+
+    result = run(["check", str(records), "--policy", str(EXAMPLE_POLICY), "--now", now])
+
+    assert result.exit_code == 2
+    assert expected in result.stderr
+
+
+def test_unwritable_out_file_exits_2_before_anything_is_checked(tmp_path: Path, customer: RecordFactory) -> None:
+    records = write_jsonl(tmp_path / "in.jsonl", [customer()])
+
+    result = run(["check", str(records), "-p", str(EXAMPLE_POLICY), "--out", str(tmp_path / "no" / "out.jsonl")])
+
+    assert result.exit_code == 2
+    assert "cannot write the decisions file" in result.stderr
+
+
+def test_unreachable_store_exits_2_without_leaking_the_password(tmp_path: Path, customer: RecordFactory) -> None:
+    records = write_jsonl(tmp_path / "in.jsonl", [customer()])
+    url = "postgresql+psycopg://user:hunter2@127.0.0.1:1/nowhere"
+
+    result = run(["check", str(records), "-p", str(EXAMPLE_POLICY), "--database", url])
+
+    assert result.exit_code == 2
+    assert "lineage store" in result.stderr
+    assert "hunter2" not in result.output
+
+
+# --- check: what is read ------------------------------------------------------------------------
+
+
+def test_json_that_is_not_an_object_is_decided_not_refused(tmp_path: Path, customer: RecordFactory) -> None:
+    records = tmp_path / "in.jsonl"
+    records.write_text(json.dumps(customer()) + '\n[1, 2]\n\n"text"\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+
+    result = run(["check", str(records), "-p", str(EXAMPLE_POLICY), "--out", str(out), *NOW_ARG])
+
+    assert result.exit_code == 1
+    decided = read_jsonl(out)
+    assert [d["action"] for d in decided] == ["allow", "block", "block"]
+    assert [[r["code"] for r in d["reasons"]] for d in decided[1:]] == [["INVALID_RECORD"], ["INVALID_RECORD"]]
+
+
+def test_records_from_stdin(customer: RecordFactory) -> None:
+    lines = "".join(json.dumps(customer(key=f"C-{n}")) + "\n" for n in range(3))
+
+    result = run(["check", "-", "-p", str(EXAMPLE_POLICY), *NOW_ARG], stdin=lines)
+
+    assert result.exit_code == 0
+    assert "3 allowed" in result.stdout
+
+
+def test_conflicts_are_found_across_the_whole_file(tmp_path: Path, customer: RecordFactory) -> None:
+    """Two replica copies that disagree are both blocked, however far apart they sit in a big file."""
+    filler = [customer(key=f"C-{n}", source="warehouse") for n in range(3000)]
+    first = customer(id="sap-copy", key="C-X", source="sap")
+    last = customer(id="warehouse-copy", key="C-X", source="warehouse")
+    last["fields"] = {**last["fields"], "credit_limit": 1}
+    records = write_jsonl(tmp_path / "in.jsonl", [first, *filler, last])
+    out = tmp_path / "out.jsonl"
+
+    result = run(["check", str(records), "-p", str(EXAMPLE_POLICY), "--out", str(out), *NOW_ARG])
+
+    assert result.exit_code == 1
+    by_id = {d["id"]: d for d in read_jsonl(out)}
+    assert [r["code"] for r in by_id["sap-copy"]["reasons"]] == ["CONFLICT"]
+    assert [r["code"] for r in by_id["warehouse-copy"]["reasons"]] == ["CONFLICT"]
+    assert "2 blocked" in result.stdout
+
+
+def test_a_big_file_is_read_without_progress_output_off_a_terminal(tmp_path: Path, customer: RecordFactory) -> None:
+    padding = "x" * 400
+    count = PROGRESS_FROM_BYTES // 400 + 100
+    records = write_jsonl(tmp_path / "big.jsonl", [customer(key=f"C-{n}", content=padding) for n in range(count)])
+    assert records.stat().st_size > PROGRESS_FROM_BYTES
+
+    result = run(["check", str(records), "-p", str(EXAMPLE_POLICY), *NOW_ARG])
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert f"{count:,} allowed" in result.stdout
+
+
+# --- check: what is written ---------------------------------------------------------------------
+
+
+def test_out_file_holds_one_decision_per_record_in_order(tmp_path: Path, customer: RecordFactory) -> None:
+    records = write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            customer(id="fresh", key="C-1"),
+            customer(id="aging", key="C-2", **aged(40)),
+            customer(id="stale", key="C-3", **aged(180)),
+        ],
+    )
+    out = tmp_path / "decisions.jsonl"
+
+    result = run(["check", str(records), "-p", str(EXAMPLE_POLICY), "--out", str(out), *NOW_ARG])
+
+    assert result.exit_code == 1
+    decided = read_jsonl(out)
+    assert [(d["id"], d["action"]) for d in decided] == [("fresh", "allow"), ("aging", "warn"), ("stale", "block")]
+    assert [[r["code"] for r in d["reasons"]] for d in decided] == [[], ["AGING"], ["STALE"]]
+    assert decided[2]["age_s"] == 180 * 60
+    assert set(decided[0]) == {"id", "object", "key", "source", "action", "age_s", "reasons"}
+
+
+def test_summary_explains_reasons_and_sources(tmp_path: Path, customer: RecordFactory) -> None:
+    records = write_jsonl(
+        tmp_path / "in.jsonl",
+        [customer(key="C-1"), customer(key="C-2", source="sap", **aged(180)), customer(key="C-3", source="hubspot")],
+    )
+
+    result = run(["check", str(records), "-p", str(EXAMPLE_POLICY), "--pipeline", "support-bot", *NOW_ARG])
+
+    out = result.stdout
+    assert "Policy support-assistant v1 · pipeline support-bot" in out
+    assert "Blocked and warned by reason" in out
+    assert "STALE" in out
+    assert "customer C-2 from sap is 3h old" in out
+    assert "UNKNOWN_SOURCE" in out
+    assert "By source" in out
+    assert "finance-systems" in out
+    assert "not in the policy" in out
+
+
+def test_database_records_the_run(tmp_path: Path, customer: RecordFactory) -> None:
+    url = f"sqlite:///{tmp_path / 'lineage.db'}"
+    records = write_jsonl(tmp_path / "in.jsonl", [customer(key="C-1"), customer(key="C-2", **aged(180))])
+
+    result = run(
+        ["check", str(records), "-p", str(EXAMPLE_POLICY), "--database", url, "--pipeline", "nightly", *NOW_ARG]
+    )
+
+    assert result.exit_code == 1
+    store = LineageStore(url)
+    try:
+        runs = store.list_runs()
+    finally:
+        store.close()
+    assert len(runs) == 1
+    assert (runs[0]["pipeline"], runs[0]["records"], runs[0]["blocked"]) == ("nightly", 2, 1)
+    assert runs[0]["checked_at"] == NOW
+    assert f"Run {runs[0]['run_id']} (recorded in the lineage store)" in result.stdout
+
+
+def test_now_makes_a_check_reproducible(tmp_path: Path, customer: RecordFactory) -> None:
+    records = write_jsonl(tmp_path / "in.jsonl", [customer(key="C-1", **aged(20)), customer(key="C-2", **aged(50))])
+    outs = [tmp_path / f"out{n}.jsonl" for n in range(3)]
+    moments = [ts(NOW), ts(NOW), ts(NOW + timedelta(hours=1))]
+
+    codes = [
+        run(["check", str(records), "-p", str(EXAMPLE_POLICY), "--out", str(out), "--now", moment]).exit_code
+        for out, moment in zip(outs, moments, strict=True)
+    ]
+
+    assert codes == [0, 0, 1]
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+    assert [d["action"] for d in read_jsonl(outs[0])] == ["allow", "warn"]
+    assert [d["action"] for d in read_jsonl(outs[2])] == ["block", "block"]
+
+
+def test_installed_script_runs_end_to_end(tmp_path: Path, customer: RecordFactory) -> None:
+    script = Path(sys.executable).parent / "freshguard"
+    records = write_jsonl(tmp_path / "in.jsonl", [customer(key="C-1"), customer(key="C-2", **aged(180))])
+    env = {**os.environ, "STRIPE_SIGNING_KEY": STRIPE_KEY, "COLUMNS": "200", "NO_COLOR": "1"}
+
+    done = subprocess.run(
+        [str(script), "check", str(records), "--policy", str(EXAMPLE_POLICY), *NOW_ARG],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert "Verdict: PARTIAL" in done.stdout
+    assert done.stderr == ""
+
+
+def test_version() -> None:
+    result = run(["--version"])
+
+    assert (result.exit_code, result.stdout.strip()) == (0, f"freshguard {__version__}")
+
+
+# --- policy -------------------------------------------------------------------------------------
+
+
+def test_policy_validate_ok_without_signing_keys_set() -> None:
+    result = run(["policy", "validate", str(EXAMPLE_POLICY)], env={**QUIET_ENV, "STRIPE_SIGNING_KEY": None})
+
+    assert result.exit_code == 0
+    assert f"{EXAMPLE_POLICY}: OK — policy support-assistant v1, 4 sources, 5 objects, 4 SLAs" in result.stdout
+    assert "STRIPE_SIGNING_KEY" in result.stdout
+    assert "not set" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("policy_text", "expected_path"),
+    [
+        (BROKEN_POLICY, "objects.customer.max_age"),
+        (LOOKAROUND_POLICY, "objects.customer.fields.code.pattern: the contract engine cannot run this pattern"),
+    ],
+    ids=["does not load", "pattern polars cannot run"],
+)
+def test_policy_validate_refuses_with_every_problem(tmp_path: Path, policy_text: str, expected_path: str) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text, encoding="utf-8")
+
+    result = run(["policy", "validate", str(policy)])
+
+    assert result.exit_code == 2
+    assert f"policy {policy} is refused" in result.stderr
+    assert expected_path in result.stderr
+    assert result.stdout == ""
+
+
+def test_policy_show_lists_objects_owners_and_slas() -> None:
+    result = run(["policy", "show", str(EXAMPLE_POLICY)])
+
+    assert result.exit_code == 0
+    out = result.stdout
+    for expected in ("support-assistant v1", "customer", "support_case", "salesforce", "billing-platform"):
+        assert expected in out
+    assert "required (key in $STRIPE_SIGNING_KEY)" in out
+    assert "one of gold, silver, bronze" in out
+    assert "sap → customer" in out
+    assert "2%" in out
+
+
+def test_policy_show_refuses_a_broken_policy(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(BROKEN_POLICY, encoding="utf-8")
+
+    result = run(["policy", "show", str(policy)])
+
+    assert result.exit_code == 2
+    assert "objects.customer.max_age" in result.stderr
