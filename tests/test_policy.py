@@ -158,3 +158,11 @@ def test_yaml_error_carries_its_line(tmp_path: Path) -> None:
         load_policy(path)
     assert str(path) in str(caught.value)
     assert caught.value.problems[0].line == 3
+
+
+@pytest.mark.parametrize("pattern", [r"(?=a)b", r"(?<!x)y", r"(a)\1", r"(?P<x>a)(?P=x)", r"(?>ab)"])
+def test_patterns_the_contract_engine_cannot_run_are_refused_at_load(pattern: str) -> None:
+    from guard.policy.model import FieldSpec
+
+    with pytest.raises(ValueError, match="not supported by the contract engine"):
+        FieldSpec(type="str", pattern=pattern)

@@ -33,6 +33,8 @@ ConflictRule = Literal["prefer_owner", "newest", "block_all"]
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Number = StrictInt | float
+# Constructs Python's `re` accepts but polars' regex engine (Rust) refuses.
+_UNSUPPORTED_REGEX = re.compile(r"\(\?<?[=!]|\(\?P=|\(\?>|\(\?\(|(?<!\\)\\[1-9]|\\g<")
 Scalar = str | bool | StrictInt | float
 
 
@@ -70,6 +72,12 @@ class FieldSpec(_Strict):
                 re.compile(value)
             except re.error as exc:
                 raise ValueError(f"not a valid regular expression: {exc}") from None
+            unsupported = _UNSUPPORTED_REGEX.search(value)
+            if unsupported:
+                raise ValueError(
+                    f"uses {unsupported.group(0)!r}: look-arounds, back-references and atomic groups are not "
+                    "supported by the contract engine (polars); rewrite the pattern without them"
+                )
         return value
 
     @model_validator(mode="after")
