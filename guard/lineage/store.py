@@ -7,29 +7,47 @@ PostgreSQL COPY), in one transaction with the run and its watermark updates.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from guard.decisions import Action, CheckResult
 from guard.errors import StoreError
-from guard.lineage.tables import run_records, runs, watermarks
+from guard.lineage._values import content_hash, json_value, storable, storable_column
+from guard.lineage.tables import UTCDateTime, run_records, runs, watermarks
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = ["Entity", "LineageStore", "alembic_config", "content_hash"]
 
 Entity = tuple[str, str]
 _RECORD_COLUMNS = (
     "run_id", "position", "record_id", "object", "key", "source", "observed_at",
     "updated_at", "content_hash", "age_s", "action", "reasons",
 )  # fmt: skip
+#: SQLite looks watermarks up with IN lists of this many keys (it caps bound parameters).
 _LOOKUP_CHUNK = 400
+#: PostgreSQL looks up every key of an object at once, joined to an array: psycopg prepares a
+#: statement it runs often, and the generic plan of `key IN ($2, ..., $401)` made while the table
+#: was small scans it (25 s for 50,000 keys); a join stays a hash or an index join whatever the plan.
+_PG_WATERMARK_LOOKUP = sa.text(
+    "SELECT w.key, w.updated_at FROM unnest(CAST(:keys AS text[])) AS wanted(key) "
+    "JOIN watermarks AS w ON w.object = :object AND w.key = wanted.key"
+).columns(sa.column("key", sa.Text), sa.column("updated_at", UTCDateTime()))
+#: The (backend, driver) pairs the store speaks: its SQL is written for these two.
+_SUPPORTED = {"sqlite": "pysqlite", "postgresql": "psycopg"}
+#: Serialises migrations across processes on one PostgreSQL database (`pg_advisory_xact_lock`).
+_MIGRATION_LOCK_KEY = 7414243
+#: Alembic keeps its `context` and `op` in process globals: one migration at a time per process.
+_migrating = threading.Lock()
 
 
 class LineageStore:
@@ -37,30 +55,45 @@ class LineageStore:
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
+        parsed = _parse_url(url)
+        self._password = parsed.password if isinstance(parsed.password, str) else None
         try:
-            self.engine: Engine = sa.create_engine(url, **_engine_options(url))
+            self.engine: Engine = sa.create_engine(parsed, **_engine_options(parsed))
         except (SQLAlchemyError, ImportError, ValueError) as exc:
-            raise StoreError(f"cannot open the lineage store {_safe(url)}: {exc}") from exc
+            raise StoreError(f"cannot open the lineage store {_safe(url)}: {self._scrub(exc)}") from exc
         self.dialect = self.engine.dialect.name
-        if self.dialect not in ("sqlite", "postgresql"):
-            raise StoreError(f"the lineage store supports SQLite and PostgreSQL, not {self.dialect} ({_safe(url)})")
+        # An in-memory SQLite database is one connection that every thread shares, one at a time.
+        self._serial: AbstractContextManager[Any] = threading.RLock() if _in_memory(parsed) else nullcontext()
+        # The COPY path runs on the driver's own cursor, outside SQLAlchemy's error translation.
+        self._driver_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         if self.dialect == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         if migrate:
-            self.migrate()
+            try:
+                self.migrate()
+            except BaseException:
+                self.engine.dispose()
+                raise
 
     def migrate(self) -> None:
-        """Bring the schema up to date with Alembic (serialised across processes on PostgreSQL)."""
+        """Bring the schema up to date with Alembic, in one transaction, one migrator at a time."""
         from alembic import command
-        from alembic.config import Config
+        from alembic.util import CommandError
 
-        config = Config()
-        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        with self._connect("migrate") as conn:
+        with _migrating, self._connect("migrate its schema") as conn:
             if self.dialect == "postgresql":
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7414243)")
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+            else:
+                # pysqlite runs DDL outside any transaction and takes the write lock late;
+                # BEGIN IMMEDIATE makes the migration atomic and waits out another process's.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                command.upgrade(alembic_config(conn), "head")
+            except CommandError as exc:
+                raise StoreError(
+                    f"the lineage store {_safe(self.url)} cannot be migrated: {exc}; its schema may come from "
+                    "a newer Freshguard: upgrade Freshguard, or use another database"
+                ) from exc
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -68,35 +101,65 @@ class LineageStore:
 
     @contextmanager
     def _connect(self, doing: str) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise StoreError(f"the lineage store {_safe(self.url)} failed to {doing}: {exc.__class__.__name__}: {exc}") from exc
+        """A connection in a transaction; every database error leaves as a StoreError."""
+        with self._serial:
+            try:
+                connection = self.engine.connect()
+            except (SQLAlchemyError, self._driver_error) as exc:
+                raise StoreError(
+                    f"cannot reach the lineage store {_safe(self.url)} to {doing}: {self._scrub(exc)}; "
+                    + (
+                        "check that its folder exists and is writable"
+                        if self.dialect == "sqlite"
+                        else "check that the database is up and that the URL is right"
+                    )
+                ) from exc
+            try:
+                with connection, connection.begin():
+                    yield connection
+            except (SQLAlchemyError, self._driver_error) as exc:
+                raise StoreError(f"the lineage store {_safe(self.url)} failed to {doing}: {self._scrub(exc)}") from exc
+
+    def _scrub(self, exc: BaseException) -> str:
+        """The driver's own words for an error, without the SQL, parameters or password."""
+        cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+        text = f"{type(cause).__name__}: {str(cause).strip()}"
+        return text.replace(self._password, "***") if self._password else text
 
     def watermarks(self, entities: Iterable[Entity]) -> dict[Entity, datetime]:
         """The newest owner `updated_at` known for each of these entities (absent when none)."""
+        asked = list(entities)
+        stored = _storable_entities(asked)
         wanted: dict[str, list[str]] = {}
-        for obj, key in entities:
+        for obj, key in set(stored):
             wanted.setdefault(obj, []).append(key)
         found: dict[Entity, datetime] = {}
         if not wanted:
             return found
         with self._connect("read watermarks") as conn:
             for obj, keys in wanted.items():
-                for start in range(0, len(keys), _LOOKUP_CHUNK):
-                    chunk = keys[start : start + _LOOKUP_CHUNK]
-                    rows = conn.execute(
-                        sa.select(watermarks.c.key, watermarks.c.updated_at).where(
-                            watermarks.c.object == obj, watermarks.c.key.in_(chunk)
+                if self.dialect == "postgresql":
+                    lookups = [conn.execute(_PG_WATERMARK_LOOKUP, {"object": obj, "keys": keys})]
+                else:
+                    lookups = [
+                        conn.execute(
+                            sa.select(watermarks.c.key, watermarks.c.updated_at).where(
+                                watermarks.c.object == obj, watermarks.c.key.in_(keys[start : start + _LOOKUP_CHUNK])
+                            )
                         )
-                    )
+                        for start in range(0, len(keys), _LOOKUP_CHUNK)
+                    ]
+                for rows in lookups:
                     for key, updated_at in rows:
                         found[(obj, key)] = updated_at
-        return found
+        if stored is asked:
+            return found
+        return {entity: found[kept] for entity, kept in zip(asked, stored, strict=True) if kept in found}
 
     def advance_watermarks(self, versions: Mapping[Entity, datetime], *, learned_from: str, at: datetime) -> None:
         """Raise each entity's watermark to the given version; an older version never lowers it."""
+        if not versions:
+            return
         with self._connect("write watermarks") as conn:
             self._advance(conn, versions, learned_from, at)
 
@@ -104,11 +167,12 @@ class LineageStore:
         """Write a check: its run, one row per record, and the owner versions it taught."""
         table = result.decisions
         counts = result.counts
+        run_id = storable(result.run_id)
         run_row = {
-            "run_id": result.run_id,
-            "pipeline": result.pipeline,
+            "run_id": run_id,
+            "pipeline": storable(result.pipeline),
             "checked_at": result.checked_at,
-            "policy_name": result.policy.name,
+            "policy_name": storable(result.policy.name),
             "policy_version": result.policy.version,
             "policy_hash": result.policy.hash,
             "verdict": result.verdict.value,
@@ -117,10 +181,9 @@ class LineageStore:
             "warned": counts[Action.WARN],
             "blocked": counts[Action.BLOCK],
             "duration_ms": result.duration_s * 1000,
-            "consumer": dict(result.consumer) if result.consumer is not None else None,
+            "consumer": json_value(result.consumer) if result.consumer is not None else None,
         }
         stamp = _memo(_sqlite_time) if self.dialect == "sqlite" else _identity
-        run_id = result.run_id
         rows = [
             (
                 run_id,
@@ -138,7 +201,8 @@ class LineageStore:
             )
             for position, (record_id, obj, key, source, observed, updated, record, age, action, reasons) in enumerate(
                 zip(
-                    table.ids, table.objects, table.keys, table.sources, table.observed, table.updated,
+                    storable_column(table.ids), storable_column(table.objects), storable_column(table.keys),
+                    storable_column(table.sources), table.observed, table.updated,
                     records, table.ages, table.actions, table.reasons, strict=True,
                 )
             )
@@ -153,8 +217,11 @@ class LineageStore:
     def _insert_records(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         columns = ", ".join(f'"{c}"' for c in _RECORD_COLUMNS)
         if self.dialect == "postgresql":
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            with cursor.copy(f"COPY run_records ({columns}) FROM STDIN") as copy:
+            # The driver connection is the one SQLAlchemy's transaction runs on: the COPY joins it.
+            with (
+                conn.connection.driver_connection.cursor() as cursor,  # type: ignore[union-attr]
+                cursor.copy(f"COPY run_records ({columns}) FROM STDIN") as copy,
+            ):
                 for row in rows:
                     copy.write_row(row)
         else:
@@ -172,11 +239,19 @@ class LineageStore:
             "WHERE excluded.updated_at > watermarks.updated_at"
         )
         when = stamp(at)
-        params = [(obj, key, stamp(version), learned_from, when) for (obj, key), version in versions.items()]
+        # One row per entity as stored (two keys may store alike), in key order: concurrent
+        # writers then lock the rows they share in the same order and cannot deadlock.
+        newest: dict[Entity, datetime] = {}
+        for entity, version in zip(_storable_entities(list(versions)), versions.values(), strict=True):
+            known = newest.get(entity)
+            if known is None or version > known:
+                newest[entity] = version
+        params = [(obj, key, stamp(version), learned_from, when) for (obj, key), version in sorted(newest.items())]
         conn.exec_driver_sql(sql, params)
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """One run with every decision it made, or None when the store has no such run."""
+        run_id = storable(run_id)
         with self._connect("read a run") as conn:
             run = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
             if run is None:
@@ -190,7 +265,7 @@ class LineageStore:
         """The most recent runs, newest first."""
         query = sa.select(runs).order_by(runs.c.checked_at.desc(), runs.c.run_id).limit(limit)
         if pipeline is not None:
-            query = query.where(runs.c.pipeline == pipeline)
+            query = query.where(runs.c.pipeline == storable(pipeline))
         with self._connect("list runs") as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
@@ -199,39 +274,70 @@ class LineageStore:
         query = (
             sa.select(run_records, runs.c.pipeline, runs.c.checked_at, runs.c.policy_name, runs.c.policy_version)
             .join(runs, runs.c.run_id == run_records.c.run_id)
-            .where(run_records.c.object == obj, run_records.c.key == key)
-            .order_by(runs.c.checked_at, run_records.c.position)
+            .where(run_records.c.object == storable(obj), run_records.c.key == storable(key))
+            .order_by(runs.c.checked_at, runs.c.run_id, run_records.c.position)
         )
         with self._connect("read an entity's history") as conn:
             return [_record_out(row) for row in conn.execute(query).mappings()]
 
 
-def content_hash(record: Any) -> str | None:
-    """A short hash of what the model would see: the record's content, else its fields."""
-    if type(record) is not dict:
-        return None
-    content = record.get("content")
-    if type(content) is str:
-        data = content.encode("utf-8", "surrogatepass")
-    else:
-        fields = record.get("fields")
-        if not fields:
-            return None
-        try:
-            data = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
-        except TypeError:
-            data = json.dumps(fields, sort_keys=True, default=repr).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def _record_out(row: Mapping[str, Any]) -> dict[str, Any]:
+def _record_out(row: Mapping[Any, Any]) -> dict[str, Any]:
     out = dict(row)
     out["reasons"] = [code for code in row["reasons"].split(",") if code]
     return out
 
 
-def _engine_options(url: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
+def alembic_config(connection: Connection) -> Config:
+    """An Alembic `Config` for the store's migrations, to run on `connection` (as `migrate` does)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _parse_url(url: str) -> URL:
+    """The URL of a database this store can speak to, or a StoreError that says which would do."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except (SQLAlchemyError, ValueError, TypeError) as exc:
+        raise StoreError(
+            f"the lineage store URL {_safe(url)} does not parse ({type(exc).__name__}); "
+            "use sqlite:///path/to/freshguard.db or postgresql+psycopg://user@host:5432/database"
+        ) from exc
+    if parsed.drivername == "postgres":  # the spelling Heroku and others hand out
+        parsed = parsed.set(drivername="postgresql")
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in _SUPPORTED and not driver:  # SQLAlchemy 2.0 would pick psycopg2 for postgresql://
+        driver = _SUPPORTED[backend]
+        parsed = parsed.set(drivername=f"{backend}+{driver}")
+    if _SUPPORTED.get(backend) != driver:
+        raise StoreError(
+            f"the lineage store supports SQLite (sqlite:///path.db) and PostgreSQL through psycopg "
+            f"(postgresql+psycopg://...), not {parsed.drivername} ({_safe(url)})"
+        )
+    return parsed
+
+
+def _storable_entities(entities: list[Entity]) -> list[Entity]:
+    """The entities as the store keeps them; `entities` itself when nothing needs replacing."""
+    objects = [obj for obj, _ in entities]
+    keys = [key for _, key in entities]
+    stored_objects, stored_keys = storable_column(objects), storable_column(keys)
+    if stored_objects is objects and stored_keys is keys:
+        return entities
+    return list(zip(stored_objects, stored_keys, strict=True))
+
+
+def _in_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def _engine_options(url: URL) -> dict[str, Any]:
+    if _in_memory(url):  # one connection for every thread: each new one would be another, empty database
+        return {"connect_args": {"check_same_thread": False}, "poolclass": sa.pool.StaticPool}
+    if url.get_backend_name() == "sqlite":
         return {"connect_args": {"check_same_thread": False, "timeout": 30}}
     return {"pool_pre_ping": True}
 
@@ -271,4 +377,3 @@ def _safe(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except (SQLAlchemyError, ValueError):
         return "<unparseable URL>"
-

@@ -1,0 +1,166 @@
+"""Alembic migrations of the lineage store: create, repeat, undo, match the tables, and run side by side."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from guard import Guard, LineageStore, Policy, StoreError
+from guard.lineage.store import alembic_config
+from guard.lineage.tables import metadata
+from tests.conftest import NOW, RecordFactory
+from tests.lineage.lineage_helpers import execute, scalar, table_names
+
+LINEAGE_TABLES = {"runs", "run_records", "watermarks"}
+
+
+def head_revision(store: LineageStore) -> str:
+    with store.engine.connect() as conn:
+        head = ScriptDirectory.from_config(alembic_config(conn)).get_current_head()
+    assert head is not None
+    return head
+
+
+def test_migrating_a_fresh_database_creates_the_tables(store_url: str) -> None:
+    store = LineageStore(store_url, migrate=False)
+    try:
+        assert table_names(store_url) == set()
+
+        store.migrate()
+
+        assert table_names(store_url) == {*LINEAGE_TABLES, "alembic_version"}
+        assert scalar(store_url, "SELECT version_num FROM alembic_version") == head_revision(store)
+    finally:
+        store.close()
+
+
+def test_migrating_again_is_a_no_op(
+    minimal_policy: Policy, store_url: str, store: LineageStore, record: RecordFactory
+) -> None:
+    result = Guard(minimal_policy, store=store).check([record()], pipeline="rag", now=NOW)
+    statements: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+    store.migrate()
+    LineageStore(store_url).close()
+
+    ddl = [s for s in statements if s.lstrip().upper().startswith(("CREATE", "ALTER", "DROP"))]
+    assert ddl == []
+    assert scalar(store_url, "SELECT count(*) FROM alembic_version") == 1
+    assert table_names(store_url) == {*LINEAGE_TABLES, "alembic_version"}
+    assert store.get_run(result.run_id) is not None
+
+
+def test_downgrade_to_base_then_upgrade_rebuilds_a_working_store(
+    minimal_policy: Policy, store_url: str, store: LineageStore, record: RecordFactory
+) -> None:
+    with store.engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "base")
+    assert table_names(store_url) & LINEAGE_TABLES == set()
+    assert scalar(store_url, "SELECT count(*) FROM alembic_version") == 0
+
+    with store.engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "head")
+
+    assert table_names(store_url) == {*LINEAGE_TABLES, "alembic_version"}
+    with Guard(minimal_policy, store=store_url) as guard:
+        result = guard.check([record()], pipeline="rag", now=NOW)
+    assert store.get_run(result.run_id) is not None
+
+
+def test_the_migrated_schema_matches_the_table_metadata(store: LineageStore) -> None:
+    """Autogenerate finds nothing to change, and every column, key and index is where tables.py says."""
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        assert compare_metadata(context, metadata) == []
+
+        inspector = sa.inspect(conn)
+        for table in metadata.sorted_tables:
+            columns = {c["name"]: c for c in inspector.get_columns(table.name)}
+            assert list(columns) == [c.name for c in table.columns]
+            assert {name: c["nullable"] for name, c in columns.items()} == {c.name: c.nullable for c in table.columns}
+            primary_key = inspector.get_pk_constraint(table.name)["constrained_columns"]
+            assert primary_key == [c.name for c in table.primary_key.columns]
+            indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes(table.name)}
+            assert indexes == {i.name: [c.name for c in i.columns] for i in table.indexes}
+
+
+def test_a_schema_from_a_newer_freshguard_is_refused(store_url: str, store: LineageStore) -> None:
+    execute(store_url, "UPDATE alembic_version SET version_num = '9999_from_the_future'")
+
+    with pytest.raises(StoreError, match="newer Freshguard") as caught:
+        LineageStore(store_url)
+
+    assert "lineage store" in str(caught.value)
+
+
+def test_stores_migrating_at_once_in_threads_do_not_fail(store_url: str) -> None:
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            LineageStore(store_url).close()
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert scalar(store_url, "SELECT count(*) FROM alembic_version") == 1
+
+
+#: A process that opens (and so migrates) a store once told to go: several start migrating at once.
+MIGRATING_PROCESS = """
+import pathlib, sys, time
+from alembic import command
+from guard import LineageStore
+ready, go, url = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+ready.touch()
+while not go.exists():
+    time.sleep(0.002)
+LineageStore(url).close()
+"""
+
+
+def test_stores_migrating_at_once_in_processes_do_not_fail(store_url: str, tmp_path: Path) -> None:
+    """Across processes the store serialises migrations itself (an advisory lock; BEGIN IMMEDIATE on SQLite)."""
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{n}" for n in range(4)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATING_PROCESS, str(flag), str(go), store_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for flag in ready
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while not all(flag.exists() for flag in ready) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        go.touch()
+        outcomes: list[Any] = [(p.communicate(timeout=120)[1], p.returncode) for p in processes]
+    finally:
+        for process in processes:
+            process.kill()
+
+    assert outcomes == [("", 0)] * 4
+    assert scalar(store_url, "SELECT count(*) FROM alembic_version") == 1
