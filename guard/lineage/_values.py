@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import orjson
 
+from guard.decisions import Reason
+
 #: What a NUL or a lone surrogate becomes in the store (U+FFFD REPLACEMENT CHARACTER).
 REPLACEMENT = "\ufffd"
 
@@ -94,3 +96,12 @@ def _fields_bytes(fields: Any) -> bytes:
         return json.dumps(fields, sort_keys=True, default=repr).encode("utf-8", "surrogatepass")
     except (TypeError, ValueError):  # keys of mixed types cannot be sorted; a cycle
         return json.dumps(_plain(fields), sort_keys=True).encode("utf-8")
+
+
+def explain(reasons: Sequence[Reason]) -> str:
+    """The reasons of one decision as JSON text: what the store keeps so that "why" can be asked later."""
+    listed = [reason.to_dict() for reason in reasons]
+    try:
+        return orjson.dumps(listed).decode()
+    except TypeError:  # text no database can hold, or values JSON cannot say
+        return storable(json.dumps(listed, ensure_ascii=False, default=repr))

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from guard.decisions import Action, CheckResult
 from guard.errors import StoreError
-from guard.lineage._values import content_hash, json_value, storable, storable_column
+from guard.lineage._values import content_hash, explain, json_value, storable, storable_column
 from guard.lineage.tables import UTCDateTime, run_records, runs, watermarks
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ __all__ = ["Entity", "LineageStore", "alembic_config", "content_hash"]
 Entity = tuple[str, str]
 _RECORD_COLUMNS = (
     "run_id", "position", "record_id", "object", "key", "source", "observed_at",
-    "updated_at", "content_hash", "age_s", "action", "reasons",
+    "updated_at", "content_hash", "age_s", "action", "reasons", "explanations",
 )  # fmt: skip
 #: SQLite looks watermarks up with IN lists of this many keys (it caps bound parameters).
 _LOOKUP_CHUNK = 400
@@ -198,6 +198,7 @@ class LineageStore:
                 age,
                 action.value,
                 ",".join([r.code.value for r in reasons]) if reasons else "",
+                explain(reasons) if reasons else None,
             )
             for position, (record_id, obj, key, source, observed, updated, record, age, action, reasons) in enumerate(
                 zip(
@@ -282,8 +283,10 @@ class LineageStore:
 
 
 def _record_out(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A stored decision: `reasons` as codes, `explanations` as the reasons in full (code, message, detail)."""
     out = dict(row)
     out["reasons"] = [code for code in row["reasons"].split(",") if code]
+    out["explanations"] = row["explanations"] or []
     return out
 
 

@@ -79,6 +79,7 @@ run_records = Table(
     Column("age_s", Float, nullable=True),
     Column("action", String(8), nullable=False),
     Column("reasons", Text, nullable=False),
+    Column("explanations", JSON, nullable=True),
     PrimaryKeyConstraint("run_id", "position"),
     Index("ix_run_records_entity", "object", "key"),
 )

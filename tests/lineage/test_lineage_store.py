@@ -40,6 +40,7 @@ def expected_rows(result: CheckResult, records: list[Any]) -> list[dict[str, Any
             "age_s": pytest.approx(decision.age_s) if decision.age_s is not None else None,
             "action": decision.action.value,
             "reasons": [code.value for code in decision.codes],
+            "explanations": [reason.to_dict() for reason in decision.reasons],
         }
         for decision, envelope in zip(result.decisions, envelopes, strict=True)
     ]

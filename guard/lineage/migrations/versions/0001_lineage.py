@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("age_s", sa.Float, nullable=True),
         sa.Column("action", sa.String(8), nullable=False),
         sa.Column("reasons", sa.Text, nullable=False),
+        sa.Column("explanations", sa.JSON, nullable=True),
         sa.PrimaryKeyConstraint("run_id", "position"),
     )
     op.create_index("ix_run_records_entity", "run_records", ["object", "key"])
