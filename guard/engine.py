@@ -131,22 +131,10 @@ def screen(records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, f
             continue
         o, u = get("observed_at"), get("updated_at")
         od = ud = None
-        if o is not None:
-            od = parsed.get(o) if type(o) is str else None
-            if od is None:
-                od = _aware(o)
-                if od is None:
-                    slow(batch, index)
-                    continue
-                parsed[o] = od
-        if u is not None:
-            ud = parsed.get(u) if type(u) is str else None
-            if ud is None:
-                ud = _aware(u)
-                if ud is None:
-                    slow(batch, index)
-                    continue
-                parsed[u] = ud
+        bad_observed = o is not None and (od := _stamp(o, parsed)) is None
+        if bad_observed or (u is not None and (ud := _stamp(u, parsed)) is None):
+            slow(batch, index)
+            continue
         stamp = od if od is not None else ud
         if stamp is None or stamp[1] < cutoffs[obj] or stamp[1] > horizon or (ud is not None and ud[1] > horizon):
             slow(batch, index)
@@ -191,6 +179,18 @@ def _aware(value: object) -> tuple[datetime, float] | None:
     return (moment, moment.timestamp()) if moment.tzinfo is not None else None
 
 
+def _stamp(value: object, parsed: dict[str, tuple[datetime, float]]) -> tuple[datetime, float] | None:
+    """A timestamp as (aware datetime, epoch seconds), parsed once per check; None if not plain ISO with offset."""
+    if type(value) is not str:
+        return None
+    found = parsed.get(value)
+    if found is None:
+        found = _aware(value)
+        if found is not None:
+            parsed[value] = found
+    return found
+
+
 def _plain_lineage(hops: object, owner: str, parsed: dict[str, tuple[datetime, float]]) -> bool:
     """Whether a lineage chain is well-formed, starts at the owner and moves forward in time."""
     if type(hops) is not list or not hops:
@@ -202,12 +202,9 @@ def _plain_lineage(hops: object, owner: str, parsed: dict[str, tuple[datetime, f
         system, at = hop.get("system"), hop.get("at")
         if type(system) is not str or not system or (position == 0 and system != owner):
             return False
-        moment = parsed.get(at) if type(at) is str else None
+        moment = _stamp(at, parsed)
         if moment is None:
-            moment = _aware(at)
-            if moment is None:
-                return False
-            parsed[at] = moment  # type: ignore[index]
+            return False
         if moment[1] < previous:
             return False
         previous = moment[1]
