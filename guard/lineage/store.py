@@ -375,8 +375,10 @@ def _identity(moment: datetime) -> datetime:
 
 
 def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
+    """The URL without its password (in the user part or as a `password` parameter), for messages."""
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
+        parsed = sa.engine.make_url(url)
     except (SQLAlchemyError, ValueError):
         return "<unparseable URL>"
+    secret = {name: "***" for name in parsed.query if name.lower() in ("password", "passwd", "sslpassword")}
+    return parsed.update_query_dict(secret).render_as_string(hide_password=True)

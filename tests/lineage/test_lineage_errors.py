@@ -100,3 +100,12 @@ def test_a_failed_write_leaves_nothing_behind(minimal_policy: Policy, store_url:
     assert "run_records" in str(caught.value)
     assert scalar(store_url, "SELECT count(*) FROM runs") == 0
     assert scalar(store_url, "SELECT count(*) FROM watermarks") == 0
+
+
+def test_a_password_given_as_a_url_parameter_is_hidden_too() -> None:
+    from guard.lineage.store import _safe
+
+    shown = _safe("postgresql+psycopg://user:one@127.0.0.1/db?password=two&sslmode=require")
+    assert "one" not in shown
+    assert "two" not in shown
+    assert "sslmode=require" in shown
