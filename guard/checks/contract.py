@@ -8,10 +8,24 @@ deciding exactly as the pandera schema does, check by check: pandera costs about
 
 Turning JSON values into typed columns is where `required` and `type` are decided
 (pandera's `required` is about columns, not rows); every other check is pandera's.
+What a value must be to have a field's type:
+
+- `int`: a whole number (not a bool) that fits in 64 bits;
+- `float`: a finite number (an int is a float; NaN and infinities are not numbers);
+  the value, `min`, `max` and `in` are compared as 64-bit floats, as polars stores them;
+- `str`: valid Unicode text (no lone surrogates, which polars cannot hold);
+- `bool`: true or false;
+- `datetime`: ISO 8601 text with a UTC offset (or without, under `naive_timestamps: utc`)
+  that lies within years 1-9999 once in UTC.
+
+Patterns are polars' (Rust regex) and must match at the start of the value; the whole
+pattern is anchored there, alternatives included. `PatternForms` says how Python's `re`
+decides them the same way.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -20,17 +34,29 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
+from guard._gc import gc_paused
 from guard._timestamps import TimestampError, parse_timestamp
+from guard.checks._regex import (
+    anchored_pattern,
+    compiled,
+    pattern_forms,
+    polars_matches,
+    polars_refusal,
+    quietly_compiled,
+    rust_classes,
+    scan,
+)
 from guard.errors import PolicyError, PolicyProblem
-from guard.policy.model import FieldSpec, value_has_type
+from guard.policy.model import FieldSpec
 
 if TYPE_CHECKING:
     import pandera.polars as pa
     import polars as pl
 
-_MISSING = object()
-_INT64 = (-(2**63), 2**63 - 1)
+_MISSING: Any = object()
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 CHECK_NAMES = ("required", "type", "nullable", "min", "max", "in", "pattern", "min_length", "max_length")
+_CHECK_RANK = {name: rank for rank, name in enumerate(CHECK_NAMES)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,18 +69,29 @@ class Violation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the value is shown as text when JSON cannot carry it)."""
-        value = self.value
-        if not isinstance(value, str | int | float | bool | type(None)) or (
-            isinstance(value, float) and not math.isfinite(value)
-        ):
-            value = repr(value)
-        return {"field": self.field, "check": self.check, "value": value}
+        return {"field": self.field, "check": self.check, "value": _json_value(self.value)}
 
 
 class FieldRule:
     """One field's contract, compiled for the per-record path."""
 
-    __slots__ = ("in_", "max", "max_length", "min", "min_length", "name", "naive_is_utc", "nullable", "pattern", "required", "spec", "type")
+    __slots__ = (
+        "_text_re",
+        "ascii_re",
+        "in_",
+        "max",
+        "max_length",
+        "min",
+        "min_length",
+        "naive_is_utc",
+        "name",
+        "nullable",
+        "pattern",
+        "required",
+        "spec",
+        "type",
+        "typed",
+    )
 
     def __init__(self, name: str, spec: FieldSpec, naive_is_utc: bool) -> None:
         self.name = name
@@ -62,29 +99,21 @@ class FieldRule:
         self.type = spec.type
         self.required = spec.required
         self.nullable = spec.nullable
-        self.min = spec.min
-        self.max = spec.max
-        self.in_ = frozenset(spec.in_) if spec.in_ is not None else None
-        self.pattern = re.compile(python_pattern(spec.pattern)) if spec.pattern is not None else None
+        self.naive_is_utc = naive_is_utc
+        bounds_as = _as_float64 if spec.type == "float" else _same
+        self.min = bounds_as(spec.min) if spec.min is not None else None
+        self.max = bounds_as(spec.max) if spec.max is not None else None
+        self.in_ = frozenset(bounds_as(v) for v in spec.in_) if spec.in_ is not None else None
         self.min_length = spec.min_length
         self.max_length = spec.max_length
-        self.naive_is_utc = naive_is_utc
-
-    def typed(self, value: Any) -> Any:
-        """The column value for a JSON value, or `_MISSING` when the value is not of the field's type."""
-        if not value_has_type(value, self.type):
-            return _MISSING
-        if self.type == "float":
-            value = float(value)
-            return _MISSING if math.isnan(value) else value
-        if self.type == "int":
-            return value if _INT64[0] <= value <= _INT64[1] else _MISSING
-        if self.type == "datetime":
-            try:
-                return parse_timestamp(value, naive_is_utc=self.naive_is_utc).astimezone(UTC)
-            except TimestampError:
-                return _MISSING
-        return value
+        self.pattern = pattern_forms(spec.pattern) if spec.pattern is not None else None
+        self.ascii_re = compiled(self.pattern.ascii) if self.pattern is not None else None
+        self._text_re: re.Pattern[str] | None = None
+        if self.pattern is not None and self.pattern.text and not self.pattern.tables:
+            self._text_re = self.ascii_re
+        self.typed = (
+            functools.partial(_TYPED[spec.type], naive_is_utc) if spec.type == "datetime" else _TYPED[spec.type]
+        )
 
     def violations(self, fields: Mapping[str, Any], out: list[Violation]) -> None:
         """Append this field's failed checks for one record."""
@@ -107,25 +136,57 @@ class FieldRule:
             out.append(Violation(self.name, "max", raw))
         if self.in_ is not None and value not in self.in_:
             out.append(Violation(self.name, "in", raw))
-        if self.pattern is not None and self.pattern.match(value) is None:
-            out.append(Violation(self.name, "pattern", raw))
+        if self.pattern is not None:
+            ascii_re = self.ascii_re
+            if ascii_re is not None and value.isascii():  # the hot path: one `re` match
+                matched = ascii_re.match(value) is not None
+            else:
+                matched = self.matches(value)
+            if not matched:
+                out.append(Violation(self.name, "pattern", raw))
         if self.min_length is not None and len(value) < self.min_length:
             out.append(Violation(self.name, "min_length", raw))
         if self.max_length is not None and len(value) > self.max_length:
             out.append(Violation(self.name, "max_length", raw))
 
+    def matches(self, text: str) -> bool:
+        """Whether the field's pattern matches at the start of `text`, as polars decides."""
+        forms = self.pattern
+        if forms is None:
+            return True
+        if text.isascii() and self.ascii_re is not None:
+            return self.ascii_re.match(text) is not None
+        if not text.isascii() and forms.text:
+            regex = self._text_re
+            if regex is None:
+                scanned = scan(forms.source, rust_classes())
+                regex = self._text_re = compiled(scanned[0] if scanned is not None else None)
+            if regex is not None:
+                return regex.match(text) is not None
+        return polars_matches(forms.anchored, text)
+
 
 class Contract:
     """The contract of one object: per-record checks and the pandera schema they answer to."""
 
-    def __init__(self, object_name: str, fields: Mapping[str, FieldSpec], *, naive_is_utc: bool) -> None:
+    def __init__(
+        self, object_name: str, fields: Mapping[str, FieldSpec], *, naive_is_utc: bool, origin: str | None = None
+    ) -> None:
         self.object = object_name
+        self.naive_is_utc = naive_is_utc
+        problems = [p for name, spec in fields.items() for p in spec_problems(object_name, name, spec)]
+        if problems:
+            raise PolicyError(origin or f"objects.{object_name}", problems)
         self.rules = tuple(FieldRule(name, spec, naive_is_utc) for name, spec in fields.items())
         self._schema: pa.DataFrameSchema | None = None
         self._lock = threading.Lock()
 
     def __bool__(self) -> bool:
         return bool(self.rules)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{rule.name}={rule.spec!r}" for rule in self.rules)
+        return f"Contract({self.object!r}, {fields}, naive_is_utc={self.naive_is_utc})"
 
     def check_one(self, fields: Mapping[str, Any] | None) -> list[Violation]:
         """Every failed check of one record's fields, in plain Python."""
@@ -138,37 +199,44 @@ class Contract:
 
     def check_many(self, rows: Sequence[Mapping[str, Any] | None]) -> list[list[Violation]]:
         """Every failed check of many records' fields, with the pandera schema."""
-        import pandera.errors as pa_errors
+        if not self.rules or not rows:
+            return [[] for _ in rows]
+        with gc_paused():  # a list per record: collections would walk them all, and every record too
+            return self._check_many(rows)
+
+    def _check_many(self, rows: Sequence[Mapping[str, Any] | None]) -> list[list[Violation]]:
+        import pandera.errors as pa_errors  # heavy: only big batches need it
         import polars as pl
 
         outcome: list[list[Violation]] = [[] for _ in rows]
-        if not self.rules or not rows:
-            return outcome
-        columns: dict[str, list[Any]] = {}
+        raw_values = dict(zip((rule.name for rule in self.rules), _field_values(self.rules, rows), strict=True))
+        columns: list[pl.Series] = []
         exempt: dict[str, set[int]] = {}
-        raw_values: dict[str, list[Any]] = {}
         for rule in self.rules:
-            values, skip, originals = _column(rule, rows, outcome)
-            columns[rule.name] = values
-            exempt[rule.name] = skip
-            raw_values[rule.name] = originals
-        frame = pl.DataFrame(columns, schema=self.polars_schema(), orient="col")
+            column, exempt[rule.name] = _column(rule, raw_values[rule.name], rows, outcome)
+            columns.append(column)
         try:
-            self.schema.validate(frame, lazy=True)
+            self.schema.validate(pl.DataFrame(columns), lazy=True)
         except pa_errors.SchemaErrors as exc:
-            failures = exc.failure_cases.select("column", "check", "index").iter_rows()
-            for column, check, index in failures:
-                if index is None or column is None:
+            failures = exc.failure_cases
+            for column_name, check, index in zip(
+                failures.get_column("column").to_list(),
+                failures.get_column("check").to_list(),
+                failures.get_column("index").to_list(),
+                strict=True,
+            ):
+                if index is None or column_name is None:
                     raise
                 if check == "not_nullable":
-                    if index in exempt[column]:
+                    if index in exempt[column_name]:
                         continue
-                    check = "nullable"
-                outcome[index].append(Violation(column, check, raw_values[column][index]))
+                    outcome[index].append(Violation(column_name, "nullable", None))
+                else:
+                    outcome[index].append(Violation(column_name, check, raw_values[column_name][index]))
         order = {rule.name: position for position, rule in enumerate(self.rules)}
         for found in outcome:
             if len(found) > 1:
-                found.sort(key=lambda v: (order[v.field], CHECK_NAMES.index(v.check)))
+                found.sort(key=lambda v: (order[v.field], _CHECK_RANK[v.check]))
         return outcome
 
     @property
@@ -185,91 +253,233 @@ class Contract:
         return {rule.name: _polars_type(rule.type) for rule in self.rules}
 
 
-_EXACT_TYPE: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
+# --- values to column values -------------------------------------------------------------
+
+
+def _typed_str(value: Any) -> Any:
+    if type(value) is str and value.isascii():
+        return value
+    if not isinstance(value, str):
+        return _MISSING
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate: not text polars (or JSON) can carry
+        return _MISSING
+    return value
+
+
+def _typed_int(value: Any) -> Any:
+    if type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
+        return value if _INT64_MIN <= value <= _INT64_MAX else _MISSING
+    return _MISSING
+
+
+def _typed_float(value: Any) -> Any:
+    if type(value) is float:
+        return value if math.isfinite(value) else _MISSING
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return _MISSING
+    try:
+        value = float(value)
+    except OverflowError:
+        return _MISSING
+    return value if math.isfinite(value) else _MISSING
+
+
+def _typed_bool(value: Any) -> Any:
+    return value if isinstance(value, bool) else _MISSING
+
+
+def _typed_datetime(naive_is_utc: bool, value: Any) -> Any:
+    try:
+        return parse_timestamp(value, naive_is_utc=naive_is_utc).astimezone(UTC)
+    except (TimestampError, OverflowError):  # OverflowError: before year 1 or after 9999 in UTC
+        return _MISSING
+
+
+_TYPED: dict[str, Any] = {
+    "str": _typed_str,
+    "int": _typed_int,
+    "float": _typed_float,
+    "bool": _typed_bool,
+    "datetime": _typed_datetime,
+}
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _as_float64(number: Any) -> Any:
+    """A policy number as a float64 column holds it (nearest; beyond the range, an infinity)."""
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
+
+
+# --- many records: columns for polars ------------------------------------------------------
+
+#: The Python types a column takes as they are (besides None); any other value goes one by one.
+_PLAIN_TYPES: dict[str, frozenset[type]] = {
+    "str": frozenset({str, type(None)}),
+    "int": frozenset({int, type(None)}),
+    "float": frozenset({float, int, type(None)}),
+    "bool": frozenset({bool, type(None)}),
+    "datetime": frozenset({type(None)}),  # timestamps are parsed one by one
+}
+
+
+def _field_values(rules: Sequence[FieldRule], rows: Sequence[Mapping[str, Any] | None]) -> list[list[Any]]:
+    """Each field's values as sent (None when missing)."""
+    # One comprehension per field beats one pass building a tuple per record (measured).
+    return [[row.get(name) if row is not None else None for row in rows] for name in (rule.name for rule in rules)]
 
 
 def _column(
-    rule: FieldRule, rows: Sequence[Mapping[str, Any] | None], outcome: list[list[Violation]]
-) -> tuple[list[Any], set[int], list[Any]]:
-    """A typed column for one field; `required` and `type` failures are recorded on the way."""
-    name = rule.name
-    originals = [row.get(name, _MISSING) if row is not None else _MISSING for row in rows]
-    present = [v for v in originals if v is not _MISSING and v is not None]
-    if _all_of_type(present, rule.type):
-        if len(present) == len(originals):
-            return originals, set(), originals
-        exempt = {index for index, v in enumerate(originals) if v is _MISSING}
-        if rule.required:
-            for index in exempt:
-                outcome[index].append(Violation(name, "required"))
-        values = [None if v is _MISSING else v for v in originals]
-        return values, exempt, values
-    values: list[Any] = []
-    append = values.append
-    exempt = set()
-    typed = rule.typed
-    for index, raw in enumerate(originals):
-        if raw is None:
-            append(None)
-        elif raw is _MISSING:
-            if rule.required:
-                outcome[index].append(Violation(name, "required"))
-            exempt.add(index)
-            append(None)
-            originals[index] = None
-        else:
+    rule: FieldRule,
+    values: Sequence[Any],
+    rows: Sequence[Mapping[str, Any] | None],
+    outcome: list[list[Violation]],
+) -> tuple[pl.Series, set[int]]:
+    """A typed column of one field's values; `required` and `type` failures are recorded on the way.
+
+    Returns the column and the rows whose null is not the field's own (missing, or not of its type).
+    """
+    import polars as pl
+
+    name, dtype = rule.name, _polars_type(rule.type)
+    column = None
+    if set(map(type, values)) <= _PLAIN_TYPES[rule.type]:
+        try:
+            column = pl.Series(name, values, dtype=dtype, strict=True)
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            column = None  # out of range, or not valid text: sort it out one by one
+    exempt: set[int] = set()
+    if column is not None:
+        if rule.type == "float":
+            wrong = (~column.is_finite()).arg_true().to_list()
+            for index in wrong:
+                outcome[index].append(Violation(name, "type", values[index]))
+            if wrong:
+                exempt.update(wrong)
+                column = column.scatter(wrong, None)
+        nulls = column.is_null().arg_true().to_list() if column.null_count() else []
+    else:
+        typed = rule.typed
+        column_values: list[Any] = []
+        append = column_values.append
+        nulls = []
+        for index, raw in enumerate(values):
+            if raw is None:
+                nulls.append(index)
+                append(None)
+                continue
             value = typed(raw)
             if value is _MISSING:
                 outcome[index].append(Violation(name, "type", raw))
                 exempt.add(index)
-                append(None)
-            else:
-                append(value)
-    return values, exempt, originals
+                value = None
+            append(value)
+        column = pl.Series(name, column_values, dtype=dtype, strict=True)
+    for index in nulls:
+        row = rows[index]
+        if index not in exempt and (row is None or name not in row):
+            exempt.add(index)
+            if rule.required:
+                outcome[index].append(Violation(name, "required"))
+    return column, exempt
 
 
-def _all_of_type(values: list[Any], field_type: str) -> bool:
-    """Whether every value is already a valid column value (the common case: skip the slow loop)."""
-    exact = _EXACT_TYPE.get(field_type)
-    if exact is None or not all(type(v) is exact for v in values):
-        return False
-    if exact is float:
-        return all(v == v for v in values)  # NaN is no number to the contract
-    if exact is int:
-        return _INT64[0] <= min(values, default=0) and max(values, default=0) <= _INT64[1]
-    return True
+# --- the pandera schema ------------------------------------------------------------------
+
+
+def spec_problems(object_name: str, name: str, spec: FieldSpec) -> list[PolicyProblem]:
+    """What makes a field's contract impossible to check, beyond what the policy model refuses."""
+    where = f"objects.{object_name}.fields.{name}"
+    problems = [
+        PolicyProblem(f"{where}.{check}", "must be a number, not NaN")
+        for check, bound in (("min", spec.min), ("max", spec.max))
+        if isinstance(bound, float) and math.isnan(bound)
+    ]
+    if spec.pattern is not None:
+        refusal = polars_refusal(anchored_pattern(spec.pattern))
+        if refusal is not None:
+            hint = " (write $ for the end of the value)" if "\\Z" in spec.pattern else ""
+            problems.append(
+                PolicyProblem(f"{where}.pattern", f"the contract engine cannot run this pattern: {refusal}{hint}")
+            )
+    return problems
 
 
 def build_schema(object_name: str, rules: Iterable[FieldRule]) -> pa.DataFrameSchema:
     """The pandera (polars) schema of a contract; refuses patterns polars cannot run."""
-    import pandera.polars as pa
-    import polars as pl
+    import pandera.polars as pa  # heavy: only big batches need it
 
     columns: dict[str, pa.Column] = {}
+    problems: list[PolicyProblem] = []
     for rule in rules:
         spec = rule.spec
+        problems.extend(spec_problems(object_name, rule.name, spec))
         checks: list[pa.Check] = []
         if spec.min is not None:
-            checks.append(pa.Check.ge(spec.min, error="min"))
+            checks.append(_min_check(spec.type, spec.min))
         if spec.max is not None:
-            checks.append(pa.Check.le(spec.max, error="max"))
+            checks.append(_max_check(spec.type, spec.max))
         if spec.in_ is not None:
-            checks.append(pa.Check.isin(list(spec.in_), error="in"))
+            checks.append(pa.Check.isin(_in_values(spec.type, spec.in_), error="in"))
         if spec.pattern is not None:
-            try:
-                pl.Series([""], dtype=pl.Utf8).str.contains(spec.pattern)
-            except pl.exceptions.ComputeError as exc:
-                raise PolicyError(
-                    f"objects.{object_name}",
-                    [PolicyProblem(f"objects.{object_name}.fields.{rule.name}.pattern", f"the contract engine cannot run this pattern: {exc}")],
-                ) from None
-            checks.append(pa.Check.str_matches(spec.pattern, error="pattern"))
+            # Compiled here, so that pandera (which compiles it with `re` to check it) warns no second time.
+            checks.append(pa.Check.str_matches(quietly_compiled(anchored_pattern(spec.pattern)), error="pattern"))
         if spec.min_length is not None:
             checks.append(pa.Check.str_length(min_value=spec.min_length, error="min_length"))
         if spec.max_length is not None:
             checks.append(pa.Check.str_length(max_value=spec.max_length, error="max_length"))
         columns[rule.name] = pa.Column(_polars_type(spec.type), checks=checks, nullable=spec.nullable, required=True)
+    if problems:
+        raise PolicyError(f"objects.{object_name}", problems)
     return pa.DataFrameSchema(columns, name=object_name, strict=True)
+
+
+def _min_check(field_type: str, bound: float) -> pa.Check:
+    """`min` for pandera; on int columns, an integer bound that decides as Python's exact comparison."""
+    import pandera.polars as pa
+
+    if field_type == "float":
+        return pa.Check.ge(_as_float64(bound), error="min")
+    if isinstance(bound, float):
+        if math.isinf(bound):
+            return pa.Check.ge(_INT64_MIN, error="min") if bound < 0 else pa.Check.gt(_INT64_MAX, error="min")
+        bound = math.ceil(bound)
+    if bound > _INT64_MAX:
+        return pa.Check.gt(_INT64_MAX, error="min")  # no 64-bit whole number is that large
+    return pa.Check.ge(max(bound, _INT64_MIN), error="min")
+
+
+def _max_check(field_type: str, bound: float) -> pa.Check:
+    """`max` for pandera; on int columns, an integer bound that decides as Python's exact comparison."""
+    import pandera.polars as pa
+
+    if field_type == "float":
+        return pa.Check.le(_as_float64(bound), error="max")
+    if isinstance(bound, float):
+        if math.isinf(bound):
+            return pa.Check.le(_INT64_MAX, error="max") if bound > 0 else pa.Check.lt(_INT64_MIN, error="max")
+        bound = math.floor(bound)
+    if bound < _INT64_MIN:
+        return pa.Check.lt(_INT64_MIN, error="max")  # no 64-bit whole number is that small
+    return pa.Check.le(min(bound, _INT64_MAX), error="max")
+
+
+def _in_values(field_type: str, allowed: Iterable[Any]) -> list[Any]:
+    """`in` as polars can hold it: members no column value can equal are left out."""
+    if field_type == "float":
+        return sorted({f for f in map(_as_float64, allowed) if math.isfinite(f)})
+    if field_type == "int":
+        return [v for v in allowed if _INT64_MIN <= v <= _INT64_MAX]
+    if field_type == "str":
+        return [v for v in allowed if _typed_str(v) is not _MISSING]
+    return list(allowed)
 
 
 def _polars_type(field_type: str) -> pl.DataType:
@@ -285,42 +495,21 @@ def _polars_type(field_type: str) -> pl.DataType:
     return types[field_type]
 
 
-def python_pattern(pattern: str) -> str:
-    """The pattern as Python's `re` must see it to match as polars does: `$` means end of text.
-
-    Python's `$` also matches before a final newline; polars' (Rust) regex does not.
-    """
-    out: list[str] = []
-    escaped = in_class = False
-    for char in pattern:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char == "$":
-            out.append(r"\Z")
-            continue
-        out.append(char)
-    return "".join(out)
-
-
+# --- patterns: polars' regex, decided in Python --------------------------------------------
 
 
 def describe(violation: Violation, spec: FieldSpec) -> str:
     """A failed check in words: `credit_limit is -5, below the minimum of 0`."""
     name, value, check = violation.field, violation.value, violation.check
     shown = _shown(value)
+    if check == "type":
+        return _type_words(name, value, spec.type, shown)
     words = {
         "required": f"{name} is missing",
-        "type": f"{name} should be {_TYPE_WORDS[spec.type]}, got {shown}",
         "nullable": f"{name} is empty (null)",
-        "min": f"{name} is {shown}, below the minimum of {spec.min}",
-        "max": f"{name} is {shown}, above the maximum of {spec.max}",
-        "in": f"{name} is {shown}, not one of {', '.join(map(str, spec.in_ or ()))}",
+        "min": f"{name} is {shown}, below the minimum of {_plain(spec.min)}",
+        "max": f"{name} is {shown}, above the maximum of {_plain(spec.max)}",
+        "in": f"{name} is {shown}, not one of {', '.join(map(_plain, spec.in_ or ()))}",
         "pattern": f"{name} {shown} does not have the expected form",
         "min_length": f"{name} is shorter than {spec.min_length} characters",
         "max_length": f"{name} is longer than {spec.max_length} characters",
@@ -328,9 +517,47 @@ def describe(violation: Violation, spec: FieldSpec) -> str:
     return words[check]
 
 
-_TYPE_WORDS = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true or false", "datetime": "a timestamp with a UTC offset"}
+_TYPE_WORDS = {
+    "str": "text",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "datetime": "a timestamp with a UTC offset",
+}
+
+
+def _type_words(name: str, value: Any, field_type: str, shown: str) -> str:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if field_type == "int" and isinstance(value, int) and number:
+        return f"{name} is {shown}, outside the range of a 64-bit whole number"
+    if field_type == "float" and number:
+        return f"{name} is {shown}, not a finite number"
+    if field_type == "str" and isinstance(value, str):
+        return f"{name} is not valid Unicode text (it holds a lone surrogate)"
+    return f"{name} should be {_TYPE_WORDS[field_type]}, got {shown}"
 
 
 def _shown(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
+    text = repr(value) if isinstance(value, str) else _plain(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _plain(value: Any) -> str:
+    """A value as text; a huge integer by its size (Python refuses to print past 4,300 digits)."""
+    if isinstance(value, int) and value.bit_length() > 200:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"{'-' if value < 0 else ''}a number of about {digits} digits"
+    return str(value)
+
+
+def _json_value(value: Any) -> Any:
+    """A violation's value as JSON can carry it: as is when it can, else as text."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if _INT64_MIN <= value <= _INT64_MAX else _shown(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, str):
+        return value if _typed_str(value) is not _MISSING else value.encode("utf-8", "backslashreplace").decode()
+    return repr(value)

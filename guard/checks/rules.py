@@ -38,7 +38,7 @@ class ObjectRules:
             warn_age_s=spec.warn_age.total_seconds() if spec.warn_age is not None else None,
             on_conflict=spec.on_conflict,
             require_lineage=spec.require_lineage,
-            contract=Contract(name, spec.fields, naive_is_utc=policy.naive_timestamps == "utc"),
+            contract=Contract(name, spec.fields, naive_is_utc=policy.naive_timestamps == "utc", origin=policy.origin),
             agreed_with=team or f"{spec.owner}'s owners",
         )
 

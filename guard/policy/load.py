@@ -60,6 +60,7 @@ def policy_from_document(
     problems = [PolicyProblem(path, message, _line_of(path, lines)) for path, message in reference_problems(policy)]
     if problems:
         raise PolicyError(origin, problems)
+    policy._origin = origin
     return policy
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+import warnings
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -14,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     StrictBool,
     StrictInt,
     field_validator,
@@ -69,7 +72,9 @@ class FieldSpec(_Strict):
     def _pattern_compiles(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                re.compile(value)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)  # Python's note on POSIX classes
+                    re.compile(value)
             except re.error as exc:
                 raise ValueError(f"not a valid regular expression: {exc}") from None
             unsupported = _UNSUPPORTED_REGEX.search(value)
@@ -85,6 +90,8 @@ class FieldSpec(_Strict):
         numeric = self.type in ("int", "float")
         if (self.min is not None or self.max is not None) and not numeric:
             raise ValueError(f"min and max apply to int and float fields, not {self.type}")
+        if any(isinstance(bound, float) and math.isnan(bound) for bound in (self.min, self.max)):
+            raise ValueError("min and max must be numbers, not NaN")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         stringy = ("pattern", "min_length", "max_length")
@@ -168,6 +175,13 @@ class Policy(_Strict):
     objects: dict[Name, ObjectSpec] = Field(min_length=1)
     slas: list[SLASpec] = Field(default_factory=list)
     notify: dict[Name, NotifySpec] = Field(default_factory=dict)
+
+    _origin: str = PrivateAttr("<policy>")
+
+    @property
+    def origin(self) -> str:
+        """Where the policy was read from (its file), for messages."""
+        return self._origin
 
     @property
     def name(self) -> str:
