@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError, StatementError
 from guard.decisions import Action, CheckResult
 from guard.errors import StoreError
 from guard.lineage._values import content_hash, explain, json_value, storable, storable_column
-from guard.lineage.tables import UTCDateTime, run_records, runs, watermarks
+from guard.lineage.tables import UTCDateTime, run_records, runs
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -34,6 +34,7 @@ _RECORD_COLUMNS = (
     "updated_at", "content_hash", "age_s", "action", "reasons", "explanations",
 )  # fmt: skip
 #: SQLite looks watermarks up with IN lists of this many keys (it caps bound parameters).
+_SCAN_FROM = 1000  # keys asked of one object from which a scan may beat index lookups
 _LOOKUP_CHUNK = 400
 #: PostgreSQL looks up every key of an object at once, joined to an array: psycopg prepares a
 #: statement it runs often, and the generic plan of `key IN ($2, ..., $401)` made while the table
@@ -137,21 +138,12 @@ class LineageStore:
         if not wanted:
             return found
         with self._connect("read watermarks") as conn:
-            for obj, keys in wanted.items():
-                if self.dialect == "postgresql":
-                    lookups = [conn.execute(_PG_WATERMARK_LOOKUP, {"object": obj, "keys": keys})]
-                else:
-                    lookups = [
-                        conn.execute(
-                            sa.select(watermarks.c.key, watermarks.c.updated_at).where(
-                                watermarks.c.object == obj, watermarks.c.key.in_(keys[start : start + _LOOKUP_CHUNK])
-                            )
-                        )
-                        for start in range(0, len(keys), _LOOKUP_CHUNK)
-                    ]
-                for rows in lookups:
-                    for key, updated_at in rows:
+            if self.dialect == "postgresql":
+                for obj, keys in wanted.items():
+                    for key, updated_at in conn.execute(_PG_WATERMARK_LOOKUP, {"object": obj, "keys": keys}):
                         found[(obj, key)] = updated_at
+            else:
+                _sqlite_watermarks(conn, wanted, found)
         if stored is asked:
             return found
         return {entity: found[kept] for entity, kept in zip(asked, stored, strict=True) if kept in found}
@@ -280,6 +272,46 @@ class LineageStore:
         )
         with self._connect("read an entity's history") as conn:
             return [_record_out(row) for row in conn.execute(query).mappings()]
+
+
+def _sqlite_watermarks(conn: Connection, wanted: Mapping[str, list[str]], found: dict[Entity, datetime]) -> None:
+    """Watermarks from SQLite through the driver: by key lists, or by one scan when most rows are wanted."""
+    rows_stored = conn.exec_driver_sql("SELECT max(rowid) FROM watermarks").scalar() or 0
+    parse = _memo_parse()
+    for obj, keys in wanted.items():
+        if len(keys) >= _SCAN_FROM and len(keys) * 4 >= rows_stored:
+            # Reading every row of the object beats thousands of index probes once most are asked for.
+            asked = set(keys)
+            rows: Iterable[tuple[str, str]] = (
+                row
+                for row in conn.exec_driver_sql('SELECT "key", updated_at FROM watermarks WHERE object = ?', (obj,))
+                if row[0] in asked
+            )
+        else:
+            rows = (
+                row
+                for start in range(0, len(keys), _LOOKUP_CHUNK)
+                for row in conn.exec_driver_sql(
+                    'SELECT "key", updated_at FROM watermarks WHERE object = ? AND "key" IN '  # noqa: S608
+                    f"({', '.join('?' * len(keys[start : start + _LOOKUP_CHUNK]))})",
+                    (obj, *keys[start : start + _LOOKUP_CHUNK]),
+                )
+            )
+        for key, text in rows:
+            found[(obj, key)] = parse(text)
+
+
+def _memo_parse() -> Callable[[str], datetime]:
+    """SQLite's naive UTC timestamp text as an aware datetime, parsed once per distinct text."""
+    seen: dict[str, datetime] = {}
+
+    def parse(text: str) -> datetime:
+        moment = seen.get(text)
+        if moment is None:
+            moment = seen[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return moment
+
+    return parse
 
 
 def _record_out(row: Mapping[Any, Any]) -> dict[str, Any]:
