@@ -16,6 +16,23 @@ def _ts(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def make_clean_records(count: int, now: datetime) -> list[dict[str, Any]]:
+    """`count` fresh, valid customer records from the system of record, one per entity: the best case."""
+    return [
+        {
+            "id": f"c{n}",
+            "object": "customer",
+            "key": f"C-{n}",
+            "source": "salesforce",
+            "observed_at": _ts(now - timedelta(seconds=n % 600)),
+            "updated_at": _ts(now - timedelta(seconds=n % 600 + 60)),
+            "fields": {"email": f"user{n}@example.com", "name": f"Customer {n}", "tier": _TIERS[n % 3]},
+            "content": f"Customer C-{n}.",
+        }
+        for n in range(count)
+    ]
+
+
 def make_records(count: int, now: datetime, *, seed: int = 7, entities: int | None = None) -> list[dict[str, Any]]:
     """`count` records about customers, orders, invoices and cases, with every kind of problem mixed in."""
     rng = random.Random(seed)

@@ -274,6 +274,8 @@ def _reasons_of(batch: Batch, index: int) -> list[Reason]:
 
 
 def _unique_ids(batch: Batch) -> None:
+    if len(set(batch.ids)) == len(batch.ids):
+        return
     seen: dict[str, int] = {}
     for index, rid in enumerate(batch.ids):
         first = seen.setdefault(rid, index)

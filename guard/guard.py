@@ -139,10 +139,8 @@ class Guard:
         if self.store is not None:
             wanted = batch.entities()
             return self.store.watermarks(wanted) if wanted else {}
-        memory = self._memory
-        if not memory:
-            return memory
-        return {entity: memory[entity] for entity in batch.entities() if entity in memory}
+        # Only looked up by key (never iterated), so a concurrent `_remember` cannot upset it.
+        return self._memory
 
     def _remember(self, versions: Mapping[Entity, datetime]) -> None:
         with self._memory_lock:
