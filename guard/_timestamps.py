@@ -22,17 +22,14 @@ def parse_timestamp(value: object, *, naive_is_utc: bool) -> datetime:
             raise TimestampError(
                 f"{value!r} has no UTC offset; add one (Z or +02:00), or set naive_timestamps: utc in the policy"
             )
-        return parsed.replace(tzinfo=UTC)
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise TimestampError(f"{value!r} lies outside the years 1 to 9999 once in UTC") from None
     return parsed
 
 
 def utc_now() -> datetime:
     """The current time, aware, in UTC: the one place the library reads the clock."""
     return datetime.now(UTC)
-
-
-def require_aware(moment: datetime, name: str = "now") -> datetime:
-    """Refuse a naive datetime passed by a caller: its meaning would be a guess."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware (for example datetime.now(UTC))")
-    return moment

@@ -57,6 +57,7 @@ class Batch:
         "reasons",
         "sources",
         "uncheckable",
+        "unnamed",
         "updated",
     )
 
@@ -75,6 +76,7 @@ class Batch:
         self.fields: list[Mapping[str, Any] | None] = [None] * size
         self.reasons: list[list[Reason] | None] = [None] * size
         self.envelopes: dict[int, Envelope] = {}
+        self.unnamed: set[int] = set()  # records without an id, decided under a "#<position>" stand-in
         self.uncheckable: set[int] = set()  # records whose contract cannot be checked: a broken envelope
 
     def entities(self) -> set[Entity]:
@@ -174,9 +176,9 @@ def _aware(value: object) -> tuple[datetime, float] | None:
         return None
     try:
         moment = _fromiso(value)
-    except ValueError:
+        return (moment, moment.timestamp()) if moment.tzinfo is not None else None
+    except (ValueError, OverflowError):  # not ISO text; or outside years 1-9999 once in UTC
         return None
-    return (moment, moment.timestamp()) if moment.tzinfo is not None else None
 
 
 def _stamp(value: object, parsed: dict[str, tuple[datetime, float]]) -> tuple[datetime, float] | None:
@@ -218,6 +220,8 @@ def _full_path(batch: Batch, index: int) -> None:
     out: list[Reason] = []
     batch.reasons[index] = out
     batch.ids[index] = env.id
+    if env.unnamed:
+        batch.unnamed.add(index)
     batch.objects[index], batch.keys[index], batch.sources[index] = env.object, env.key, env.source
     if env.fatal:
         out.append(invalid_reason(env))
@@ -233,11 +237,13 @@ def _full_path(batch: Batch, index: int) -> None:
     if rules is None or env.source not in rules.allowed_sources:
         check_ownership(env, compiled, rules, out)
     batch.ages[index] = check_freshness(env, rules, batch.now, compiled.clock_skew_s, out)
+    key = compiled.signing_keys.get(env.source)  # type: ignore[arg-type]
     if rules is None:
+        if key is not None:
+            check_signature(env, key, out)
         return
     if env.lineage or rules.require_lineage:
         check_provenance(env, rules, out)
-    key = compiled.signing_keys.get(env.source)  # type: ignore[arg-type]
     if key is not None:
         check_signature(env, key, out)
 
@@ -279,7 +285,7 @@ def _unique_ids(batch: Batch) -> None:
     seen: dict[str, int] = {}
     for index, rid in enumerate(batch.ids):
         first = seen.setdefault(rid, index)
-        if first != index and not rid.startswith("#"):
+        if first != index and index not in batch.unnamed:
             env = batch.envelope(index)
             _reasons_of(batch, index).append(
                 Reason(
@@ -352,12 +358,15 @@ def _all_identical(records: list[Any]) -> bool:
     """
     first = records[0]
     fields, content = first.get("fields"), first.get("content")
-    for other in records[1:]:
-        theirs = other.get("fields")
-        if theirs != fields or other.get("content") != content:
-            return False
-        if fields and not all(type(a) is type(b) for a, b in zip(fields.values(), theirs.values(), strict=True)):
-            return False
+    try:
+        for other in records[1:]:
+            theirs = other.get("fields")
+            if theirs != fields or other.get("content") != content:
+                return False
+            if fields and not all(type(a) is type(b) for a, b in zip(fields.values(), theirs.values(), strict=True)):
+                return False
+    except RecursionError:  # nested deeper than `==` goes
+        return False
     return True
 
 

@@ -7,7 +7,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from contextlib import nullcontext
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from guard.lineage.store import LineageStore
 
 Entity = tuple[str, str]
+MAX_NAME_LENGTH = 200  # pipeline names, as the lineage store keeps them
+_PAUSE_GC_FROM = 5000
 
 
 class Guard:
@@ -73,14 +76,18 @@ class Guard:
     ) -> CheckResult:
         """Decide every record; `result.allowed` holds the ones that may reach the model."""
         started = time.perf_counter()
-        if not isinstance(pipeline, str) or not pipeline:
-            raise InputError("pipeline must be a non-empty string naming the pipeline that checks")
+        if not isinstance(pipeline, str) or not 0 < len(pipeline) <= MAX_NAME_LENGTH:
+            raise InputError(f"pipeline must be a name of 1 to {MAX_NAME_LENGTH} characters, got {pipeline!r:.80}")
+        if consumer is not None and not isinstance(consumer, Mapping):
+            raise InputError(
+                f"consumer must be a mapping such as {{'model': ..., 'call_id': ...}}, got {consumer!r:.80}"
+            )
         batch = _as_sequence(records)
-        if now is not None and (now.tzinfo is None or now.utcoffset() is None):
-            raise InputError("now must be timezone-aware (for example datetime.now(UTC))")
-        moment = utc_now() if now is None else now
+        moment = utc_now() if now is None else _aware_utc(now, "now")
         compiled = self._compiled
-        with gc_paused():
+        # Pausing the collector pays off on big batches only; small checks leave it alone.
+        pause = gc_paused() if len(batch) >= _PAUSE_GC_FROM else nullcontext()
+        with pause:
             envelopes = [r.to_envelope() if isinstance(r, Record) else r for r in batch]
             first = screen(envelopes, compiled, moment)
             known = self._watermarks(first)
@@ -99,11 +106,10 @@ class Guard:
                 duration_s=time.perf_counter() - started,
                 consumer=dict(consumer) if consumer is not None else None,
             )
-        if self.store is not None:
-            with gc_paused():
+            if self.store is not None:
                 self.store.record_check(result, envelopes, learned)
-        elif learned:
-            self._remember(learned)
+            elif learned:
+                self._remember(learned)
         return result
 
     def note_change(self, object: str, key: str, updated_at: datetime) -> None:  # noqa: A002
@@ -113,9 +119,19 @@ class Guard:
     def note_changes(self, changes: Iterable[tuple[str, str, datetime]]) -> None:
         """Learn several owner change notifications at once."""
         versions: dict[Entity, datetime] = {}
-        for obj, key, updated_at in changes:
-            if updated_at.tzinfo is None or updated_at.utcoffset() is None:
-                raise InputError(f"the change to {obj} {key} has a naive updated_at; give it a UTC offset")
+        policy = self._compiled.policy
+        horizon = utc_now() + policy.clock_skew
+        for obj, key, when in changes:
+            if obj not in policy.objects:
+                raise InputError(f"a change to {obj!r}, which policy {policy.name} does not cover")
+            if not isinstance(key, str) or not key:
+                raise InputError(f"a change to {obj} needs a key (a non-empty string), got {key!r:.80}")
+            updated_at = _aware_utc(when, f"the change to {obj} {key}: updated_at")
+            if updated_at > horizon:
+                raise InputError(
+                    f"the change to {obj} {key} is dated {updated_at.isoformat()}, in the future; "
+                    "a watermark never goes down, so a wrong date would block every later copy"
+                )
             entity = (obj, key)
             if entity not in versions or updated_at > versions[entity]:
                 versions[entity] = updated_at
@@ -148,6 +164,14 @@ class Guard:
                 known = self._memory.get(entity)
                 if known is None or version > known:
                     self._memory[entity] = version
+
+
+def _aware_utc(moment: object, what: str) -> datetime:
+    if not isinstance(moment, datetime):
+        raise InputError(f"{what} must be a datetime, got {type(moment).__name__}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InputError(f"{what} must be timezone-aware (for example datetime.now(UTC))")
+    return moment.astimezone(UTC)
 
 
 def compile_policy(policy: Policy, environ: Mapping[str, str]) -> CompiledPolicy:

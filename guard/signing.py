@@ -42,7 +42,7 @@ def signature_matches(record: Mapping[str, Any], signature: str, key: bytes) -> 
     """Whether `signature` is the record's signature under `key`, compared in constant time."""
     try:
         expected = hmac.new(key, canonical_bytes(record), hashlib.sha256).hexdigest()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return False
     return hmac.compare_digest(expected.encode(), signature.lower().encode())
 

@@ -304,11 +304,14 @@ def rust_classes() -> Mapping[str, str]:
                 import polars as pl
 
                 everything = pl.Series([_every_character()])
+                built: dict[str, str] = {}
                 for letter in "dw":
                     runs = everything.str.extract_all(f"\\{letter}+").item().to_list()
                     ranges = [r for run in runs for r in _ranges(run)]
-                    _TABLES[letter.upper()] = _class_body(_complement(ranges))
-                    _TABLES[letter] = _class_body(ranges)
+                    built[letter.upper()] = _class_body(_complement(ranges))
+                    built[letter] = _class_body(ranges)
+                # Published whole: a thread that sees a non-empty table sees all of it.
+                _TABLES.update(built)
     return _TABLES
 
 

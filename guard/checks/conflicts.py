@@ -12,8 +12,11 @@ are blocked. So no two records that reach the model about one entity disagree.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import orjson
 
 from guard.checks.envelope import Envelope
 from guard.checks.rules import ObjectRules
@@ -40,8 +43,13 @@ def differences(a: Envelope, b: Envelope) -> list[str]:
 
 
 def same_value(a: Any, b: Any) -> bool:
-    """JSON equality: `1 == 1.0`, but `true` is not `1`."""
-    return a == b and (type(a) is bool) == (type(b) is bool)
+    """JSON equality: `1 == 1.0`, but `true` is not `1`; NaN is the same as NaN (identical copies agree)."""
+    try:
+        if a == b:
+            return (type(a) is bool) == (type(b) is bool)
+    except RecursionError:  # nested too deep to compare: only the very same value agrees
+        return a is b
+    return isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
 
 
 def resolve_conflicts(groups: Iterable[list[Envelope]], rules_of: Mapping[str, ObjectRules]) -> dict[int, Reason]:
@@ -90,11 +98,9 @@ def _disagreements(group: list[Envelope]) -> dict[tuple[int, int], list[str]]:
 
 
 def _disagreements_deduped(group: list[Envelope]) -> dict[tuple[int, int], list[str]]:
-    classes: dict[str, list[Envelope]] = {}
+    classes: dict[bytes, list[Envelope]] = {}
     for env in group:
-        fingerprint = json.dumps(
-            [env.fields or None, None if env.fields else env.content], sort_keys=True, default=repr
-        )
+        fingerprint = _fingerprint([env.fields or None, None if env.fields else env.content])
         classes.setdefault(fingerprint, []).append(env)
     members = list(classes.values())
     pairs: dict[tuple[int, int], list[str]] = {}
@@ -143,10 +149,18 @@ def _reason(
     more = f" and {len(others) - 3} more" if len(others) > 3 else ""
     outcome = _RULE_WORDS[rules.on_conflict]
     if not winners:
-        if rules.on_conflict == "prefer_owner":
-            outcome = f"no copy from {rules.owner}, the system of record, settles it, so every copy is blocked"
+        owner_copies = env.source == rules.owner or any(by_index[i].source == rules.owner for i in against)
+        if rules.on_conflict == "prefer_owner" and owner_copies:
+            outcome = (
+                f"copies from {rules.owner}, the system of record, disagree among themselves, "
+                "so every disagreeing copy is blocked"
+            )
+        elif rules.on_conflict == "prefer_owner":
+            outcome = (
+                f"no copy from {rules.owner}, the system of record, settles it, so every disagreeing copy is blocked"
+            )
         elif rules.on_conflict == "newest":
-            outcome = "no single copy is the newest, so every copy is blocked"
+            outcome = "no single copy is the newest, so every disagreeing copy is blocked"
     else:
         outcome += f" ({', '.join(w.id for w in winners)})"
     return Reason(
@@ -174,5 +188,19 @@ def _short(value: Any) -> str:
     elif isinstance(value, int | float):
         text = repr(value)
     else:
-        text = json.dumps(value, ensure_ascii=False, default=repr)
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=repr)
+        except (ValueError, RecursionError):
+            text = f"a {type(value).__name__} nested too deep to show"
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _fingerprint(value: Any) -> bytes:
+    """Canonical bytes of a value: equal for identical copies, whatever their keys or nesting."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=repr)
+    except (TypeError, RecursionError):  # text orjson cannot encode, or nested deeper than it goes
+        try:
+            return repr(value).encode("utf-8", "surrogatepass")
+        except RecursionError:  # too deep even for repr: a class of its own, so it disagrees (blocks)
+            return f"<unreadable {id(value)}>".encode()

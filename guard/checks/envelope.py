@@ -28,6 +28,7 @@ class Envelope:
         "raw",
         "signature",
         "source",
+        "unnamed",
         "updated_at",
     )
 
@@ -35,6 +36,7 @@ class Envelope:
         self.index = index
         self.raw = raw
         self.id = f"#{index}"
+        self.unnamed = True
         self.object: str | None = None
         self.key: str | None = None
         self.source: str | None = None
@@ -64,9 +66,10 @@ def read_envelope(index: int, raw: Any, naive_is_utc: bool) -> Envelope:
     record_id = raw.get("id")
     if isinstance(record_id, str) and record_id:
         env.id = record_id
+        env.unnamed = False
     for name in _REQUIRED:
         value = raw.get(name)
-        if name == "key" and isinstance(value, int) and not isinstance(value, bool):
+        if name == "key" and isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
             value = str(value)
         if not isinstance(value, str) or not value:
             missing = name not in raw or value is None

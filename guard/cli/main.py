@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -18,6 +19,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="markdown",  # joins the lines of a docstring paragraph
     pretty_exceptions_show_locals=False,  # locals may hold signing keys
+    pretty_exceptions_enable=False,
 )
 app.command("check", no_args_is_help=True)(check_command)
 app.add_typer(policy.app)
@@ -40,5 +42,15 @@ def _root(
 
 
 def main() -> None:
-    """Run the `freshguard` command."""
-    app()
+    """Run the `freshguard` command; an error nobody foresaw exits 3 with one line, not 1 ("blocked")."""
+    try:
+        app()
+    except Exception as exc:  # the last line of defence of a command line
+        if os.environ.get("FRESHGUARD_DEBUG"):
+            raise
+        typer.echo(
+            f"freshguard: unexpected {type(exc).__name__}: {exc}. This is a bug in Freshguard; "
+            "run again with FRESHGUARD_DEBUG=1 for the traceback and report it.",
+            err=True,
+        )
+        raise SystemExit(3) from None

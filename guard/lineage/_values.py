@@ -52,7 +52,7 @@ def json_value(value: Mapping[str, Any]) -> Any:
     """`value` as plain JSON data: what JSON cannot say (datetimes, sets, ...) becomes its text."""
     try:
         return orjson.loads(orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS))
-    except TypeError:  # lone surrogates, integers beyond 64 bits, cycles
+    except (TypeError, RecursionError):  # lone surrogates, integers beyond 64 bits, cycles, depth
         return _plain(value)
 
 
@@ -94,7 +94,7 @@ def _fields_bytes(fields: Any) -> bytes:
         pass
     try:
         return json.dumps(fields, sort_keys=True, default=repr).encode("utf-8", "surrogatepass")
-    except (TypeError, ValueError):  # keys of mixed types cannot be sorted; a cycle
+    except (TypeError, ValueError, RecursionError):  # keys of mixed types cannot be sorted; a cycle; too deep
         return json.dumps(_plain(fields), sort_keys=True).encode("utf-8")
 
 
@@ -104,4 +104,7 @@ def explain(reasons: Sequence[Reason]) -> str:
     try:
         return orjson.dumps(listed).decode()
     except TypeError:  # text no database can hold, or values JSON cannot say
-        return storable(json.dumps(listed, ensure_ascii=False, default=repr))
+        try:
+            return storable(json.dumps(listed, ensure_ascii=False, default=repr))
+        except (TypeError, ValueError, RecursionError):
+            return json.dumps(_plain(listed))

@@ -55,7 +55,7 @@ class LineageStore:
     """Where checks are remembered. Open one per process and share it; it is thread-safe."""
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
-        self.url = url
+        self.url = _safe(url)  # shown in messages: never the password
         parsed = _parse_url(url)
         self._password = parsed.password if isinstance(parsed.password, str) else None
         try:
@@ -92,7 +92,7 @@ class LineageStore:
                 command.upgrade(alembic_config(conn), "head")
             except CommandError as exc:
                 raise StoreError(
-                    f"the lineage store {_safe(self.url)} cannot be migrated: {exc}; its schema may come from "
+                    f"the lineage store {self.url} cannot be migrated: {exc}; its schema may come from "
                     "a newer Freshguard: upgrade Freshguard, or use another database"
                 ) from exc
 
@@ -108,7 +108,7 @@ class LineageStore:
                 connection = self.engine.connect()
             except (SQLAlchemyError, self._driver_error) as exc:
                 raise StoreError(
-                    f"cannot reach the lineage store {_safe(self.url)} to {doing}: {self._scrub(exc)}; "
+                    f"cannot reach the lineage store {self.url} to {doing}: {self._scrub(exc)}; "
                     + (
                         "check that its folder exists and is writable"
                         if self.dialect == "sqlite"
@@ -119,7 +119,7 @@ class LineageStore:
                 with connection, connection.begin():
                     yield connection
             except (SQLAlchemyError, self._driver_error) as exc:
-                raise StoreError(f"the lineage store {_safe(self.url)} failed to {doing}: {self._scrub(exc)}") from exc
+                raise StoreError(f"the lineage store {self.url} failed to {doing}: {self._scrub(exc)}") from exc
 
     def _scrub(self, exc: BaseException) -> str:
         """The driver's own words for an error, without the SQL, parameters or password."""
