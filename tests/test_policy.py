@@ -166,3 +166,20 @@ def test_patterns_the_contract_engine_cannot_run_are_refused_at_load(pattern: st
 
     with pytest.raises(ValueError, match="not supported by the contract engine"):
         FieldSpec(type="str", pattern=pattern)
+
+
+def test_a_key_given_twice_is_refused_with_its_line() -> None:
+    text = MINIMAL_POLICY.replace("warn_age: 30m", "warn_age: 30m\n    max_age: 2h")
+    error = _refusal(text)
+    assert [(p.path, "twice" in p.message) for p in error.problems] == [("objects.customer.max_age", True)]
+    assert error.problems[0].line == text.splitlines().index("    max_age: 2h") + 1
+
+
+def test_one_mistake_is_one_problem_even_in_a_union() -> None:
+    error = _refusal(MINIMAL_POLICY.replace("min: 0", "min: abc"))
+    assert [p.path for p in error.problems] == ["objects.customer.fields.credit_limit.min"]
+
+
+def test_names_say_which_characters_they_may_use() -> None:
+    error = _refusal(MINIMAL_POLICY.replace("  customer:", "  cust omer:"))
+    assert "use letters, digits and _ . : - only" in str(error)

@@ -40,8 +40,17 @@ def parse_policy(text: str, *, origin: str = "<policy>") -> Policy:
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise PolicyError(origin, [PolicyProblem("", f"not valid YAML: {problem}", line)]) from exc
-    lines = dict(_node_lines(node)) if node is not None else {}
-    return policy_from_document(document, origin=origin, lines=lines)
+    except RecursionError:
+        raise PolicyError(origin, [PolicyProblem("", "the document is nested too deeply to be a policy")]) from None
+    if node is None:
+        return policy_from_document(document, origin=origin)
+    twice = [
+        PolicyProblem(path, "this key appears twice in the same mapping; keep one", line)
+        for path, line in _repeated_keys(node)
+    ]
+    if twice:
+        raise PolicyError(origin, twice)
+    return policy_from_document(document, origin=origin, lines=dict(_node_lines(node)))
 
 
 def policy_from_document(
@@ -55,8 +64,9 @@ def policy_from_document(
     try:
         policy = Policy.model_validate(document)
     except ValidationError as exc:
-        problems = [_problem(error, lines) for error in exc.errors()]
-        raise PolicyError(origin, problems) from None
+        # A union (`min: int | float`) reports once per member: keep one problem per path, the last.
+        by_path = {(found := _problem(error, lines)).path: found for error in exc.errors()}
+        raise PolicyError(origin, list(by_path.values())) from None
     problems = [PolicyProblem(path, message, _line_of(path, lines)) for path, message in reference_problems(policy)]
     if problems:
         raise PolicyError(origin, problems)
@@ -65,7 +75,7 @@ def policy_from_document(
 
 
 def _problem(error: ErrorDetails, lines: Mapping[str, int]) -> PolicyProblem:
-    loc = [str(part) for part in error["loc"]]
+    loc = _document_path([str(part) for part in error["loc"]], lines)
     kind = error["type"]
     if kind == "extra_forbidden":
         parent, unknown = loc[:-1], loc[-1]
@@ -80,6 +90,8 @@ def _problem(error: ErrorDetails, lines: Mapping[str, int]) -> PolicyProblem:
         message = (
             f"must be a whole number (got {error['input']!r}); a published policy needs a higher version than the last"
         )
+    elif kind == "string_pattern_mismatch":
+        message = f"{error['input']!r} is not a usable name; use letters, digits and _ . : - only"
     elif kind == "literal_error":
         message = f"{error['input']!r} is not allowed; {error['msg'].lower()}"
     else:
@@ -87,6 +99,35 @@ def _problem(error: ErrorDetails, lines: Mapping[str, int]) -> PolicyProblem:
         if "input" in error and not isinstance(error["input"], dict | list) and repr(error["input"]) not in message:
             message = f"{message} (got {error['input']!r})"
     return PolicyProblem(path, message, _line_of(path, lines))
+
+
+_TYPE_TAGS = frozenset({"int", "float", "str", "bool", "constrained-int", "constrained-str", "constrained-float"})
+
+
+def _document_path(loc: list[str], lines: Mapping[str, int]) -> list[str]:
+    """`loc` without the tags pydantic adds for union members (`min.int`), which are no keys of the file."""
+    kept: list[str] = []
+    for part in loc:
+        candidate = ".".join([*kept, part])
+        if (part in _TYPE_TAGS or "[" in part) and candidate not in lines:
+            continue
+        kept.append(part)
+    return kept
+
+
+def _repeated_keys(node: yaml.Node, prefix: str = "") -> Iterator[tuple[str, int]]:
+    """Keys given twice in one mapping (YAML parsers keep the last silently)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+            if key_node.value in seen:
+                yield path, key_node.start_mark.line + 1
+            seen.add(key_node.value)
+            yield from _repeated_keys(value_node, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _repeated_keys(item, f"{prefix}.{index}" if prefix else str(index))
 
 
 def _unknown_key(parent: list[str], unknown: str) -> str:
