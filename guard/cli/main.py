@@ -10,6 +10,7 @@ import typer
 from guard import __version__
 from guard.cli import policy
 from guard.cli.check import check_command
+from guard.cli.serve import serve_command
 
 app = typer.Typer(
     name="freshguard",
@@ -22,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("check", no_args_is_help=True)(check_command)
+app.command("serve", no_args_is_help=False)(serve_command)
 app.add_typer(policy.app)
 
 

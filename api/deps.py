@@ -1,0 +1,39 @@
+"""Dependencies as `Annotated` aliases: what a route needs, taken from the app's state (overridable in tests)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.settings import Settings
+from guard import Guard, LineageStore
+from guard.errors import ConfigurationError, StoreError
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_guard(request: Request) -> Guard:
+    """The guard built at start-up; 503 until it exists."""
+    guard: Guard | None = getattr(request.app.state, "guard", None)
+    if guard is None:
+        raise ConfigurationError("the guard is not ready: its policy and lineage store are still being loaded")
+    return guard
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+GuardDep = Annotated[Guard, Depends(get_guard)]
+
+
+def get_store(guard: GuardDep) -> LineageStore:
+    """The guard's lineage store."""
+    if guard.store is None:
+        raise StoreError("this service runs without a lineage store, so it has no history to show")
+    return guard.store
+
+
+StoreDep = Annotated[LineageStore, Depends(get_store)]

@@ -1,0 +1,165 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`), and the handlers that make them.
+
+Nothing a client sends may end in a 500: a body that is not JSON answers 400 (415 when sent as
+another media type), a body of the wrong shape 422 (naming every location), one too large 413,
+an unreachable store 503.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from guard.errors import ConfigurationError, GuardError, InputError, PolicyError, StoreError
+
+PROBLEM_JSON = "application/problem+json"
+_log = logging.getLogger("freshguard.api")
+
+
+class ProblemLocation(BaseModel):
+    """One thing wrong in a request: where (`["body", "records"]`) and what."""
+
+    loc: list[str | int] = Field(description="Where in the request: body, query or path, then the members.")
+    message: str
+    type: str = Field(description="A stable code for the kind of error (pydantic's error type).")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: why a request could not be served, in words and as a stable `type`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "type": "urn:freshguard:problem:invalid-request",
+                "title": "Unprocessable Content",
+                "status": 422,
+                "detail": "the request does not have the shape POST /v1/check takes: body.records: Input should be "
+                "a valid list",
+                "errors": [
+                    {"loc": ["body", "records"], "message": "Input should be a valid list", "type": "list_type"}
+                ],
+            }
+        }
+    )
+
+    type: str = Field("about:blank", description="A URI that names the kind of problem.")
+    title: str = Field(description="The HTTP status phrase.")
+    status: int
+    detail: str = Field(description="What is wrong with this request and what to do about it.")
+    errors: list[ProblemLocation] | None = Field(None, description="Every location found wrong, for 422.")
+
+
+def problem(status: int, kind: str, detail: str, errors: Sequence[ProblemLocation] | None = None) -> JSONResponse:
+    """A problem+json response; `kind` becomes the type `urn:freshguard:problem:<kind>`."""
+    body = Problem(
+        type=f"urn:freshguard:problem:{kind}",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        errors=list(errors) if errors is not None else None,
+    )
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the problems a route may answer (see `problem_json_openapi`)."""
+    return {status: {"model": Problem, "description": _DESCRIPTIONS[status]} for status in statuses}
+
+
+_DESCRIPTIONS = {
+    400: "The body is not JSON.",
+    404: "No such resource.",
+    413: "The body, or the number of records, is over the service's limit.",
+    415: "The body is not sent as JSON (Content-Type: application/json).",
+    422: "The request is JSON but not of the shape this endpoint takes; `errors` names every location.",
+    503: "The lineage store is unreachable, or the guard is not ready.",
+}
+
+
+def _locations(errors: Iterable[Any]) -> list[ProblemLocation]:
+    return [
+        ProblemLocation(
+            loc=[part if isinstance(part, int) else str(part) for part in error.get("loc", ())],
+            message=str(error.get("msg", "invalid")),
+            type=str(error.get("type", "invalid")),
+        )
+        for error in errors
+    ]
+
+
+async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, RequestValidationError):  # registered for this class only
+        raise exc
+    errors = list(exc.errors())
+    if any(error.get("type") == "json_invalid" for error in errors):
+        where = next(e for e in errors if e.get("type") == "json_invalid")
+        context = where.get("ctx") or {}
+        return problem(
+            400,
+            "not-json",
+            f"the body is not JSON ({context.get('error', 'it does not parse')}); "
+            "send a JSON document with Content-Type: application/json",
+        )
+    declared = request.headers.get("content-type", "")
+    if declared and "json" not in declared.split(";")[0].lower() and any(e.get("loc") == ("body",) for e in errors):
+        return problem(
+            415, "not-json", f"the body is {declared}, not JSON; send it with Content-Type: application/json"
+        )
+    found = _locations(errors)
+    listed = "; ".join(f"{'.'.join(str(p) for p in e.loc)}: {e.message}" for e in found[:5])
+    more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
+    endpoint = f"{request.method} {request.url.path}"
+    detail = f"the request does not have the shape {endpoint} takes: {listed}{more}"
+    return problem(422, "invalid-request", detail, found)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, HTTPException):  # registered for this class only
+        raise exc
+    kinds = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 413: "too-large"}
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"nothing is served at {request.url.path}; see /docs for the endpoints"
+    response = problem(exc.status_code, kinds.get(exc.status_code, "http-error"), detail)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _guard_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, StoreError):
+        _log.error("lineage store error on %s %s: %s", request.method, request.url.path, exc)
+        return problem(503, "store-unavailable", str(exc))
+    if isinstance(exc, ConfigurationError):
+        return problem(503, "misconfigured", str(exc))
+    if isinstance(exc, PolicyError):
+        return problem(422, "policy-error", str(exc))
+    if isinstance(exc, InputError):
+        return problem(422, "input-error", str(exc))
+    return problem(422, "guard-error", str(exc))
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Make every error the service answers a problem+json body."""
+    app.add_exception_handler(RequestValidationError, _validation_failed)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(GuardError, _guard_error)
+
+
+def problem_json_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Declare every 4xx/5xx response of `schema` as `application/problem+json` (FastAPI says application/json)."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if str(status)[0] in "45" and "application/json" in content:
+                    content[PROBLEM_JSON] = content.pop("application/json")
+    return schema

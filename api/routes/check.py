@@ -1,0 +1,54 @@
+"""`POST /v1/check`: decide a pipeline's records before inference."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import GuardDep, SettingsDep
+from api.problems import problem, responses
+from api.schemas import CheckRequest, CheckResponse
+from guard import Guard
+
+router = APIRouter(prefix="/v1", tags=["check"])
+
+
+@router.post(
+    "/check",
+    response_model=CheckResponse,
+    responses=responses(400, 413, 415, 422, 503),
+    summary="Decide which records may reach the model",
+)
+async def check(body: CheckRequest, guard: GuardDep, settings: SettingsDep) -> Response:
+    """Decide every record: allow, warn or block, with reasons; 200 whatever the verdict.
+
+    A record that is not a valid envelope is decided `INVALID_RECORD`; only a request that
+    cannot be checked at all (not JSON, wrong shape, too large) is refused.
+    """
+    if len(body.records) > settings.max_records:
+        return problem(
+            413,
+            "too-many-records",
+            f"the check carries {len(body.records):,} records; this service takes at most "
+            f"{settings.max_records:,} in one check: split them",
+        )
+    # The check is CPU-bound and synchronous: off the event loop, so other requests keep flowing.
+    content = await run_in_threadpool(_check, guard, body)
+    return Response(content, media_type="application/json")
+
+
+def _check(guard: Guard, body: CheckRequest) -> bytes:
+    result = guard.check(body.records, pipeline=body.pipeline, consumer=body.consumer)
+    return _dumps(result.to_dict())
+
+
+def _dumps(document: dict[str, Any]) -> bytes:
+    """JSON bytes; orjson for speed, the standard library for what it refuses (lone surrogates, huge ints)."""
+    try:
+        return orjson.dumps(document)
+    except TypeError:
+        return json.dumps(document, default=repr, allow_nan=False).encode()

@@ -1,0 +1,200 @@
+"""The API's request and response bodies, as DESIGN.md fixes them (apart from the library's own types)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from guard.decisions import Action, ReasonCode, Verdict
+from guard.guard import MAX_NAME_LENGTH
+
+_RECORD_EXAMPLE: dict[str, JsonValue] = {
+    "id": "doc-17",
+    "object": "customer",
+    "key": "C-1042",
+    "source": "sap",
+    "observed_at": "2026-11-22T10:00:00Z",
+    "updated_at": "2026-11-22T09:58:00Z",
+    "fields": {"email": "ana@example.com", "credit_limit": 5000, "tier": "gold"},
+    "content": "Customer C-1042: Ana, gold tier.",
+}
+
+
+class CheckRequest(BaseModel):
+    """Records a pipeline is about to show a model; each is decided on its own."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"pipeline": "support-bot", "records": [_RECORD_EXAMPLE]}]},
+    )
+
+    pipeline: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, description="The pipeline the check is for.")
+    records: list[Any] = Field(
+        description="Record envelopes (see DESIGN.md). Any JSON value is taken: one that is not a valid "
+        "envelope is decided INVALID_RECORD, not refused."
+    )
+    consumer: dict[str, Any] | None = Field(
+        None, description="Who will consume the allowed records, e.g. {'model': ..., 'call_id': ...}; kept in lineage."
+    )
+
+
+class PolicyInfo(BaseModel):
+    """Which policy a check ran under."""
+
+    name: str
+    version: int
+
+
+class ReasonOut(BaseModel):
+    """Why a record was warned or blocked."""
+
+    code: ReasonCode
+    message: str = Field(description="Words an operator can act on.")
+    detail: dict[str, Any] = Field(description="The same, for machines.")
+
+
+class DecisionOut(BaseModel):
+    """The decision about one record."""
+
+    id: str = Field(description="The record's id, or `#<position>` when it has none.")
+    object: str | None = None
+    key: str | None = None
+    source: str | None = None
+    action: Action
+    age_s: float | None = Field(description="The copy's age in seconds, when it could be told.")
+    reasons: list[ReasonOut]
+
+
+class CheckResponse(BaseModel):
+    """A check that ran: 200 whatever its verdict."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "run_id": "5d0c8f1e-3f57-4f6e-9a43-0f3d7c2d9b11",
+                    "pipeline": "support-bot",
+                    "policy": {"name": "support-assistant", "version": 1},
+                    "checked_at": "2026-11-22T12:00:00+00:00",
+                    "verdict": "partial",
+                    "allowed": ["doc-17"],
+                    "records": [
+                        {
+                            "id": "doc-17",
+                            "object": "customer",
+                            "key": "C-1042",
+                            "source": "sap",
+                            "action": "allow",
+                            "age_s": 300.0,
+                            "reasons": [],
+                        },
+                        {
+                            "id": "doc-18",
+                            "object": "customer",
+                            "key": "C-2001",
+                            "source": "sap",
+                            "action": "block",
+                            "age_s": 11100.0,
+                            "reasons": [
+                                {
+                                    "code": "STALE",
+                                    "message": "customer C-2001 from sap is 3h 5m old; the limit agreed with "
+                                    "sales-ops is 1h",
+                                    "detail": {"age_s": 11100.0, "max_age_s": 3600.0},
+                                }
+                            ],
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+    run_id: str
+    pipeline: str
+    policy: PolicyInfo
+    checked_at: datetime
+    verdict: Verdict
+    allowed: list[str] = Field(description="Ids of the records that may reach the model (allowed or warned).")
+    records: list[DecisionOut] = Field(description="One decision per record, in the order sent.")
+
+
+class RunSummary(BaseModel):
+    """One check as the lineage store remembers it."""
+
+    run_id: str
+    pipeline: str
+    checked_at: datetime
+    policy_name: str
+    policy_version: int
+    policy_hash: str
+    verdict: Verdict
+    records: int
+    allowed: int
+    warned: int
+    blocked: int
+    duration_ms: float
+    consumer: dict[str, Any] | None = None
+
+
+class StoredDecision(BaseModel):
+    """One decision as the lineage store remembers it."""
+
+    position: int = Field(description="The record's position in its check.")
+    record_id: str
+    object: str | None
+    key: str | None
+    source: str | None
+    observed_at: datetime | None
+    updated_at: datetime | None
+    content_hash: str | None = Field(description="A hash of the record as it was sent.")
+    age_s: float | None
+    action: Action
+    reasons: list[ReasonCode]
+    explanations: list[ReasonOut] = Field(description="The reasons in full, as they were given at the time.")
+
+
+class RunDetail(RunSummary):
+    """One check with every decision it made."""
+
+    decisions: list[StoredDecision]
+
+
+class RunList(BaseModel):
+    """The most recent checks, newest first."""
+
+    runs: list[RunSummary]
+
+
+class EntityDecision(StoredDecision):
+    """A decision about an entity, with the check it was made in."""
+
+    run_id: str
+    pipeline: str
+    checked_at: datetime
+    policy_name: str
+    policy_version: int
+
+
+class EntityHistory(BaseModel):
+    """Everything the guard decided about one entity, oldest first."""
+
+    object: str
+    key: str
+    decisions: list[EntityDecision]
+
+
+class Liveness(BaseModel):
+    """The process answers."""
+
+    status: str = "ok"
+
+
+class Readiness(BaseModel):
+    """The guard can check: its policy is loaded and its lineage store answers."""
+
+    status: str = "ready"
+    policy: PolicyInfo
+    store: str = Field(description="The lineage store's URL, without its password.")
