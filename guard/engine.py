@@ -15,6 +15,7 @@ record through the modules; a property test holds both ways to the same decision
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -49,7 +50,6 @@ class Batch:
         "fields",
         "ids",
         "keys",
-        "members",
         "now",
         "objects",
         "observed",
@@ -76,7 +76,6 @@ class Batch:
         self.fields: list[Mapping[str, Any] | None] = [None] * size
         self.reasons: list[list[Reason] | None] = [None] * size
         self.envelopes: dict[int, Envelope] = {}
-        self.members: dict[Entity, list[int]] = {}  # the records about each entity, for conflicts
         self.unnamed: set[int] = set()  # records without an id, decided under a "#<position>" stand-in
         self.uncheckable: set[int] = set()  # records whose contract cannot be checked: a broken envelope
 
@@ -113,7 +112,6 @@ def screen(records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, f
     ids, objs, keys, srcs = batch.ids, batch.objects, batch.keys, batch.sources
     observed, updated, ages, fields_col = batch.observed, batch.updated, batch.ages, batch.fields
     slow = _full_path
-    members_of = batch.members.setdefault
     for index, record in enumerate(records):
         if not fast or type(record) is not dict:
             slow(batch, index)
@@ -163,7 +161,6 @@ def screen(records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, f
             slow(batch, index)
             continue
         ids[index], objs[index], keys[index], srcs[index], fields_col[index] = rid, obj, key, src, f
-        members_of((obj, key), []).append(index)
         if od is not None:
             observed[index] = od[0]
         if ud is not None:
@@ -231,7 +228,6 @@ def _full_path(batch: Batch, index: int) -> None:
         batch.uncheckable.add(index)
         return
     batch.observed[index], batch.updated[index] = env.observed_at, env.updated_at
-    batch.members.setdefault((env.object, env.key), []).append(index)  # type: ignore[arg-type]
     batch.fields[index] = env.fields
     if env.problems:
         out.append(invalid_reason(env))
@@ -334,14 +330,19 @@ def _contracts(batch: Batch, pandera_threshold: int) -> None:
 
 
 def _conflicts(batch: Batch) -> None:
+    entities = list(zip(batch.objects, batch.keys, strict=True))
+    repeated = {entity for entity, count in Counter(entities).items() if count > 1 and entity[0] is not None}
+    if not repeated:
+        return
     reasons = batch.reasons
-    groups = [
-        [i for i in members if not reasons[i] or all(r.code is ReasonCode.AGING for r in reasons[i])]  # type: ignore[union-attr]
-        for members in batch.members.values()
-        if len(members) > 1
-    ]
+    groups: dict[Entity, list[int]] = {}
+    for index, entity in enumerate(entities):
+        if entity in repeated:
+            found = reasons[index]
+            if not found or all(r.code is ReasonCode.AGING for r in found):
+                groups.setdefault(entity, []).append(index)  # type: ignore[arg-type]
     raw = batch.raw
-    disputed = [m for m in groups if len(m) > 1 and not _all_identical([raw[i] for i in m])]
+    disputed = [m for m in groups.values() if len(m) > 1 and not _all_identical([raw[i] for i in m])]
     if not disputed:
         return
     envelope = batch.envelope
