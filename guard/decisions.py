@@ -9,6 +9,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, overload
 
+#: One business entity: (object, key), as in ("customer", "C-1042").
+Entity = tuple[str, str]
+
 
 class Action(StrEnum):
     """What happens to one record: allowed, allowed but flagged, or kept from the model."""

@@ -29,10 +29,8 @@ from guard.checks.provenance import check_provenance
 from guard.checks.rules import CompiledPolicy
 from guard.checks.signature import check_signature
 from guard.checks.supersession import check_supersession
-from guard.decisions import Action, DecisionTable, Reason, ReasonCode
+from guard.decisions import Action, DecisionTable, Entity, Reason, ReasonCode
 from guard.signing import signature_matches
-
-Entity = tuple[str, str]
 
 #: From this many records of one object in a check, the contract runs through pandera itself.
 DEFAULT_PANDERA_THRESHOLD = 2000

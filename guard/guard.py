@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from guard._gc import gc_paused
 from guard._timestamps import utc_now
 from guard.checks.rules import CompiledPolicy
-from guard.decisions import Action, CheckResult, PolicyRef
+from guard.decisions import Action, CheckResult, Entity, PolicyRef
 from guard.engine import DEFAULT_PANDERA_THRESHOLD, Batch, finish, owner_versions, screen
 from guard.errors import ConfigurationError, InputError
 from guard.policy.model import Policy
@@ -24,7 +24,6 @@ from guard.records import Record
 if TYPE_CHECKING:
     from guard.lineage.store import LineageStore
 
-Entity = tuple[str, str]
 MAX_NAME_LENGTH = 200  # pipeline names, as the lineage store keeps them
 _PAUSE_GC_FROM = 5000
 

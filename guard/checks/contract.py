@@ -248,10 +248,6 @@ class Contract:
                     self._schema = build_schema(self.object, self.rules)
         return self._schema
 
-    def polars_schema(self) -> dict[str, pl.DataType]:
-        """The polars column types the contract's fields are checked as."""
-        return {rule.name: _polars_type(rule.type) for rule in self.rules}
-
 
 # --- values to column values -------------------------------------------------------------
 

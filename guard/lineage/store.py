@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 
-from guard.decisions import Action, CheckResult
+from guard.decisions import Action, CheckResult, Entity
 from guard.errors import StoreError
 from guard.lineage._values import content_hash, explain, json_value, storable, storable_column
 from guard.lineage.tables import UTCDateTime, run_records, runs
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Entity", "LineageStore", "alembic_config", "content_hash"]
 
-Entity = tuple[str, str]
 _RECORD_COLUMNS = (
     "run_id", "position", "record_id", "object", "key", "source", "observed_at",
     "updated_at", "content_hash", "age_s", "action", "reasons", "explanations",
