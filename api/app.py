@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from api.keys import KeyRing, load_keyring
 from api.limits import BodyLimit
 from api.problems import install_problem_handlers, problem_json_openapi
 from api.routes import check, lineage, probes, runs
@@ -21,11 +22,18 @@ def build_guard(settings: Settings) -> Guard:
     return Guard(load_policy(settings.policy), store=settings.database_url)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The guard service for these settings; the guard is built when the app starts, closed when it stops."""
+def build_keyring(settings: Settings) -> KeyRing:
+    """The API keys the settings name (keys file and FRESHGUARD_API_KEYS); empty in open mode."""
+    return load_keyring(settings.keys_file, settings.api_keys)
+
+
+def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
+    """The guard service for these settings; the guard (and keys, unless given) are loaded when the app starts."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if app.state.keyring is None:
+            app.state.keyring = await run_in_threadpool(build_keyring, settings)
         guard = await run_in_threadpool(build_guard, settings)
         app.state.guard = guard
         try:
@@ -42,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.guard = None
+    app.state.keyring = keyring
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     install_problem_handlers(app)
     for module in (check, runs, lineage, probes):

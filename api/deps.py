@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.auth import Caller, require_roles
+from api.keys import Role
 from api.settings import Settings
 from guard import Guard, LineageStore
 from guard.errors import ConfigurationError, StoreError
@@ -37,3 +39,9 @@ def get_store(guard: GuardDep) -> LineageStore:
 
 
 StoreDep = Annotated[LineageStore, Depends(get_store)]
+
+
+#: Who may run checks: pipeline keys (and admin).
+PipelineCaller = Annotated[Caller, Depends(require_roles(Role.PIPELINE))]
+#: Who may read runs and lineage: viewer and pipeline keys (and admin); a pipeline may look up its own runs.
+ReaderCaller = Annotated[Caller, Depends(require_roles(Role.VIEWER, Role.PIPELINE))]

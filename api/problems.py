@@ -76,6 +76,8 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 _DESCRIPTIONS = {
     400: "The body is not JSON.",
+    401: "No API key, or one this service does not accept (`WWW-Authenticate: Bearer`).",
+    403: "The API key's role may not use this endpoint; the detail names the role needed.",
     404: "No such resource.",
     413: "The body, or the number of records, is over the service's limit.",
     415: "The body is not sent as JSON (Content-Type: application/json).",
@@ -124,7 +126,14 @@ async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, HTTPException):  # registered for this class only
         raise exc
-    kinds = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 413: "too-large"}
+    kinds = {
+        400: "bad-request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not-found",
+        405: "method-not-allowed",
+        413: "too-large",
+    }
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"nothing is served at {request.url.path}; see /docs for the endpoints"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Host names that only this machine can reach; the only ones an unauthenticated service may bind.
@@ -32,16 +32,30 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///freshguard.db", description="The lineage store's URL.")
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes.")
     max_records: int = Field(100_000, gt=0, description="Most records one check may carry.")
-    host: str = Field("127.0.0.1", description="Where to listen; loopback only until the service has API keys.")
+    host: str = Field("127.0.0.1", description="Where to listen; loopback only unless API keys are configured.")
     port: int = Field(8000, ge=0, le=65535)
+    keys_file: Path | None = Field(None, description="The API keys file (YAML or JSON): names, roles, SHA-256 digests.")
+    api_keys: str | None = Field(
+        None, repr=False, description="More API keys: name:role[:source]:sha256hex, comma-separated (digests only)."
+    )
 
-    @field_validator("host")
+    @field_validator("api_keys")
     @classmethod
-    def _loopback_only(cls, host: str) -> str:
-        # The service has no authentication yet: anyone who can reach it could read every run.
-        if not is_loopback(host):
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value if value is not None and value.strip() else None
+
+    @property
+    def keys_configured(self) -> bool:
+        """True when API keys are configured (a keys file or FRESHGUARD_API_KEYS); False means open mode."""
+        return self.keys_file is not None or self.api_keys is not None
+
+    @model_validator(mode="after")
+    def _loopback_unless_keys(self) -> Settings:
+        # Without keys anyone who can reach the service could read every run: keep it on this machine.
+        if not self.keys_configured and not is_loopback(self.host):
             raise ValueError(
-                f"the service has no authentication yet, so it only listens on loopback "
-                f"(127.0.0.1, ::1, localhost), not {host!r}; put an authenticating proxy in front of it"
+                f"the service has no authentication (no API keys configured), so it only listens on loopback "
+                f"(127.0.0.1, ::1, localhost), not {self.host!r}; configure API keys (FRESHGUARD_KEYS_FILE or "
+                "FRESHGUARD_API_KEYS) to listen elsewhere"
             )
-        return host
+        return self

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from api.deps import StoreDep
+from api.deps import ReaderCaller, StoreDep
 from api.problems import responses
 from api.schemas import EntityHistory
 
@@ -16,10 +16,11 @@ router = APIRouter(prefix="/v1/lineage", tags=["lineage"])
 @router.get(
     "/{object}/{key}",
     response_model=EntityHistory,
-    responses=responses(422, 503),
+    responses=responses(401, 403, 422, 503),
     summary="An entity's decisions",
 )
 def entity_lineage(
+    _caller: ReaderCaller,
     store: StoreDep,
     object: Annotated[str, Path(description="The object, e.g. customer.")],  # noqa: A002 - the API's word
     key: Annotated[str, Path(description="The entity's key, e.g. C-1042.")],

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from api.deps import StoreDep
+from api.deps import ReaderCaller, StoreDep
 from api.problems import responses
 from api.schemas import RunDetail, RunList
 from guard.guard import MAX_NAME_LENGTH
@@ -14,8 +14,9 @@ from guard.guard import MAX_NAME_LENGTH
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 
-@router.get("", response_model=RunList, responses=responses(422, 503), summary="Recent checks")
+@router.get("", response_model=RunList, responses=responses(401, 403, 422, 503), summary="Recent checks")
 def list_runs(
+    _caller: ReaderCaller,
     store: StoreDep,
     pipeline: Annotated[
         str | None, Query(min_length=1, max_length=MAX_NAME_LENGTH, description="Only this pipeline's checks.")
@@ -26,8 +27,8 @@ def list_runs(
     return {"runs": store.list_runs(pipeline=pipeline, limit=limit)}
 
 
-@router.get("/{run_id}", response_model=RunDetail, responses=responses(404, 422, 503), summary="One check")
-def get_run(store: StoreDep, run_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+@router.get("/{run_id}", response_model=RunDetail, responses=responses(401, 403, 404, 422, 503), summary="One check")
+def get_run(_caller: ReaderCaller, store: StoreDep, run_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     """One check with every decision it made."""
     run = store.get_run(run_id)
     if run is None:

@@ -1,4 +1,4 @@
-"""`freshguard serve`: run the HTTP service (api/) with uvicorn, on loopback until it has API keys."""
+"""`freshguard serve`: run the HTTP service (api/) with uvicorn; open on loopback only unless it has API keys."""
 
 from __future__ import annotations
 
@@ -35,38 +35,64 @@ def serve_command(
     host: Annotated[
         str,
         typer.Option(
-            help="Where to listen: loopback only (127.0.0.1, ::1, localhost), as there is no authentication.",
+            help="Where to listen: any address with API keys; loopback only (127.0.0.1, ::1, localhost) without.",
         ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="The TCP port to listen on.")] = 8000,
+    keys_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--keys-file",
+            metavar="FILE",
+            envvar="FRESHGUARD_KEYS_FILE",
+            help="The API keys (YAML or JSON: name, role, source?, key_sha256); also FRESHGUARD_API_KEYS. "
+            "Without keys the service runs open, on loopback only.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the guard service: POST /v1/check before inference, run history and lineage; /docs lists it all."""
+    import os
+
     from api.settings import is_loopback
 
-    if not is_loopback(host):
+    api_keys = (os.environ.get("FRESHGUARD_API_KEYS") or "").strip() or None
+    if keys_file is None and api_keys is None and not is_loopback(host):
         fail(
-            f"freshguard serve refuses to listen on {host}: the service has no authentication yet, so anyone "
-            "who reaches it could read every run. Listen on 127.0.0.1 (or ::1, localhost) and put an "
-            "authenticating proxy in front of it."
+            f"freshguard serve refuses to listen on {host}: the service has no authentication (no API keys "
+            "configured), so anyone who reaches it could read every run. Listen on 127.0.0.1 (or ::1, localhost), "
+            "or configure API keys with --keys-file / FRESHGUARD_KEYS_FILE or FRESHGUARD_API_KEYS (see README)."
         )
     import uvicorn
 
     from api import Settings, create_app
-    from api.app import build_guard
+    from api.app import build_guard, build_keyring
 
-    settings = Settings(policy=policy, database_url=database, host=host, port=port)
-    with bad_input_exits():
-        # Fail here, with the policy's or the store's own message, rather than in uvicorn's start-up traceback.
-        build_guard(settings).close()
-    error_console().print(
-        Text(
-            f"WARNING: Freshguard is serving on http://{_url_host(host)}:{port} WITHOUT AUTHENTICATION: "
-            "any local process can check records and read every run and lineage. Do not expose this port.",
-            style="bold yellow",
-        ),
-        soft_wrap=True,
+    settings = Settings(
+        policy=policy, database_url=database, host=host, port=port, keys_file=keys_file, api_keys=api_keys
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    with bad_input_exits():
+        # Fail here, with the keys', policy's or store's own message, rather than in uvicorn's start-up traceback.
+        keyring = build_keyring(settings)
+        build_guard(settings).close()
+    if settings.keys_configured:
+        loaded = ", ".join(
+            f"{len(names)} {role.value} ({', '.join(names)})" for role, names in sorted(keyring.names_by_role().items())
+        )
+        error_console().print(
+            Text(f"Freshguard requires API keys on http://{_url_host(host)}:{port}: {loaded}."), soft_wrap=True
+        )
+    else:
+        error_console().print(
+            Text(
+                f"WARNING: Freshguard is serving on http://{_url_host(host)}:{port} WITHOUT AUTHENTICATION: "
+                "any local process can check records and read every run and lineage. Do not expose this port. "
+                "Configure API keys (FRESHGUARD_KEYS_FILE or FRESHGUARD_API_KEYS) to require them.",
+                style="bold yellow",
+            ),
+            soft_wrap=True,
+        )
+    uvicorn.run(create_app(settings, keyring), host=host, port=port, log_level="info")
 
 
 def _url_host(host: str) -> str:
