@@ -139,6 +139,30 @@ class Guard:
         else:
             self._remember(versions)
 
+    def note_heartbeat(self, source: str, object: str, synced_at: datetime) -> dict[str, Any]:  # noqa: A002
+        """Keep an integration's report that it finished syncing `object` from `source` as of `synced_at`."""
+        policy = self._compiled.policy
+        if source not in policy.sources:
+            raise InputError(f"a heartbeat from {source!r:.80}, which is not a source of policy {policy.name}")
+        spec = policy.objects.get(object)
+        if spec is None:
+            raise InputError(f"a heartbeat from {source} for {object!r:.80}, which policy {policy.name} does not cover")
+        if source != spec.owner and source not in spec.replicas:
+            raise InputError(
+                f"a heartbeat from {source} for {object}, but {source} neither owns {object} (its owner is "
+                f"{spec.owner}) nor serves copies of it; add {source} to objects.{object}.replicas first"
+            )
+        received_at = utc_now()
+        synced = _aware_utc(synced_at, f"the heartbeat from {source} for {object}: synced_at")
+        if synced > received_at + policy.clock_skew:
+            raise InputError(
+                f"the heartbeat from {source} for {object} is dated {synced.isoformat()}, in the future; "
+                "send the time the sync finished, with its UTC offset"
+            )
+        if self.store is None:
+            raise ConfigurationError("heartbeats are kept in the lineage store, and this guard runs without one")
+        return self.store.record_heartbeat(source, object, synced, received_at)
+
     def close(self) -> None:
         """Close the lineage store if this guard opened it."""
         if self._owns_store and self.store is not None:

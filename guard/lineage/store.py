@@ -1,4 +1,5 @@
-"""The lineage store: every check, every decision, and the per-entity watermarks. The only SQL.
+"""The lineage store: every check, every decision, the per-entity watermarks, sync heartbeats and
+the model calls that consumed each run. The only SQL (with the helpers of `_feeds`).
 
 SQLite (a file) is the embedded default; PostgreSQL serves a team (`postgresql+psycopg://...`).
 Writes of a check's rows go through the driver's fastest bulk path (SQLite executemany,
@@ -20,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from guard.decisions import Action, CheckResult, Entity
 from guard.errors import StoreError
+from guard.lineage import _feeds
 from guard.lineage._values import content_hash, explain, json_value, storable, storable_column
 from guard.lineage.tables import UTCDateTime, run_records, runs
 
@@ -199,12 +201,41 @@ class LineageStore:
                 )
             )
         ]  # fmt: skip
+        call = _feeds.consumer_call(result.consumer)
         with self._connect("record a check") as conn:
             conn.execute(runs.insert(), run_row)
             if rows:
                 self._insert_records(conn, rows)
             if learned:
                 self._advance(conn, learned, "owner_record", result.checked_at)
+            if call is not None:
+                _feeds.insert_call(conn, run_id, *call, linked_at=result.checked_at)
+
+    def link_consumption(
+        self,
+        run_id: str,
+        model: str,
+        call_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        *,
+        linked_at: datetime,
+    ) -> dict[str, Any] | None:
+        """Record that a model call consumed a run's allowed records; None when the store has no such run."""
+        with self._connect("link a run to a model call") as conn:
+            known = conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == storable(run_id))).first()
+            if known is None:
+                return None
+            return _feeds.insert_call(conn, run_id, model, call_id, extra, linked_at=linked_at)
+
+    def record_heartbeat(self, source: str, obj: str, synced_at: datetime, received_at: datetime) -> dict[str, Any]:
+        """Keep a sync heartbeat: `source` finished syncing `obj` as of `synced_at`."""
+        with self._connect("record a heartbeat") as conn:
+            return _feeds.insert_heartbeat(conn, source, obj, synced_at, received_at)
+
+    def latest_heartbeats(self) -> dict[tuple[str, str], datetime]:
+        """The newest sync reported for each (source, object)."""
+        with self._connect("read heartbeats") as conn:
+            return _feeds.latest_heartbeats(conn)
 
     def _insert_records(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         columns = ", ".join(f'"{c}"' for c in _RECORD_COLUMNS)
@@ -251,7 +282,8 @@ class LineageStore:
             records = conn.execute(
                 sa.select(run_records).where(run_records.c.run_id == run_id).order_by(run_records.c.position)
             ).mappings()
-            return {**run, "decisions": [_record_out(r) for r in records]}
+            decisions = [_record_out(r) for r in records]
+            return {**run, "decisions": decisions, "model_calls": _feeds.calls_by_run(conn, [run_id])[run_id]}
 
     def list_runs(self, *, pipeline: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """The most recent runs, newest first."""
@@ -262,7 +294,7 @@ class LineageStore:
             return [dict(row) for row in conn.execute(query).mappings()]
 
     def entity_history(self, obj: str, key: str) -> list[dict[str, Any]]:
-        """Every decision about one entity, oldest first, with the run's pipeline and policy."""
+        """Every decision about one entity, oldest first, with the run's pipeline, policy and model calls."""
         query = (
             sa.select(run_records, runs.c.pipeline, runs.c.checked_at, runs.c.policy_name, runs.c.policy_version)
             .join(runs, runs.c.run_id == run_records.c.run_id)
@@ -270,7 +302,11 @@ class LineageStore:
             .order_by(runs.c.checked_at, runs.c.run_id, run_records.c.position)
         )
         with self._connect("read an entity's history") as conn:
-            return [_record_out(row) for row in conn.execute(query).mappings()]
+            history = [_record_out(row) for row in conn.execute(query).mappings()]
+            calls = _feeds.calls_by_run(conn, [decision["run_id"] for decision in history])
+        for decision in history:
+            decision["model_calls"] = calls[decision["run_id"]]
+        return history
 
 
 def _sqlite_watermarks(conn: Connection, wanted: Mapping[str, list[str]], found: dict[Entity, datetime]) -> None:

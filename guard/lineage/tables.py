@@ -94,3 +94,26 @@ watermarks = Table(
     Column("learned_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("object", "key"),
 )
+
+heartbeats = Table(
+    "heartbeats",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", Text, nullable=False),
+    Column("object", Text, nullable=False),
+    Column("synced_at", UTCDateTime(), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Index("ix_heartbeats_source_object_synced_at", "source", "object", "synced_at"),
+)
+
+consumption = Table(
+    "consumption",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
+    Column("model", Text, nullable=False),
+    Column("call_id", Text, nullable=True),
+    Column("linked_at", UTCDateTime(), nullable=False),
+    Column("extra", JSON, nullable=True),
+    Index("ix_consumption_run_id", "run_id"),
+)

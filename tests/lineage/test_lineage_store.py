@@ -77,6 +77,8 @@ def test_a_check_writes_one_run_row_that_matches_its_result(stored_guard: Guard,
     assert run is not None
     decisions = run.pop("decisions")
     assert len(decisions) == len(records)
+    expected_calls = [{"model": "gpt-4o", "call_id": "c-17", "linked_at": NOW, "extra": {"tags": ["support", "eu"]}}]
+    assert expected_calls == run.pop("model_calls")
     counts = result.counts
     assert run == {
         "run_id": result.run_id,

@@ -1,0 +1,105 @@
+"""What integrations and model calls feed the store besides checks: sync heartbeats and consumption links.
+
+Functions over a connection the store opened (and its transaction); `LineageStore` exposes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from guard.lineage._values import json_value, storable
+from guard.lineage.tables import consumption, heartbeats
+
+#: The consumer members that name a model call; the others are kept as its `extra`.
+_CALL_MEMBERS = ("model", "call_id")
+
+
+def insert_heartbeat(
+    conn: Connection, source: str, obj: str, synced_at: datetime, received_at: datetime
+) -> dict[str, Any]:
+    """Keep one heartbeat (every one is kept: the history shows how far behind a sync ran)."""
+    row = {"source": storable(source), "object": storable(obj), "synced_at": synced_at, "received_at": received_at}
+    conn.execute(heartbeats.insert(), row)
+    return row
+
+
+def latest_heartbeats(conn: Connection) -> dict[tuple[str, str], datetime]:
+    """The newest `synced_at` reported for each (source, object)."""
+    newest = sa.func.max(heartbeats.c.synced_at, type_=heartbeats.c.synced_at.type)
+    query = sa.select(heartbeats.c.source, heartbeats.c.object, newest).group_by(
+        heartbeats.c.source, heartbeats.c.object
+    )
+    return {(source, obj): synced_at for source, obj, synced_at in conn.execute(query)}
+
+
+def consumer_call(consumer: Mapping[str, Any] | None) -> tuple[str, str | None, dict[str, Any] | None] | None:
+    """The model call a check's consumer names, as (model, call_id, extra); None when it names no model."""
+    if consumer is None:
+        return None
+    model = consumer.get("model")
+    if model is None or model == "":
+        return None
+    call_id = consumer.get("call_id")
+    extra = {name: value for name, value in consumer.items() if name not in _CALL_MEMBERS}
+    return _text(model), None if call_id is None else _text(call_id), extra or None
+
+
+def insert_call(
+    conn: Connection,
+    run_id: str,
+    model: str,
+    call_id: str | None,
+    extra: Mapping[str, Any] | None,
+    *,
+    linked_at: datetime,
+) -> dict[str, Any]:
+    """Link a run to a model call; a link already kept (same model and call id) is not written twice."""
+    row = {
+        "run_id": storable(run_id),
+        "model": storable(model),
+        "call_id": None if call_id is None else storable(call_id),
+        "linked_at": linked_at,
+        "extra": json_value(extra) if extra else None,
+    }
+    same_call = consumption.c.call_id.is_(None) if row["call_id"] is None else consumption.c.call_id == row["call_id"]
+    known = (
+        conn.execute(
+            sa.select(consumption.c.linked_at, consumption.c.extra).where(
+                consumption.c.run_id == row["run_id"], consumption.c.model == row["model"], same_call
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if known is not None:
+        return {**row, **known}
+    conn.execute(consumption.insert(), row)
+    return row
+
+
+def calls_by_run(conn: Connection, run_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """The model calls linked to each of these runs, in the order they were linked."""
+    wanted = sorted(set(run_ids))
+    found: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in wanted}
+    for start in range(0, len(wanted), 400):  # SQLite caps bound parameters
+        query = (
+            sa.select(consumption.c.run_id, consumption.c.model, consumption.c.call_id, consumption.c.linked_at,
+                      consumption.c.extra)
+            .where(consumption.c.run_id.in_(wanted[start : start + 400]))
+            .order_by(consumption.c.linked_at, consumption.c.id)
+        )  # fmt: skip
+        for row in conn.execute(query).mappings():
+            found[row["run_id"]].append(
+                {"model": row["model"], "call_id": row["call_id"], "linked_at": row["linked_at"],
+                 "extra": row["extra"] or {}}
+            )  # fmt: skip
+    return found
+
+
+def _text(value: Any) -> str:
+    return storable(value if isinstance(value, str) else str(value))
