@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.keys import KeyRing, load_keyring
 from api.limits import BodyLimit
 from api.problems import install_problem_handlers, problem_json_openapi
-from api.routes import check, lineage, probes, runs
+from api.routes import changes, check, lineage, probes, runs, sources
 from api.settings import Settings
 from guard import Guard, __version__, load_policy
 
@@ -53,7 +53,7 @@ def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
     app.state.keyring = keyring
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     install_problem_handlers(app)
-    for module in (check, runs, lineage, probes):
+    for module in (check, changes, sources, runs, lineage, probes):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -43,5 +43,7 @@ StoreDep = Annotated[LineageStore, Depends(get_store)]
 
 #: Who may run checks: pipeline keys (and admin).
 PipelineCaller = Annotated[Caller, Depends(require_roles(Role.PIPELINE))]
+#: Who may post change notifications: source keys (for the objects their source owns) and admin.
+SourceCaller = Annotated[Caller, Depends(require_roles(Role.SOURCE))]
 #: Who may read runs and lineage: viewer and pipeline keys (and admin); a pipeline may look up its own runs.
 ReaderCaller = Annotated[Caller, Depends(require_roles(Role.VIEWER, Role.PIPELINE))]

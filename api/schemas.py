@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 from guard.decisions import Action, ReasonCode, Verdict
 from guard.guard import MAX_NAME_LENGTH
@@ -157,9 +157,10 @@ class StoredDecision(BaseModel):
 
 
 class RunDetail(RunSummary):
-    """One check with every decision it made."""
+    """One check with every decision it made, and the model calls that consumed it."""
 
     decisions: list[StoredDecision]
+    model_calls: list[ModelCall] = Field(default_factory=list)
 
 
 class RunList(BaseModel):
@@ -176,14 +177,179 @@ class EntityDecision(StoredDecision):
     checked_at: datetime
     policy_name: str
     policy_version: int
+    model_calls: list[ModelCall] = Field(description="The model calls that consumed this decision's run.")
+
+
+class ModelCallSeen(BaseModel):
+    """A model call whose run decided about the entity."""
+
+    model: str
+    call_id: str | None
+    run_ids: list[str] = Field(description="The runs linked to this call that decided about the entity.")
+    saw_entity: bool = Field(description="Whether the entity was allowed (or warned) in one of those runs.")
 
 
 class EntityHistory(BaseModel):
-    """Everything the guard decided about one entity, oldest first."""
+    """Everything the guard decided about one entity, oldest first, and the model calls that consumed it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "object": "customer",
+                    "key": "C-1042",
+                    "model_calls": [
+                        {
+                            "model": "gpt-4o-2024-08-06",
+                            "call_id": "chatcmpl-9x7",
+                            "run_ids": ["5d0c8f1e-3f57-4f6e-9a43-0f3d7c2d9b11"],
+                            "saw_entity": True,
+                        }
+                    ],
+                    "decisions": [
+                        {
+                            "run_id": "5d0c8f1e-3f57-4f6e-9a43-0f3d7c2d9b11",
+                            "pipeline": "support-bot",
+                            "checked_at": "2026-11-22T12:00:00+00:00",
+                            "policy_name": "support-assistant",
+                            "policy_version": 1,
+                            "position": 0,
+                            "record_id": "doc-17",
+                            "object": "customer",
+                            "key": "C-1042",
+                            "source": "sap",
+                            "observed_at": "2026-11-22T11:55:00+00:00",
+                            "updated_at": "2026-11-22T11:53:00+00:00",
+                            "content_hash": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+                            "age_s": 300.0,
+                            "action": "allow",
+                            "reasons": [],
+                            "explanations": [],
+                            "model_calls": [
+                                {
+                                    "model": "gpt-4o-2024-08-06",
+                                    "call_id": "chatcmpl-9x7",
+                                    "linked_at": "2026-11-22T12:00:00+00:00",
+                                    "extra": {},
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
 
     object: str
     key: str
+    model_calls: list[ModelCallSeen] = Field(description="Every model call linked to a run that decided about it.")
     decisions: list[EntityDecision]
+
+
+def _iso_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("a timestamp is ISO 8601 text with a UTC offset, such as 2026-11-22T09:58:00Z")
+    return value
+
+
+#: ISO 8601 text with an offset (`2026-11-22T09:58:00Z`); numbers and naive times are refused.
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
+
+
+class Change(BaseModel):
+    """The system of record changed an entity: copies older than `updated_at` are SUPERSEDED."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"object": "customer", "key": "C-1042", "updated_at": "2026-11-22T09:58:00Z"}]},
+    )
+
+    object: Name = Field(description="The object, e.g. customer; the caller's source must own it.")
+    key: str = Field(min_length=1, description="The entity's key, e.g. C-1042.")
+    updated_at: Timestamp = Field(description="When the system of record changed the entity.")
+
+
+class ChangesAccepted(BaseModel):
+    """How many change notifications the guard learned."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"accepted": 2}]})
+
+    accepted: int
+
+
+class Heartbeat(BaseModel):
+    """An integration finished a sync of one object."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"object": "customer", "synced_at": "2026-11-22T10:00:00Z"}]}
+    )
+
+    object: Name = Field(description="The object synced; the source must own it or serve copies of it.")
+    synced_at: Timestamp = Field(description="The point in time the sync brought the copies up to.")
+
+
+class HeartbeatStored(BaseModel):
+    """A heartbeat as the lineage store keeps it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "source": "sap",
+                    "object": "customer",
+                    "synced_at": "2026-11-22T10:00:00Z",
+                    "received_at": "2026-11-22T10:00:02.114Z",
+                }
+            ]
+        }
+    )
+
+    source: str
+    object: str
+    synced_at: datetime
+    received_at: datetime = Field(description="When the service received it.")
+
+
+class Consumption(BaseModel):
+    """A model call that consumed a run's allowed records; any other member is kept as `extra`."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{"model": "gpt-4o-2024-08-06", "call_id": "chatcmpl-9x7", "ticket": "T-88"}]},
+    )
+
+    model: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, description="The model that was called.")
+    call_id: str | None = Field(None, min_length=1, description="The call's id, as the model's API gave it.")
+
+
+class ModelCall(BaseModel):
+    """A model call linked to a run."""
+
+    model: str
+    call_id: str | None
+    linked_at: datetime = Field(description="When the link was made: the check, or a later POST .../consumption.")
+    extra: dict[str, Any] = Field(description="Whatever else the consumer said about the call.")
+
+
+class ConsumptionLinked(ModelCall):
+    """The link as stored (a link already known is answered as it was first stored)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "run_id": "5d0c8f1e-3f57-4f6e-9a43-0f3d7c2d9b11",
+                    "model": "gpt-4o-2024-08-06",
+                    "call_id": "chatcmpl-9x7",
+                    "linked_at": "2026-11-22T12:00:03+00:00",
+                    "extra": {"ticket": "T-88"},
+                }
+            ]
+        }
+    )
+
+    run_id: str
 
 
 class Liveness(BaseModel):

@@ -1,4 +1,4 @@
-"""`GET /v1/lineage/{object}/{key}`: everything the guard decided about one entity."""
+"""`GET /v1/lineage/{object}/{key}`: everything the guard decided about one entity, and which model calls saw it."""
 
 from __future__ import annotations
 
@@ -25,5 +25,21 @@ def entity_lineage(
     object: Annotated[str, Path(description="The object, e.g. customer.")],  # noqa: A002 - the API's word
     key: Annotated[str, Path(description="The entity's key, e.g. C-1042.")],
 ) -> dict[str, Any]:
-    """Every decision about one entity, oldest first, with the run, pipeline and policy of each."""
-    return {"object": object, "key": key, "decisions": store.entity_history(object, key)}
+    """Every decision about one entity, oldest first, with the run, pipeline, policy and model calls of each."""
+    decisions = store.entity_history(object, key)
+    return {"object": object, "key": key, "model_calls": model_calls_seen(decisions), "decisions": decisions}
+
+
+def model_calls_seen(decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct model calls linked to these decisions' runs, in the order of the decisions."""
+    seen: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for decision in decisions:
+        for call in decision["model_calls"]:
+            entry = seen.setdefault(
+                (call["model"], call["call_id"]),
+                {"model": call["model"], "call_id": call["call_id"], "run_ids": [], "saw_entity": False},
+            )
+            if decision["run_id"] not in entry["run_ids"]:
+                entry["run_ids"].append(decision["run_id"])
+            entry["saw_entity"] = entry["saw_entity"] or decision["action"] != "block"
+    return list(seen.values())

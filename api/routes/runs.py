@@ -1,14 +1,16 @@
-"""`GET /v1/runs` and `GET /v1/runs/{run_id}`: the check history in the lineage store."""
+"""`GET /v1/runs`, `GET /v1/runs/{run_id}` and `POST /v1/runs/{run_id}/consumption`: the check history."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import ReaderCaller, StoreDep
+from api.deps import PipelineCaller, ReaderCaller, StoreDep
 from api.problems import responses
-from api.schemas import RunDetail, RunList
+from api.schemas import Consumption, ConsumptionLinked, RunDetail, RunList
+from guard._timestamps import utc_now
 from guard.guard import MAX_NAME_LENGTH
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
@@ -34,3 +36,22 @@ def get_run(_caller: ReaderCaller, store: StoreDep, run_id: Annotated[str, Path(
     if run is None:
         raise HTTPException(404, f"no run {run_id!r} in the lineage store; GET /v1/runs lists the recent ones")
     return run
+
+
+@router.post(
+    "/{run_id}/consumption",
+    response_model=ConsumptionLinked,
+    responses=responses(400, 401, 403, 404, 415, 422, 503),
+    summary="Link a run to the model call that consumed it",
+)
+async def link_consumption(
+    body: Consumption, _caller: PipelineCaller, store: StoreDep, run_id: Annotated[str, Path(max_length=64)]
+) -> dict[str, Any]:
+    """Record, after the check, which model call consumed the run's allowed records (shown in lineage)."""
+    extra = dict(body.model_extra or {})
+    linked = await run_in_threadpool(
+        lambda: store.link_consumption(run_id, body.model, body.call_id, extra, linked_at=utc_now())
+    )
+    if linked is None:
+        raise HTTPException(404, f"no run {run_id!r} in the lineage store; link a run_id that POST /v1/check returned")
+    return {"run_id": run_id, **linked}

@@ -1,0 +1,34 @@
+"""`POST /v1/sources/{source}/heartbeats`: an integration reports a completed sync."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Caller, source_in_path
+from api.deps import GuardDep
+from api.problems import responses
+from api.schemas import Heartbeat, HeartbeatStored
+
+router = APIRouter(prefix="/v1/sources", tags=["sources"])
+
+
+@router.post(
+    "/{source}/heartbeats",
+    response_model=HeartbeatStored,
+    responses=responses(400, 401, 403, 404, 415, 422, 503),
+    summary="Report a completed sync",
+)
+async def post_heartbeat(
+    source: str, body: Heartbeat, guard: GuardDep, _caller: Annotated[Caller, Depends(source_in_path)]
+) -> dict[str, Any]:
+    """Keep the heartbeat of `source` for an object it owns or serves copies of; every heartbeat is kept."""
+    policy = guard.policy
+    if source not in policy.sources:
+        raise HTTPException(
+            404,
+            f"{source!r:.80} is not a source of policy {policy.name} (it has: {', '.join(sorted(policy.sources))})",
+        )
+    return await run_in_threadpool(guard.note_heartbeat, source, body.object, body.synced_at)
