@@ -7,11 +7,20 @@ result = guard.check(records, pipeline="support-bot")
 
 from guard._durations import format_duration, humanize_seconds, parse_duration
 from guard.decisions import Action, CheckResult, Decision, DecisionTable, PolicyRef, Reason, ReasonCode, Verdict
-from guard.errors import ConfigurationError, GuardError, InputError, PolicyError, PolicyProblem, StoreError
+from guard.errors import (
+    ConfigurationError,
+    GuardError,
+    InputError,
+    PolicyError,
+    PolicyProblem,
+    StoreError,
+    VersionConflictError,
+)
 from guard.guard import Guard
-from guard.policy import Policy, load_policy, parse_policy
+from guard.policy import Policy, load_policy, parse_policy, parse_policy_text
 from guard.records import LineageHop, Record
 from guard.signing import canonical_bytes, sign_record, with_signature
+from guard.tallies import Tally, tally_check
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,14 +45,18 @@ __all__ = [
     "ReasonCode",
     "Record",
     "StoreError",
+    "Tally",
     "Verdict",
+    "VersionConflictError",
     "canonical_bytes",
     "format_duration",
     "humanize_seconds",
     "load_policy",
     "parse_duration",
     "parse_policy",
+    "parse_policy_text",
     "sign_record",
+    "tally_check",
     "with_signature",
 ]
 __version__ = "0.1.0"

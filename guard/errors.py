@@ -2,6 +2,7 @@
 
     GuardError
     ├── PolicyError        a policy file or document that does not load
+    │   └── VersionConflictError  a policy published with a version not above the one in force
     ├── ConfigurationError the guard cannot start as configured (a missing signing key, ...)
     ├── InputError       input a check cannot take at all (not a list, a line that is not JSON)
     └── StoreError         the lineage store is unreachable or refused a write
@@ -44,6 +45,24 @@ class PolicyError(GuardError):
         head = f"policy {origin} is refused" + (f" ({count} problems):" if count > 1 else ":")
         body = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{head}\n{body}")
+
+
+class VersionConflictError(PolicyError):
+    """A policy published with a version that is not higher than the last one published."""
+
+    def __init__(self, origin: str, version: int, latest: int) -> None:
+        self.version = version
+        self.latest = latest
+        super().__init__(
+            origin,
+            [
+                PolicyProblem(
+                    "version",
+                    f"is {version}, but version {latest} is already published; a new policy needs a higher "
+                    f"version: publish it as version {latest + 1} (or higher)",
+                )
+            ],
+        )
 
 
 class ConfigurationError(GuardError):

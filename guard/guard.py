@@ -55,6 +55,7 @@ class Guard:
         self.store: LineageStore | None = store
         self._memory: dict[Entity, datetime] = {}
         self._memory_lock = threading.Lock()
+        self._policy_lock = threading.Lock()
 
     @property
     def policy(self) -> Policy:
@@ -64,6 +65,54 @@ class Guard:
     def use_policy(self, policy: Policy) -> None:
         """Switch to another policy; checks already running finish under the old one."""
         self._compiled = compile_policy(policy, self._environ)
+
+    def publish_policy(
+        self, policy: Policy, *, text: str, media_type: str = "application/yaml", published_by: str
+    ) -> dict[str, Any]:
+        """Keep `policy` as a new version in the store and check under it from now on.
+
+        Refused (VersionConflictError) unless its version is higher than every version published;
+        ConfigurationError when a signing key it names is not set. `text` is the policy as written.
+        """
+        compiled = compile_policy(policy, self._environ)
+        store = self._require_store("published policy versions")
+        row = store.publish_policy(
+            name=policy.name,
+            version=policy.version,
+            content_hash=compiled.hash,
+            text=text,
+            media_type=media_type,
+            published_by=published_by,
+            published_at=utc_now(),
+            origin=policy.origin,
+        )
+        with self._policy_lock:
+            self._compiled = compiled
+        return row
+
+    def sync_policy(self, *, force: bool = False) -> bool:
+        """Switch to the newest version published in the store (by any process) if it is newer; True if so.
+
+        With `force`, switch to it whenever it differs from the policy in force, even at a lower version.
+        """
+        if self.store is None:
+            return False
+        latest = self.store.latest_policy_version()
+        if latest is None or (latest <= self._compiled.policy.version and not force):
+            return False
+        with self._policy_lock:
+            row = self.store.newest_policy()
+            if row is None or (row["version"] <= self._compiled.policy.version and not force):
+                return False
+            if row["version"] == self._compiled.policy.version and row["content_hash"] == self._compiled.hash:
+                return False
+            self._compiled = compile_policy(policy_of_version(row), self._environ)
+        return True
+
+    def _require_store(self, what: str) -> LineageStore:
+        if self.store is None:
+            raise ConfigurationError(f"{what} are kept in the lineage store, and this guard runs without one")
+        return self.store
 
     def check(
         self,
@@ -159,9 +208,7 @@ class Guard:
                 f"the heartbeat from {source} for {object} is dated {synced.isoformat()}, in the future; "
                 "send the time the sync finished, with its UTC offset"
             )
-        if self.store is None:
-            raise ConfigurationError("heartbeats are kept in the lineage store, and this guard runs without one")
-        return self.store.record_heartbeat(source, object, synced, received_at)
+        return self._require_store("heartbeats").record_heartbeat(source, object, synced, received_at)
 
     def close(self) -> None:
         """Close the lineage store if this guard opened it."""
@@ -215,6 +262,13 @@ def compile_policy(policy: Policy, environ: Mapping[str, str]) -> CompiledPolicy
             f"{', '.join(missing)}; set each to the source's HMAC signing key"
         )
     return CompiledPolicy(policy, keys)
+
+
+def policy_of_version(row: Mapping[str, Any]) -> Policy:
+    """The policy of a version the store keeps (as `publish_policy` wrote it)."""
+    from guard.policy import parse_policy_text
+
+    return parse_policy_text(row["text"], row["media_type"], origin=f"policy version {row['version']} in the store")
 
 
 def _as_sequence(records: Iterable[Any]) -> Sequence[Any]:

@@ -20,10 +20,11 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from guard.decisions import Action, CheckResult, Entity
-from guard.errors import StoreError
-from guard.lineage import _feeds
+from guard.errors import StoreError, VersionConflictError
+from guard.lineage import _feeds, _policies, _tallies
 from guard.lineage._values import content_hash, explain, json_value, storable, storable_column
 from guard.lineage.tables import UTCDateTime, run_records, runs
+from guard.tallies import Tally, tally_check
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -48,6 +49,8 @@ _PG_WATERMARK_LOOKUP = sa.text(
 _SUPPORTED = {"sqlite": "pysqlite", "postgresql": "psycopg"}
 #: Serialises migrations across processes on one PostgreSQL database (`pg_advisory_xact_lock`).
 _MIGRATION_LOCK_KEY = 7414243
+#: Serialises policy publishing on one PostgreSQL database.
+_PUBLISH_LOCK_KEY = 7414244
 #: Alembic keeps its `context` and `op` in process globals: one migration at a time per process.
 _migrating = threading.Lock()
 
@@ -202,10 +205,12 @@ class LineageStore:
             )
         ]  # fmt: skip
         call = _feeds.consumer_call(result.consumer)
+        tallies = tally_check(table)
         with self._connect("record a check") as conn:
             conn.execute(runs.insert(), run_row)
             if rows:
                 self._insert_records(conn, rows)
+            _tallies.insert(conn, run_id, result.checked_at, storable(result.pipeline), tallies)
             if learned:
                 self._advance(conn, learned, "owner_record", result.checked_at)
             if call is not None:
@@ -236,6 +241,58 @@ class LineageStore:
         """The newest sync reported for each (source, object)."""
         with self._connect("read heartbeats") as conn:
             return _feeds.latest_heartbeats(conn)
+
+    def tallies_since(self, start: datetime, end: datetime | None = None) -> list[Tally]:
+        """The per-integration-point tallies of every run checked in [start, end), oldest first."""
+        with self._connect("read run tallies") as conn:
+            return _tallies.since(conn, start, end)
+
+    def publish_policy(
+        self,
+        *,
+        name: str,
+        version: int,
+        content_hash: str,
+        text: str,
+        media_type: str,
+        published_by: str,
+        published_at: datetime,
+        origin: str = "<policy>",
+    ) -> dict[str, Any]:
+        """Keep a new policy version; VersionConflictError unless it is higher than every one published."""
+        try:
+            with self._connect("publish a policy") as conn:
+                # Publishers take turns on PostgreSQL; on SQLite the primary key settles a race.
+                if self.dialect == "postgresql":
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PUBLISH_LOCK_KEY})")
+                return _policies.publish(
+                    conn, name=name, version=version, content_hash=content_hash, text=text, media_type=media_type,
+                    published_by=published_by, published_at=published_at, origin=origin,
+                )  # fmt: skip
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sa.exc.IntegrityError):  # another publisher took the version first
+                raise VersionConflictError(origin, version, version) from exc
+            raise
+
+    def latest_policy_version(self) -> int | None:
+        """The highest policy version published, or None before the first."""
+        with self._connect("read the policy version") as conn:
+            return _policies.latest_version(conn)
+
+    def newest_policy(self) -> dict[str, Any] | None:
+        """The newest policy version published, with its text; None before the first."""
+        with self._connect("read the policy") as conn:
+            return _policies.newest(conn)
+
+    def policy_history(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The policy versions published, newest first (without their text)."""
+        with self._connect("read the policy history") as conn:
+            return _policies.history(conn, limit)
+
+    def policy_version(self, version: int) -> dict[str, Any] | None:
+        """One published policy version with its text, or None."""
+        with self._connect("read a policy version") as conn:
+            return _policies.one(conn, version)
 
     def _insert_records(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         columns = ", ".join(f'"{c}"' for c in _RECORD_COLUMNS)
@@ -285,11 +342,31 @@ class LineageStore:
             decisions = [_record_out(r) for r in records]
             return {**run, "decisions": decisions, "model_calls": _feeds.calls_by_run(conn, [run_id])[run_id]}
 
-    def list_runs(self, *, pipeline: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """The most recent runs, newest first."""
+    def list_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        verdict: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Runs newest first, filtered; `after` (checked_at, run_id) continues a listing past that run."""
         query = sa.select(runs).order_by(runs.c.checked_at.desc(), runs.c.run_id).limit(limit)
         if pipeline is not None:
             query = query.where(runs.c.pipeline == storable(pipeline))
+        if verdict is not None:
+            query = query.where(runs.c.verdict == verdict)
+        if since is not None:
+            query = query.where(runs.c.checked_at >= since)
+        if until is not None:
+            query = query.where(runs.c.checked_at < until)
+        if after is not None:
+            at, run_id = after
+            query = query.where(
+                sa.or_(runs.c.checked_at < at, sa.and_(runs.c.checked_at == at, runs.c.run_id > storable(run_id)))
+            )
         with self._connect("list runs") as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 

@@ -117,3 +117,34 @@ consumption = Table(
     Column("extra", JSON, nullable=True),
     Index("ix_consumption_run_id", "run_id"),
 )
+
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("media_type", String(64), nullable=False),
+    Column("published_by", String(200), nullable=False),
+    Column("published_at", UTCDateTime(), nullable=False),
+)
+
+run_tallies = Table(
+    "run_tallies",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
+    Column("checked_at", UTCDateTime(), nullable=False),
+    Column("pipeline", String(200), nullable=False),
+    Column("source", Text, nullable=True),
+    Column("object", Text, nullable=True),
+    Column("records", Integer, nullable=False),
+    Column("allowed", Integer, nullable=False),
+    Column("warned", Integer, nullable=False),
+    Column("blocked", Integer, nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("age_buckets", JSON, nullable=False),
+    Column("age_max_s", Float, nullable=True),
+    Index("ix_run_tallies_checked_at", "checked_at"),
+    Index("ix_run_tallies_point_checked_at", "source", "object", "checked_at"),
+)

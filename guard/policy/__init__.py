@@ -1,6 +1,6 @@
 """What a policy says: models, loading and validation. No pandas, no database here."""
 
-from guard.policy.load import load_policy, parse_policy, policy_from_document
+from guard.policy.load import load_policy, parse_policy, parse_policy_text, policy_from_document
 from guard.policy.model import FieldSpec, NotifySpec, ObjectSpec, Policy, SLASpec, SourceSpec
 
 __all__ = [
@@ -12,5 +12,6 @@ __all__ = [
     "SourceSpec",
     "load_policy",
     "parse_policy",
+    "parse_policy_text",
     "policy_from_document",
 ]

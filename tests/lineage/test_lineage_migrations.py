@@ -22,7 +22,7 @@ from guard.lineage.tables import metadata
 from tests.conftest import NOW, RecordFactory
 from tests.lineage.lineage_helpers import execute, scalar, table_names
 
-LINEAGE_TABLES = {"runs", "run_records", "watermarks", "heartbeats", "consumption"}
+LINEAGE_TABLES = {"runs", "run_records", "watermarks", "heartbeats", "consumption", "policy_versions", "run_tallies"}
 
 
 def head_revision(store: LineageStore) -> str:
