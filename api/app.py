@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,14 +13,49 @@ from starlette.concurrency import run_in_threadpool
 from api.keys import KeyRing, load_keyring
 from api.limits import BodyLimit
 from api.problems import install_problem_handlers, problem_json_openapi
-from api.routes import changes, check, lineage, probes, runs, sources
+from api.routes import changes, check, lineage, policy, probes, runs, sources
 from api.settings import Settings
-from guard import Guard, __version__, load_policy
+from guard import Guard, Policy, VersionConflictError, __version__, load_policy
+
+_log = logging.getLogger("freshguard.api")
 
 
 def build_guard(settings: Settings) -> Guard:
-    """The guard the settings describe: their policy, their lineage store (opened and migrated)."""
-    return Guard(load_policy(settings.policy), store=settings.database_url)
+    """The guard the settings describe: their lineage store (opened and migrated) and the newest policy.
+
+    The policy file is published to the store when its version is newer than every version there;
+    otherwise the newest published version is in force (a PUT /v1/policy outlives a restart).
+    """
+    policy = load_policy(settings.policy)
+    guard = Guard(policy, store=settings.database_url)
+    try:
+        _start_policy(guard, policy, settings.policy.read_text(encoding="utf-8"), str(settings.policy))
+    except BaseException:
+        guard.close()
+        raise
+    return guard
+
+
+def _start_policy(guard: Guard, policy: Policy, text: str, path: str) -> None:
+    store = guard.store
+    if store is None:
+        return
+    latest = store.latest_policy_version()
+    if latest is None or policy.version > latest:
+        try:
+            guard.publish_policy(policy, text=text, media_type="application/yaml", published_by=f"file:{path}")
+            _log.info("published policy %s version %d from %s", policy.name, policy.version, path)
+        except VersionConflictError:  # another worker published it first
+            guard.sync_policy(force=True)
+        return
+    guard.sync_policy(force=True)
+    active = guard.policy
+    if active.version != policy.version or active.content_hash() != policy.content_hash():
+        _log.warning(
+            "the policy file %s is version %d, but version %d (%s) is published in the lineage store; checks run "
+            "under version %d. Raise the file's version to publish it at start-up, or PUT /v1/policy.",
+            path, policy.version, active.version, active.name, active.version,
+        )  # fmt: skip
 
 
 def build_keyring(settings: Settings) -> KeyRing:
@@ -53,7 +89,7 @@ def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
     app.state.keyring = keyring
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     install_problem_handlers(app)
-    for module in (check, changes, sources, runs, lineage, probes):
+    for module in (check, changes, sources, runs, lineage, policy, probes):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, require_roles
 from api.keys import Role
@@ -29,6 +30,16 @@ def get_guard(request: Request) -> Guard:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 GuardDep = Annotated[Guard, Depends(get_guard)]
+
+
+async def get_current_guard(guard: GuardDep) -> Guard:
+    """The guard, switched first to the newest policy version published (by any worker)."""
+    await run_in_threadpool(guard.sync_policy)
+    return guard
+
+
+#: For routes that decide or validate under the policy: it is brought up to date first.
+CurrentGuardDep = Annotated[Guard, Depends(get_current_guard)]
 
 
 def get_store(guard: GuardDep) -> LineageStore:

@@ -79,6 +79,7 @@ _DESCRIPTIONS = {
     401: "No API key, or one this service does not accept (`WWW-Authenticate: Bearer`).",
     403: "The API key's role may not use this endpoint; the detail names the role needed.",
     404: "No such resource.",
+    409: "The policy's version is not higher than the version already published.",
     413: "The body, or the number of records, is over the service's limit.",
     415: "The body is not sent as JSON (Content-Type: application/json).",
     422: "The request is JSON but not of the shape this endpoint takes; `errors` names every location.",
@@ -132,6 +133,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         403: "forbidden",
         404: "not-found",
         405: "method-not-allowed",
+        409: "conflict",
         413: "too-large",
     }
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description

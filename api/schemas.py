@@ -164,9 +164,10 @@ class RunDetail(RunSummary):
 
 
 class RunList(BaseModel):
-    """The most recent checks, newest first."""
+    """A page of checks, newest first."""
 
     runs: list[RunSummary]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last page.")
 
 
 class EntityDecision(StoredDecision):

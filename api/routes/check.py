@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import GuardDep, PipelineCaller, SettingsDep
+from api.deps import CurrentGuardDep, PipelineCaller, SettingsDep
 from api.problems import problem, responses
 from api.schemas import CheckRequest, CheckResponse
 from guard import Guard
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1", tags=["check"])
     responses=responses(400, 401, 403, 413, 415, 422, 503),
     summary="Decide which records may reach the model",
 )
-async def check(body: CheckRequest, guard: GuardDep, settings: SettingsDep, _caller: PipelineCaller) -> Response:
+async def check(body: CheckRequest, _caller: PipelineCaller, guard: CurrentGuardDep, settings: SettingsDep) -> Response:
     """Decide every record: allow, warn or block, with reasons; 200 whatever the verdict.
 
     A record that is not a valid envelope is decided `INVALID_RECORD`; only a request that

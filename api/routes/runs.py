@@ -2,31 +2,76 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PipelineCaller, ReaderCaller, StoreDep
 from api.problems import responses
 from api.schemas import Consumption, ConsumptionLinked, RunDetail, RunList
 from guard._timestamps import utc_now
+from guard.decisions import Verdict
 from guard.guard import MAX_NAME_LENGTH
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 
-@router.get("", response_model=RunList, responses=responses(401, 403, 422, 503), summary="Recent checks")
+@router.get("", response_model=RunList, responses=responses(401, 403, 422, 503), summary="Check history")
 def list_runs(
+    *,
     _caller: ReaderCaller,
     store: StoreDep,
     pipeline: Annotated[
         str | None, Query(min_length=1, max_length=MAX_NAME_LENGTH, description="Only this pipeline's checks.")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000, description="How many runs, newest first.")] = 50,
+    verdict: Annotated[Verdict | None, Query(description="Only checks with this verdict.")] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="Only checks made at or after this time (ISO 8601 with offset).")
+    ] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Only checks made before this time.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="How many runs in this page, newest first.")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page, for the next one.")
+    ] = None,
 ) -> dict[str, Any]:
-    """The most recent checks, newest first."""
-    return {"runs": store.list_runs(pipeline=pipeline, limit=limit)}
+    """Checks newest first, filtered by pipeline, verdict and time; `next_cursor` pages through the rest."""
+    after = _read_cursor(cursor) if cursor is not None else None
+    found = store.list_runs(
+        pipeline=pipeline,
+        verdict=None if verdict is None else verdict.value,
+        since=since,
+        until=until,
+        after=after,
+        limit=limit + 1,
+    )
+    page, more = found[:limit], len(found) > limit
+    return {"runs": page, "next_cursor": _cursor_of(page[-1]) if more else None}
+
+
+def _cursor_of(run: dict[str, Any]) -> str:
+    position = json.dumps([run["checked_at"].isoformat(), run["run_id"]])
+    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        checked_at, run_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        moment = datetime.fromisoformat(checked_at)
+        if moment.tzinfo is None or not isinstance(run_id, str):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, binascii.Error):
+        raise RequestValidationError(
+            [{"loc": ("query", "cursor"), "msg": "not a cursor this service gave; pass next_cursor as it came",
+              "type": "cursor_invalid"}]
+        ) from None  # fmt: skip
+    return moment, run_id
 
 
 @router.get("/{run_id}", response_model=RunDetail, responses=responses(401, 403, 404, 422, 503), summary="One check")

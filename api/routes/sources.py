@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, source_in_path
-from api.deps import GuardDep
+from api.deps import CurrentGuardDep
 from api.problems import responses
 from api.schemas import Heartbeat, HeartbeatStored
 
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/sources", tags=["sources"])
     summary="Report a completed sync",
 )
 async def post_heartbeat(
-    source: str, body: Heartbeat, guard: GuardDep, _caller: Annotated[Caller, Depends(source_in_path)]
+    source: str, body: Heartbeat, _caller: Annotated[Caller, Depends(source_in_path)], guard: CurrentGuardDep
 ) -> dict[str, Any]:
     """Keep the heartbeat of `source` for an object it owns or serves copies of; every heartbeat is kept."""
     policy = guard.policy

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api import Settings, create_app
+from api.keys import hash_key
 from tests.conftest import EXAMPLE_POLICY, RecordFactory, ts
 
 SAMPLE_KEY = "example-stripe-key"  # the key policies/support-assistant.records.jsonl is signed with
@@ -44,3 +45,50 @@ def fresh(record: RecordFactory) -> Callable[..., dict[str, Any]]:
         return record(**{**base, **overrides})
 
     return build
+
+
+KEYS = {
+    "ops-admin": ("admin", None, "adm-3f9c2d7e1b8a4c6f9e0d2b7a5c3e1f8d"),
+    "support-bot": ("pipeline", None, "pip-8e1a6c4b2d9f7e3a5c1b8d6f4a2e9c7b"),
+    "dashboard": ("viewer", None, "vwr-5b3d9f1e7c2a8b4d6f0e3c9a1d7b5f2e"),
+    "erp-sync": ("source", "sap", "src-2c7e4a9d1f6b3e8c5a0d7f2b9e4c1a6d"),
+}
+
+
+def key_of(name: str) -> str:
+    return KEYS[name][2]
+
+
+def key_entries() -> list[dict[str, str]]:
+    entries = []
+    for name, (role, source, key) in KEYS.items():
+        entry = {"name": name, "role": role, "key_sha256": hash_key(key)}
+        if source is not None:
+            entry["source"] = source
+        entries.append(entry)
+    return entries
+
+
+@pytest.fixture
+def keys_file(tmp_path: Path) -> Path:
+    """A YAML keys file with one key of each role (the erp-sync source key bound to sap)."""
+    path = tmp_path / "keys.yaml"
+    lines = []
+    for entry in key_entries():
+        lines.append(f"- name: {entry['name']}")
+        lines += [f"  {member}: {value}" for member, value in entry.items() if member != "name"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def keyed(settings: Settings, keys_file: Path) -> Iterator[TestClient]:
+    """A client of the app with the keys file configured."""
+    with TestClient(
+        create_app(settings.model_copy(update={"keys_file": keys_file})), raise_server_exceptions=False
+    ) as c:
+        yield c
+
+
+def auth_as(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key_of(name)}"}

@@ -22,58 +22,12 @@ from api import Settings, create_app
 from api.auth import OPEN_CALLER, Caller, allow_source, require_source
 from api.keys import KeyFileError, KeyRing, Role, hash_key, load_keyring
 from guard.cli.main import app as cli
-from tests.api.conftest import SAMPLE_KEY
+from tests.api.conftest import KEYS, SAMPLE_KEY, auth_as, key_entries, key_of
 from tests.api.test_api_serve import _free_port
 from tests.conftest import EXAMPLE_POLICY
 
 Fresh = Callable[..., dict[str, Any]]
 PROBLEM = "application/problem+json"
-
-KEYS = {
-    "ops-admin": ("admin", None, "adm-3f9c2d7e1b8a4c6f9e0d2b7a5c3e1f8d"),
-    "support-bot": ("pipeline", None, "pip-8e1a6c4b2d9f7e3a5c1b8d6f4a2e9c7b"),
-    "dashboard": ("viewer", None, "vwr-5b3d9f1e7c2a8b4d6f0e3c9a1d7b5f2e"),
-    "erp-sync": ("source", "sap", "src-2c7e4a9d1f6b3e8c5a0d7f2b9e4c1a6d"),
-}
-
-
-def _key(name: str) -> str:
-    return KEYS[name][2]
-
-
-def _entries() -> list[dict[str, str]]:
-    entries = []
-    for name, (role, source, key) in KEYS.items():
-        entry = {"name": name, "role": role, "key_sha256": hash_key(key)}
-        if source is not None:
-            entry["source"] = source
-        entries.append(entry)
-    return entries
-
-
-@pytest.fixture
-def keys_file(tmp_path: Path) -> Path:
-    """A YAML keys file with one key of each role (the erp-sync source key bound to sap)."""
-    path = tmp_path / "keys.yaml"
-    lines = []
-    for entry in _entries():
-        lines.append(f"- name: {entry['name']}")
-        lines += [f"  {member}: {value}" for member, value in entry.items() if member != "name"]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-@pytest.fixture
-def keyed(settings: Settings, keys_file: Path) -> Iterator[TestClient]:
-    """A client of the app with the keys file configured."""
-    with TestClient(
-        create_app(settings.model_copy(update={"keys_file": keys_file})), raise_server_exceptions=False
-    ) as c:
-        yield c
-
-
-def _as(name: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {_key(name)}"}
 
 
 def _problem(response: Any, status: int) -> dict[str, Any]:
@@ -92,7 +46,7 @@ def _problem(response: Any, status: int) -> dict[str, Any]:
     [
         {},
         {"Authorization": "Bearer not-a-key-this-service-knows"},
-        {"Authorization": f"Basic {_key('ops-admin')}"},
+        {"Authorization": f"Basic {key_of('ops-admin')}"},
         {"X-API-Key": "wrong"},
         {"Authorization": "Bearer "},
     ],
@@ -115,18 +69,18 @@ def test_a_request_without_a_known_key_is_a_401_problem_asking_for_a_bearer_key(
 def test_a_key_whose_role_may_not_check_is_a_403_problem_naming_the_role_needed(
     keyed: TestClient, fresh: Fresh, name: str
 ) -> None:
-    response = keyed.post("/v1/check", json={"pipeline": "p", "records": [fresh()]}, headers=_as(name))
+    response = keyed.post("/v1/check", json={"pipeline": "p", "records": [fresh()]}, headers=auth_as(name))
 
     body = _problem(response, 403)
     assert body["type"] == "urn:freshguard:problem:forbidden"
     assert "pipeline or admin key" in body["detail"]
-    assert _key(name) not in response.text
-    assert hash_key(_key(name)) not in response.text
+    assert key_of(name) not in response.text
+    assert hash_key(key_of(name)) not in response.text
 
 
 @pytest.mark.parametrize("name", ["support-bot", "ops-admin"])
 def test_pipeline_and_admin_keys_may_check(keyed: TestClient, fresh: Fresh, name: str) -> None:
-    response = keyed.post("/v1/check", json={"pipeline": "p", "records": [fresh(id="k")]}, headers=_as(name))
+    response = keyed.post("/v1/check", json={"pipeline": "p", "records": [fresh(id="k")]}, headers=auth_as(name))
 
     assert response.status_code == 200
     assert response.json()["allowed"] == ["k"]
@@ -134,7 +88,7 @@ def test_pipeline_and_admin_keys_may_check(keyed: TestClient, fresh: Fresh, name
 
 def test_the_key_is_also_accepted_as_x_api_key(keyed: TestClient, fresh: Fresh) -> None:
     response = keyed.post(
-        "/v1/check", json={"pipeline": "p", "records": [fresh()]}, headers={"X-API-Key": _key("support-bot")}
+        "/v1/check", json={"pipeline": "p", "records": [fresh()]}, headers={"X-API-Key": key_of("support-bot")}
     )
 
     assert response.status_code == 200
@@ -146,12 +100,12 @@ def test_the_key_is_also_accepted_as_x_api_key(keyed: TestClient, fresh: Fresh) 
 def test_viewers_pipelines_and_admins_read_runs_and_lineage_but_source_keys_do_not(
     keyed: TestClient, fresh: Fresh, name: str, status: int
 ) -> None:
-    run_id = keyed.post("/v1/check", json={"pipeline": "p", "records": [fresh()]}, headers=_as("support-bot")).json()[
-        "run_id"
-    ]
+    run_id = keyed.post(
+        "/v1/check", json={"pipeline": "p", "records": [fresh()]}, headers=auth_as("support-bot")
+    ).json()["run_id"]
 
     for path in ("/v1/runs", f"/v1/runs/{run_id}", "/v1/lineage/customer/C-1"):
-        assert keyed.get(path, headers=_as(name)).status_code == status, path
+        assert keyed.get(path, headers=auth_as(name)).status_code == status, path
 
 
 def test_probes_and_the_openapi_document_stay_open(keyed: TestClient) -> None:
@@ -244,10 +198,10 @@ def test_require_source_as_a_route_dependency(settings: Settings, keys_file: Pat
         return {"ok": "erp"}
 
     with TestClient(application) as client:
-        assert client.post("/test-only/erp", headers=_as("erp-sync")).status_code == 200
-        assert "bound to 'sap'" in _problem(client.post("/test-only/crm", headers=_as("erp-sync")), 403)["detail"]
-        assert "pipeline key" in _problem(client.post("/test-only/erp", headers=_as("support-bot")), 403)["detail"]
-        assert client.post("/test-only/crm", headers=_as("ops-admin")).status_code == 200
+        assert client.post("/test-only/erp", headers=auth_as("erp-sync")).status_code == 200
+        assert "bound to 'sap'" in _problem(client.post("/test-only/crm", headers=auth_as("erp-sync")), 403)["detail"]
+        assert "pipeline key" in _problem(client.post("/test-only/erp", headers=auth_as("support-bot")), 403)["detail"]
+        assert client.post("/test-only/crm", headers=auth_as("ops-admin")).status_code == 200
         _problem(client.post("/test-only/erp"), 401)
 
 
@@ -256,18 +210,18 @@ def test_require_source_as_a_route_dependency(settings: Settings, keys_file: Pat
 
 def test_a_json_keys_file_loads_and_looks_keys_up_by_their_digest(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
-    path.write_text(json.dumps(_entries()))
+    path.write_text(json.dumps(key_entries()))
 
     ring = load_keyring(path)
 
     assert len(ring) == 4
-    found = ring.lookup(_key("erp-sync"))
+    found = ring.lookup(key_of("erp-sync"))
     assert found is not None
     assert (found.name, found.role, found.source) == ("erp-sync", Role.SOURCE, "sap")
     assert ring.lookup("nope") is None
-    assert ring.lookup(hash_key(_key("erp-sync"))) is None  # the digest is not a key
+    assert ring.lookup(hash_key(key_of("erp-sync"))) is None  # the digest is not a key
     assert ring.names_by_role()[Role.PIPELINE] == ["support-bot"]
-    assert hash_key(_key("erp-sync")) not in repr(found) + repr(ring)
+    assert hash_key(key_of("erp-sync")) not in repr(found) + repr(ring)
 
 
 DIGEST = "ab" * 32
@@ -470,8 +424,8 @@ def test_a_served_keyed_api_never_logs_a_key_or_a_digest(keyed_server: tuple[str
             "/v1/check", json={"pipeline": "p", "records": [fresh()]}, headers={"Authorization": f"Bearer {wrong}"}
         )
         header = http.get("/v1/runs", headers={"X-API-Key": wrong})
-        allowed = http.post("/v1/check", json={"pipeline": "p", "records": [fresh()]}, headers=_as("support-bot"))
-        forbidden = http.get("/v1/runs", headers=_as("erp-sync"))
+        allowed = http.post("/v1/check", json={"pipeline": "p", "records": [fresh()]}, headers=auth_as("support-bot"))
+        forbidden = http.get("/v1/runs", headers=auth_as("erp-sync"))
     time.sleep(0.2)  # let the access log lines reach the file
 
     assert (refused.status_code, header.status_code, allowed.status_code, forbidden.status_code) == (401, 401, 200, 403)

@@ -52,6 +52,51 @@ def test_bad_run_list_parameters_are_a_422_problem(client: TestClient, params: d
     assert response.json()["errors"][0]["loc"][0] == "query"
 
 
+def test_runs_are_paged_with_a_cursor_and_filtered_by_verdict_and_time(client: TestClient, fresh: Fresh) -> None:
+    stale = {"observed_at": "2020-01-01T00:00:00Z"}
+    made = [_check(client, "p", fresh(**(stale if n % 3 == 0 else {}))) for n in range(7)]
+
+    pages: list[list[str]] = []
+    params: dict[str, Any] = {"limit": 3}
+    while True:
+        body = client.get("/v1/runs", params=params).json()
+        pages.append([run["run_id"] for run in body["runs"]])
+        if body["next_cursor"] is None:
+            break
+        params = {"limit": 3, "cursor": body["next_cursor"]}
+
+    assert [len(page) for page in pages] == [3, 3, 1]
+    assert [run_id for page in pages for run_id in page] == made[::-1]
+    blocked = client.get("/v1/runs", params={"verdict": "blocked"}).json()["runs"]
+    assert [run["run_id"] for run in blocked] == [made[6], made[3], made[0]]
+    runs = client.get("/v1/runs").json()["runs"]
+    middle = runs[3]["checked_at"]
+    since = client.get("/v1/runs", params={"since": middle}).json()["runs"]
+    until = client.get("/v1/runs", params={"until": middle}).json()["runs"]
+    assert {run["run_id"] for run in since} | {run["run_id"] for run in until} == set(made)
+    assert {run["run_id"] for run in since} & {run["run_id"] for run in until} == set()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"cursor": "not-a-cursor"},
+        {"cursor": "WyJ4Il0"},  # a JSON list, but not [time, run id]
+        {"verdict": "maybe"},
+        {"since": "yesterday"},
+        {"until": "2026-11-22T10:00:00"},  # no offset
+    ],
+)
+def test_bad_filters_and_cursors_are_a_422_problem_naming_the_parameter(
+    client: TestClient, params: dict[str, Any]
+) -> None:
+    response = client.get("/v1/runs", params=params)
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["errors"][0]["loc"] == ["query", next(iter(params))]
+
+
 def test_a_run_shows_every_decision_with_its_reasons(client: TestClient, fresh: Fresh) -> None:
     run_id = _check(client, "p", fresh(id="good"), fresh(id="old", observed_at="2020-01-01T00:00:00Z"), 42)
 
