@@ -17,18 +17,18 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from guard.checks.conflicts import resolve_conflicts
 from guard.checks.contract import Violation, describe
 from guard.checks.envelope import Envelope, read_envelope
-from guard.checks.freshness import check_freshness
+from guard.checks.freshness import age_reason, check_freshness
 from guard.checks.ownership import check_ownership
 from guard.checks.provenance import check_provenance
 from guard.checks.rules import CompiledPolicy
 from guard.checks.signature import check_signature
-from guard.checks.supersession import check_supersession
+from guard.checks.supersession import superseded_reason
 from guard.decisions import Action, DecisionTable, Entity, Reason, ReasonCode
 from guard.signing import signature_matches
 
@@ -101,14 +101,17 @@ class Batch:
 def screen(records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, fast: bool = True) -> Batch:
     """First pass: envelope, ownership, freshness, provenance and signature checks of every record."""
     batch = Batch(records, compiled, now)
-    objects = compiled.objects
+    # Per object: its rules, and the age past which a copy gets STALE or AGING.
+    limits = {
+        name: (rules, rules.warn_age_s if rules.warn_age_s is not None else rules.max_age_s)
+        for name, rules in compiled.objects.items()
+    }
     signing = compiled.signing_keys
-    now_s = now.timestamp()
-    horizon = now_s + compiled.clock_skew_s
-    cutoffs = {name: now_s - (r.warn_age_s if r.warn_age_s is not None else r.max_age_s) for name, r in objects.items()}
+    skew = compiled.clock_skew_s
     parsed: dict[str, tuple[datetime, float]] = {}
     ids, objs, keys, srcs = batch.ids, batch.objects, batch.keys, batch.sources
     observed, updated, ages, fields_col = batch.observed, batch.updated, batch.ages, batch.fields
+    reasons = batch.reasons
     slow = _full_path
     for index, record in enumerate(records):
         if not fast or type(record) is not dict:
@@ -125,22 +128,31 @@ def screen(records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, f
         ):
             slow(batch, index)
             continue
-        rules = objects.get(obj)
-        if rules is None or src not in rules.allowed_sources:
+        limit = limits.get(obj)
+        if limit is None or src not in limit[0].allowed_sources:
             slow(batch, index)
             continue
+        rules, late_after = limit
+        # Timestamps as (aware datetime, age in seconds), parsed once per text in a check.
         o, u = get("observed_at"), get("updated_at")
         od = ud = None
-        bad_observed = o is not None and (od := _stamp(o, parsed)) is None
-        if bad_observed or (u is not None and (ud := _stamp(u, parsed)) is None):
-            slow(batch, index)
-            continue
+        if o is not None:
+            od = parsed.get(o) if type(o) is str else None
+            if od is None and (od := _stamp(o, now, parsed)) is None:
+                slow(batch, index)
+                continue
+        if u is not None:
+            ud = parsed.get(u) if type(u) is str else None
+            if ud is None and (ud := _stamp(u, now, parsed)) is None:
+                slow(batch, index)
+                continue
         stamp = od if od is not None else ud
-        if stamp is None or stamp[1] < cutoffs[obj] or stamp[1] > horizon or (ud is not None and ud[1] > horizon):
+        # In the future beyond the clock skew: `-age` is exactly what freshness computes as `ahead`.
+        if stamp is None or -stamp[1] > skew or (ud is not None and -ud[1] > skew):
             slow(batch, index)
             continue
         hops = get("lineage")
-        if (hops is not None and not _plain_lineage(hops, rules.owner, parsed)) or (
+        if (hops is not None and not _plain_lineage(hops, rules.owner, now, parsed)) or (
             hops is None and rules.require_lineage
         ):
             slow(batch, index)
@@ -149,7 +161,7 @@ def screen(records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, f
         signature = get("signature")
         if (
             (f is not None and type(f) is not dict)
-            or type(get("content", "")) not in (str, type(None))
+            or type(get("content", "")) not in _TEXT_OR_NONE
             or (signature is not None and type(signature) is not str)
         ):
             slow(batch, index)
@@ -163,51 +175,56 @@ def screen(records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, f
             observed[index] = od[0]
         if ud is not None:
             updated[index] = ud[0]
-        age = now_s - stamp[1]
-        ages[index] = age if age > 0 else 0.0
+        age = stamp[1] if stamp[1] > 0 else 0.0
+        ages[index] = age
+        if age > late_after:  # the only reason such a record can have: its age, in the freshness module's words
+            found = age_reason(f"{obj} {key} from {src}", age, "observed_at" if od is not None else "updated_at", rules)
+            if found is not None:
+                reasons[index] = [found]
     return batch
 
 
-def _aware(value: object) -> tuple[datetime, float] | None:
-    """An aware datetime (and its epoch seconds) from ISO text; None for what the full path must judge."""
-    if type(value) is not str:
-        return None
-    try:
-        moment = _fromiso(value)
-        return (moment, moment.timestamp()) if moment.tzinfo is not None else None
-    except (ValueError, OverflowError):  # not ISO text; or outside years 1-9999 once in UTC
-        return None
+_TEXT_OR_NONE = (str, type(None))
 
 
-def _stamp(value: object, parsed: dict[str, tuple[datetime, float]]) -> tuple[datetime, float] | None:
-    """A timestamp as (aware datetime, epoch seconds), parsed once per check; None if not plain ISO with offset."""
+def _stamp(value: object, now: datetime, parsed: dict[str, tuple[datetime, float]]) -> tuple[datetime, float] | None:
+    """A timestamp as (aware datetime, exact age at `now` in seconds), parsed once per check.
+
+    None for what the full path must judge: not text, not ISO 8601, no offset, or outside
+    years 1-9999 once in UTC.
+    """
     if type(value) is not str:
         return None
     found = parsed.get(value)
     if found is None:
-        found = _aware(value)
-        if found is not None:
-            parsed[value] = found
+        try:
+            moment = _fromiso(value)
+            if moment.tzinfo is None:
+                return None
+            moment.astimezone(UTC)  # OverflowError outside years 1-9999, as the envelope check refuses
+        except (ValueError, OverflowError):
+            return None
+        found = parsed[value] = (moment, (now - moment).total_seconds())
     return found
 
 
-def _plain_lineage(hops: object, owner: str, parsed: dict[str, tuple[datetime, float]]) -> bool:
+def _plain_lineage(hops: object, owner: str, now: datetime, parsed: dict[str, tuple[datetime, float]]) -> bool:
     """Whether a lineage chain is well-formed, starts at the owner and moves forward in time."""
     if type(hops) is not list or not hops:
         return False
-    previous = -float("inf")
+    previous: datetime | None = None
     for position, hop in enumerate(hops):
         if type(hop) is not dict:
             return False
         system, at = hop.get("system"), hop.get("at")
         if type(system) is not str or not system or (position == 0 and system != owner):
             return False
-        moment = _stamp(at, parsed)
+        moment = _stamp(at, now, parsed)
         if moment is None:
             return False
-        if moment[1] < previous:
+        if previous is not None and moment[0] < previous:  # datetimes: exact, as the provenance check compares
             return False
-        previous = moment[1]
+        previous = moment[0]
     return True
 
 
@@ -296,15 +313,20 @@ def _unique_ids(batch: Batch) -> None:
 
 
 def _supersession(batch: Batch, watermarks: Mapping[Entity, datetime]) -> None:
-    objects = batch.compiled.objects
-    for index, updated in enumerate(batch.updated):
+    objects, reasons = batch.compiled.objects, batch.reasons
+    for index, (obj, key, updated) in enumerate(zip(batch.objects, batch.keys, batch.updated, strict=True)):
         if updated is None:
             continue
-        entity = (batch.objects[index], batch.keys[index])
-        mark = watermarks.get(entity)  # type: ignore[arg-type]
+        mark = watermarks.get((obj, key))  # type: ignore[arg-type]
         if mark is not None and updated < mark:
-            rules = objects[entity[0]]  # type: ignore[index]
-            check_supersession(batch.envelope(index), rules, mark, _reasons_of(batch, index))
+            rules = objects.get(obj)  # type: ignore[arg-type]
+            if rules is None:  # a watermark learned under an earlier policy
+                continue
+            found = reasons[index]
+            if found is None:
+                found = reasons[index] = []
+            # Named from the batch's columns, as the envelope would name it (the record is not fatal: it has a version).
+            found.append(superseded_reason(f"{obj} {key} from {batch.sources[index]}", updated, rules, mark))
 
 
 def _contracts(batch: Batch, pandera_threshold: int) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import guard as guard_package
-from guard import Action, Guard, Policy, with_signature
+from guard import Action, Guard, Policy, ReasonCode, with_signature
 from guard.engine import finish, screen
 from guard.guard import compile_policy
 from tests.conftest import NOW, STRIPE_KEY
@@ -19,16 +19,26 @@ SEVERITY = {Action.ALLOW: 0, Action.WARN: 1, Action.BLOCK: 2}
 
 def stamp(minutes: int, style: str) -> object:
     moment = NOW - timedelta(minutes=minutes)
+    micro = timedelta(microseconds=1)
+    far = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - minutes * micro
     return {
         "z": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "offset": moment.astimezone(timezone(timedelta(hours=2))).isoformat(),
         "naive": moment.replace(tzinfo=None).isoformat(),
         "garbage": "last tuesday",
         "number": 1_700_000_000,
+        # A microsecond either side of a limit (clock skew, warn_age, max_age fall on whole minutes).
+        "just_older": (moment - micro).isoformat(),
+        "just_newer": (moment + micro).isoformat(),
+        # Where epoch seconds as floats no longer tell microseconds apart, and where UTC runs out of years.
+        "far": far.isoformat(),
+        "year_one": "0001-01-01T00:00:00+01:00",
     }[style]
 
 
-styles = st.sampled_from(["z", "z", "z", "offset", "naive", "garbage", "number"])
+styles = st.sampled_from(
+    ["z", "z", "z", "offset", "naive", "garbage", "number", "just_older", "just_newer", "far", "year_one"]
+)
 minutes = st.one_of(st.integers(min_value=-4, max_value=40), st.integers(min_value=-10, max_value=3000))
 field_values = st.one_of(
     st.sampled_from(["a@b.c", "nope", "gold", "tin", "EUR", "eur", "SKU-1234", "open", "2026-11-22T10:00:00Z"]),
@@ -169,3 +179,31 @@ def test_records_in_order_take_the_fast_path(example_policy: Policy, record: Any
     batch = screen(clean, compiled, NOW)
     assert batch.envelopes == {}
     assert all(found is None for found in batch.reasons)
+
+
+def test_stale_and_aging_records_are_decided_in_the_first_pass(example_policy: Policy, record: Any) -> None:
+    """A copy whose only fault is its age gets its reason without an envelope being built."""
+    compiled = compile_policy(example_policy, {"STRIPE_SIGNING_KEY": STRIPE_KEY})
+    fields = {"email": "ana@example.com", "name": "Ana", "tier": "gold"}
+    old = [
+        record(id="stale", observed_at=(NOW - timedelta(hours=3)).isoformat(), fields=fields),
+        record(id="aging", observed_at=(NOW - timedelta(minutes=45)).isoformat(), fields=fields),
+    ]
+    batch = screen(old, compiled, NOW)
+    assert batch.envelopes == {}
+    fast = [(d.id, d.codes, d.reasons) for d in finish(batch, {})]
+    slow = [(d.id, d.codes, d.reasons) for d in finish(screen(old, compiled, NOW, fast=False), {})]
+    assert fast == slow
+    assert [codes for _, codes, _ in fast] == [(ReasonCode.STALE,), (ReasonCode.AGING,)]
+
+
+def test_a_watermark_of_an_object_the_new_policy_drops_is_ignored(
+    example_policy: Policy, minimal_policy: Policy, record: Any
+) -> None:
+    """Watermarks outlive a policy switch; one for an object the policy no longer covers supersedes nothing."""
+    guard = Guard(example_policy, environ={"STRIPE_SIGNING_KEY": STRIPE_KEY})
+    guard.note_change("order", "O-1", NOW - timedelta(minutes=1))
+    guard.use_policy(minimal_policy)
+    copy = record(object="order", key="O-1", source="sap", updated_at=(NOW - timedelta(minutes=30)).isoformat())
+    decision = guard.check([copy], pipeline="t", now=NOW).decisions[0]
+    assert decision.codes == (ReasonCode.UNKNOWN_OBJECT,)

@@ -42,26 +42,26 @@ def check_freshness(
         age = 0.0
     if rules is None:
         return age
-    if age > rules.max_age_s:
-        out.append(
-            Reason(
-                ReasonCode.STALE,
-                f"{env.label()} is {humanize_seconds(age)} old; the limit agreed with "
-                f"{rules.agreed_with} is {rules.max_age_text}",
-                {
-                    "age_s": round(age, 3),
-                    "max_age_s": rules.max_age_s,
-                    "measured_from": "observed_at" if observed is not None else "updated_at",
-                },
-            )
-        )
-    elif rules.warn_age_s is not None and age > rules.warn_age_s:
-        out.append(
-            Reason(
-                ReasonCode.AGING,
-                f"{env.label()} is {humanize_seconds(age)} old, past the {humanize_seconds(rules.warn_age_s)} "
-                f"warning mark but within the {rules.max_age_text} limit agreed with {rules.agreed_with}",
-                {"age_s": round(age, 3), "warn_age_s": rules.warn_age_s, "max_age_s": rules.max_age_s},
-            )
-        )
+    reason = age_reason(env.label(), age, "observed_at" if observed is not None else "updated_at", rules)
+    if reason is not None:
+        out.append(reason)
     return age
+
+
+def age_reason(label: str, age: float, measured_from: str, rules: ObjectRules) -> Reason | None:
+    """STALE or AGING for a copy `age` seconds old (never negative), measured from `measured_from`; else None."""
+    if age > rules.max_age_s:
+        return Reason(
+            ReasonCode.STALE,
+            f"{label} is {humanize_seconds(age)} old; the limit agreed with {rules.agreed_with} "
+            f"is {rules.max_age_text}",
+            {"age_s": round(age, 3), "max_age_s": rules.max_age_s, "measured_from": measured_from},
+        )
+    if rules.warn_age_s is not None and age > rules.warn_age_s:
+        return Reason(
+            ReasonCode.AGING,
+            f"{label} is {humanize_seconds(age)} old, past the {humanize_seconds(rules.warn_age_s)} "
+            f"warning mark but within the {rules.max_age_text} limit agreed with {rules.agreed_with}",
+            {"age_s": round(age, 3), "warn_age_s": rules.warn_age_s, "max_age_s": rules.max_age_s},
+        )
+    return None

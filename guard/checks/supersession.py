@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 from guard._durations import humanize_seconds
@@ -14,16 +15,25 @@ def check_supersession(env: Envelope, rules: ObjectRules, watermark: datetime | 
     """Append SUPERSEDED when the owner already has a newer `updated_at` for this entity."""
     if watermark is None or env.updated_at is None or env.updated_at >= watermark:
         return
-    behind = (watermark - env.updated_at).total_seconds()
-    out.append(
-        Reason(
-            ReasonCode.SUPERSEDED,
-            f"{env.label()} is the version of {_when(env.updated_at)}, {humanize_seconds(behind)} older than "
-            f"the one {rules.owner}, the system of record, already has ({_when(watermark)})",
-            {"updated_at": env.updated_at.isoformat(), "newest_known": watermark.isoformat(), "owner": rules.owner},
-        )
+    out.append(superseded_reason(env.label(), env.updated_at, rules, watermark))
+
+
+def superseded_reason(label: str, updated_at: datetime, rules: ObjectRules, watermark: datetime) -> Reason:
+    """SUPERSEDED for the copy named `label`, of version `updated_at`, older than `watermark`."""
+    behind = (watermark - updated_at).total_seconds()
+    return Reason(
+        ReasonCode.SUPERSEDED,
+        f"{label} is the version of {_when(updated_at)}, {_humanized(behind)} older than "
+        f"the one {rules.owner}, the system of record, already has ({_when(watermark)})",
+        {"updated_at": updated_at.isoformat(), "newest_known": watermark.isoformat(), "owner": rules.owner},
     )
 
 
+@functools.lru_cache(maxsize=8192)
 def _when(moment: datetime) -> str:
+    # Cached: a big check supersedes thousands of copies, of a few distinct versions. Equal
+    # instants (whatever their offsets) hash and compare equal, and read the same in UTC.
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+_humanized = functools.lru_cache(maxsize=8192)(humanize_seconds)
