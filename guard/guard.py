@@ -22,6 +22,7 @@ from guard.policy.model import Policy
 from guard.records import Record
 
 if TYPE_CHECKING:
+    from guard.health import PointHealth
     from guard.lineage.store import LineageStore
 
 MAX_NAME_LENGTH = 200  # pipeline names, as the lineage store keeps them
@@ -209,6 +210,16 @@ class Guard:
                 "send the time the sync finished, with its UTC offset"
             )
         return self._require_store("heartbeats").record_heartbeat(source, object, synced, received_at)
+
+    def health(self, now: datetime | None = None) -> list[PointHealth]:
+        """SLA health of every integration point, from the store's recent checks and heartbeats."""
+        from guard.health import DEFAULT_WINDOW, integration_health
+
+        store = self._require_store("check history and heartbeats")
+        moment = utc_now() if now is None else _aware_utc(now, "now")
+        policy = self._compiled.policy
+        longest = max([DEFAULT_WINDOW, *(sla.window for sla in policy.slas)])
+        return integration_health(policy, store.tallies_since(moment - longest), store.latest_heartbeats(), moment)
 
     def close(self) -> None:
         """Close the lineage store if this guard opened it."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from guard.decisions import Action, DecisionTable
 
@@ -34,6 +35,8 @@ class Tally:
     reasons: dict[str, int] = field(default_factory=dict)  # reason code -> records that carry it
     age_buckets: list[int] = field(default_factory=lambda: [0] * (len(AGE_BOUNDS_S) + 1))
     age_max_s: float | None = None
+    age_sum_s: float = 0.0
+    checked_at: datetime | None = None  # when the check ran, for tallies read back from the store
 
     def merge(self, other: Tally) -> None:
         """Add another tally of the same integration point (another check) to this one."""
@@ -46,6 +49,7 @@ class Tally:
         self.age_buckets = [mine + theirs for mine, theirs in zip(self.age_buckets, other.age_buckets, strict=True)]
         if other.age_max_s is not None and (self.age_max_s is None or other.age_max_s > self.age_max_s):
             self.age_max_s = other.age_max_s
+        self.age_sum_s += other.age_sum_s
 
     def age_quantile(self, quantile: float) -> float | None:
         """An estimate of the age below which `quantile` of the aged records fall (linear within a bucket)."""
@@ -102,6 +106,7 @@ def tally_check(table: DecisionTable) -> list[Tally]:
                 counted[code] = counted.get(code, 0) + 1
         if age is not None:
             tally.age_buckets[bisect_left(bounds, age)] += 1
+            tally.age_sum_s += age
             if tally.age_max_s is None or age > tally.age_max_s:
                 tally.age_max_s = age
     return list(found.values())

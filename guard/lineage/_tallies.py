@@ -37,6 +37,7 @@ def insert(conn: Connection, run_id: str, checked_at: datetime, pipeline: str, t
                 "reasons": tally.reasons,
                 "age_buckets": tally.age_buckets,
                 "age_max_s": tally.age_max_s,
+                "age_sum_s": tally.age_sum_s,
             }
             for tally in tallies
         ],
@@ -62,4 +63,6 @@ def _tally(row: Any) -> Tally:
         reasons=dict(row["reasons"] or {}),
         age_buckets=list(row["age_buckets"]),
         age_max_s=row["age_max_s"],
+        age_sum_s=row["age_sum_s"],
+        checked_at=row["checked_at"],
     )

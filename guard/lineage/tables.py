@@ -145,6 +145,7 @@ run_tallies = Table(
     Column("reasons", JSON, nullable=False),
     Column("age_buckets", JSON, nullable=False),
     Column("age_max_s", Float, nullable=True),
+    Column("age_sum_s", Float, nullable=False),
     Index("ix_run_tallies_checked_at", "checked_at"),
     Index("ix_run_tallies_point_checked_at", "source", "object", "checked_at"),
 )

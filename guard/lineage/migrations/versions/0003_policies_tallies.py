@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("reasons", sa.JSON, nullable=False),
         sa.Column("age_buckets", sa.JSON, nullable=False),
         sa.Column("age_max_s", sa.Float, nullable=True),
+        sa.Column("age_sum_s", sa.Float, nullable=False),
     )
     op.create_index("ix_run_tallies_checked_at", "run_tallies", ["checked_at"])
     op.create_index("ix_run_tallies_point_checked_at", "run_tallies", ["source", "object", "checked_at"])
