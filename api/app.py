@@ -12,8 +12,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.keys import KeyRing, load_keyring
 from api.limits import BodyLimit
+from api.metrics import ServiceMetrics
 from api.problems import install_problem_handlers, problem_json_openapi
-from api.routes import changes, check, lineage, policy, probes, runs, sources
+from api.routes import changes, check, health, lineage, metrics, policy, probes, runs, sources
 from api.settings import Settings
 from guard import Guard, Policy, VersionConflictError, __version__, load_policy
 
@@ -86,10 +87,11 @@ def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.guard = None
+    app.state.metrics = ServiceMetrics(lambda: app.state.guard)
     app.state.keyring = keyring
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     install_problem_handlers(app)
-    for module in (check, changes, sources, runs, lineage, policy, probes):
+    for module in (check, changes, sources, runs, lineage, health, policy, probes, metrics):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

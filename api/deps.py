@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, require_roles
 from api.keys import Role
+from api.metrics import ServiceMetrics
 from api.settings import Settings
 from guard import Guard, LineageStore
 from guard.errors import ConfigurationError, StoreError
@@ -28,7 +29,14 @@ def get_guard(request: Request) -> Guard:
     return guard
 
 
+def get_metrics(request: Request) -> ServiceMetrics:
+    """The service's Prometheus metrics."""
+    metrics: ServiceMetrics = request.app.state.metrics
+    return metrics
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 GuardDep = Annotated[Guard, Depends(get_guard)]
 
 

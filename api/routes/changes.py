@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller
-from api.deps import CurrentGuardDep, SettingsDep, SourceCaller
+from api.deps import CurrentGuardDep, MetricsDep, SettingsDep, SourceCaller
 from api.keys import Role
 from api.problems import ProblemLocation, problem, responses
 from api.schemas import Change, ChangesAccepted
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1", tags=["changes"])
     summary="Tell the guard which entities its owner changed",
 )
 async def post_changes(
-    changes: list[Change], caller: SourceCaller, guard: CurrentGuardDep, settings: SettingsDep
+    changes: list[Change], caller: SourceCaller, guard: CurrentGuardDep, settings: SettingsDep, metrics: MetricsDep
 ) -> Response | dict[str, Any]:
     """Learn change notifications from an object's owner: copies older than `updated_at` become SUPERSEDED.
 
@@ -45,6 +45,7 @@ async def post_changes(
         return problem(422, "unknown-object", f"policy {policy.name} does not cover {listed}", unknown)
     _only_owners(changes, policy, caller)
     await run_in_threadpool(_note, guard, changes)
+    metrics.observe_changes((change.object for change in changes), policy)
     return {"accepted": len(changes)}
 
 

@@ -9,10 +9,11 @@ import orjson
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentGuardDep, PipelineCaller, SettingsDep
+from api.deps import CurrentGuardDep, MetricsDep, PipelineCaller, SettingsDep
+from api.metrics import ServiceMetrics
 from api.problems import problem, responses
 from api.schemas import CheckRequest, CheckResponse
-from guard import Guard
+from guard import Guard, tally_check
 
 router = APIRouter(prefix="/v1", tags=["check"])
 
@@ -23,7 +24,9 @@ router = APIRouter(prefix="/v1", tags=["check"])
     responses=responses(400, 401, 403, 413, 415, 422, 503),
     summary="Decide which records may reach the model",
 )
-async def check(body: CheckRequest, _caller: PipelineCaller, guard: CurrentGuardDep, settings: SettingsDep) -> Response:
+async def check(
+    body: CheckRequest, _caller: PipelineCaller, guard: CurrentGuardDep, settings: SettingsDep, metrics: MetricsDep
+) -> Response:
     """Decide every record: allow, warn or block, with reasons; 200 whatever the verdict.
 
     A record that is not a valid envelope is decided `INVALID_RECORD`; only a request that
@@ -37,12 +40,13 @@ async def check(body: CheckRequest, _caller: PipelineCaller, guard: CurrentGuard
             f"{settings.max_records:,} in one check: split them",
         )
     # The check is CPU-bound and synchronous: off the event loop, so other requests keep flowing.
-    content = await run_in_threadpool(_check, guard, body)
+    content = await run_in_threadpool(_check, guard, body, metrics)
     return Response(content, media_type="application/json")
 
 
-def _check(guard: Guard, body: CheckRequest) -> bytes:
+def _check(guard: Guard, body: CheckRequest, metrics: ServiceMetrics) -> bytes:
     result = guard.check(body.records, pipeline=body.pipeline, consumer=body.consumer)
+    metrics.observe_check(result, tally_check(result.decisions), guard.policy)
     return _dumps(result.to_dict())
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, source_in_path
-from api.deps import CurrentGuardDep
+from api.deps import CurrentGuardDep, MetricsDep
 from api.problems import responses
 from api.schemas import Heartbeat, HeartbeatStored
 
@@ -22,7 +22,11 @@ router = APIRouter(prefix="/v1/sources", tags=["sources"])
     summary="Report a completed sync",
 )
 async def post_heartbeat(
-    source: str, body: Heartbeat, _caller: Annotated[Caller, Depends(source_in_path)], guard: CurrentGuardDep
+    source: str,
+    body: Heartbeat,
+    _caller: Annotated[Caller, Depends(source_in_path)],
+    guard: CurrentGuardDep,
+    metrics: MetricsDep,
 ) -> dict[str, Any]:
     """Keep the heartbeat of `source` for an object it owns or serves copies of; every heartbeat is kept."""
     policy = guard.policy
@@ -31,4 +35,6 @@ async def post_heartbeat(
             404,
             f"{source!r:.80} is not a source of policy {policy.name} (it has: {', '.join(sorted(policy.sources))})",
         )
-    return await run_in_threadpool(guard.note_heartbeat, source, body.object, body.synced_at)
+    stored = await run_in_threadpool(guard.note_heartbeat, source, body.object, body.synced_at)
+    metrics.observe_heartbeat(source, body.object, policy)
+    return stored
