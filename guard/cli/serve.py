@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 
 from guard.cli.output import bad_input_exits, error_console, fail
+
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 
 def serve_command(
@@ -50,6 +53,15 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            envvar="FRESHGUARD_WORKERS",
+            help="Worker processes. With more than one, use PostgreSQL: every worker writes the same store.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the guard service: POST /v1/check before inference, run history and lineage; /docs lists it all."""
     import os
@@ -92,7 +104,32 @@ def serve_command(
             ),
             soft_wrap=True,
         )
-    uvicorn.run(create_app(settings, keyring), host=host, port=port, log_level="info")
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        error_console().print(
+            Text(f"Note: {workers} workers share one SQLite file; they take turns writing. Use PostgreSQL for a team."),
+            soft_wrap=True,
+        )
+    if workers == 1:
+        uvicorn.run(create_app(settings, keyring), host=host, port=port, log_level="info")
+        return
+    _export(settings)
+    uvicorn.run("api.main:app_from_environment", factory=True, workers=workers, host=host, port=port, log_level="info")
+
+
+def _export(settings: Settings) -> None:
+    """Hand the settings to uvicorn's worker processes (they read FRESHGUARD_*), and a metrics folder they share."""
+    import os
+    import tempfile
+
+    os.environ["FRESHGUARD_POLICY"] = str(settings.policy)
+    os.environ["FRESHGUARD_DATABASE_URL"] = settings.database_url
+    os.environ["FRESHGUARD_HOST"] = settings.host
+    os.environ["FRESHGUARD_PORT"] = str(settings.port)
+    if settings.keys_file is not None:
+        os.environ["FRESHGUARD_KEYS_FILE"] = str(settings.keys_file)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # prometheus-client's multiprocess mode: each worker writes its counters there; /metrics adds them up.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="freshguard-metrics-")
 
 
 def _url_host(host: str) -> str:

@@ -1,0 +1,18 @@
+"""The app as uvicorn's worker processes build it: settings from FRESHGUARD_* variables.
+
+    uvicorn --factory api.main:app_from_environment --workers 4
+
+`freshguard serve --workers N` sets the variables and starts uvicorn this way.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.settings import Settings
+
+
+def app_from_environment() -> FastAPI:
+    """The service for the settings in the environment (FRESHGUARD_POLICY, FRESHGUARD_DATABASE_URL, ...)."""
+    return create_app(Settings())  # pydantic-settings fills the fields from the environment
