@@ -63,10 +63,27 @@ def problem(status: int, kind: str, detail: str, errors: Sequence[ProblemLocatio
         type=f"urn:freshguard:problem:{kind}",
         title=HTTPStatus(status).phrase,
         status=status,
-        detail=detail,
-        errors=list(errors) if errors is not None else None,
+        detail=_utf8(detail),
+        errors=[_utf8_location(error) for error in errors] if errors is not None else None,
     )
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON)
+
+
+def _utf8(text: str) -> str:
+    """`text` as UTF-8 can carry it: what a client sent may hold lone surrogates (`\\udb4b` stands for one)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _utf8_location(error: ProblemLocation) -> ProblemLocation:
+    return ProblemLocation(
+        loc=[part if isinstance(part, int) else _utf8(part) for part in error.loc],
+        message=_utf8(error.message),
+        type=error.type,
+    )
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from guard import PolicyError, load_policy, parse_policy
+from guard import PolicyError, load_policy, parse_policy, parse_policy_text
 from tests.conftest import MINIMAL_POLICY, POLICIES
 
 
@@ -183,3 +186,36 @@ def test_one_mistake_is_one_problem_even_in_a_union() -> None:
 def test_names_say_which_characters_they_may_use() -> None:
     error = _refusal(MINIMAL_POLICY.replace("  customer:", "  cust omer:"))
     assert "use letters, digits and _ . : - only" in str(error)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=25,
+)
+near_policies = st.fixed_dictionaries(
+    {},
+    optional={
+        "policy": json_values | st.just("p"),
+        "version": json_values | st.just(1),
+        "sources": json_values | st.just({"crm": {"team": "t"}}),
+        "objects": json_values | st.just({"customer": {"owner": "crm", "max_age": "1h"}}),
+        "slas": json_values,
+    },
+).flatmap(lambda base: st.dictionaries(st.sampled_from(["int", "str", "a[0]", "", "x.y"]) | st.text(max_size=8),
+                                       json_values, max_size=3).map(lambda extra: {**extra, **base}))  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(near_policies)
+def test_any_json_document_loads_or_is_refused_with_a_policy_error(document: dict[str, object]) -> None:
+    """Whatever a client publishes, the loader answers with a Policy or a PolicyError naming a path, never a crash."""
+    text = json.dumps(document)
+    refused: PolicyError | None = None
+    try:
+        parse_policy_text(text, "application/json", origin="fuzz")
+    except PolicyError as exc:
+        refused = exc
+    if refused is not None:
+        assert refused.problems
+        assert all(isinstance(problem.path, str) for problem in refused.problems)

@@ -113,14 +113,17 @@ def policy_from_document(
 
 
 def _problem(error: ErrorDetails, lines: Mapping[str, int]) -> PolicyProblem:
-    loc = _document_path([str(part) for part in error["loc"]], lines)
+    raw = [str(part) for part in error["loc"]]
     kind = error["type"]
-    if kind == "extra_forbidden":
-        parent, unknown = loc[:-1], loc[-1]
+    if kind == "extra_forbidden" and raw:
+        # The unknown key is the file's own, whatever it is called (even `int` or `a[0]`).
+        parent, unknown = _document_path(raw[:-1], lines), raw[-1]
+        loc = [*parent, unknown]
         path = ".".join(parent)
         return PolicyProblem(
             path + ("." if path else "") + unknown, _unknown_key(parent, unknown), _line_of(".".join(loc), lines)
         )
+    loc = _document_path(raw, lines)
     path = ".".join(loc)
     if kind == "missing":
         message = "is required but missing"

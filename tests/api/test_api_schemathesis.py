@@ -1,0 +1,92 @@
+"""Schemathesis against the running service's own OpenAPI document: no 500, no answer off its schema."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
+
+from api import Settings, create_app
+from api.keys import hash_key
+from tests.api.conftest import SAMPLE_KEY
+from tests.api.test_api_serve import _free_port
+from tests.conftest import EXAMPLE_POLICY
+
+ADMIN_KEY = "adm-fuzz-3e9d1c7b5a2f4e8d6c0b"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`freshguard serve` with an admin API key, on a free loopback port with a fresh SQLite store; its base URL."""
+    folder = tmp_path_factory.mktemp("schemathesis")
+    port = _free_port()
+    env = {**os.environ, "STRIPE_SIGNING_KEY": SAMPLE_KEY, "FRESHGUARD_API_KEYS": f"fuzz:admin:{hash_key(ADMIN_KEY)}"}
+    command = [
+        str(Path(sys.executable).parent / "freshguard"), "serve", "--policy", str(EXAMPLE_POLICY),
+        "--database", f"sqlite:///{folder / 'lineage.db'}", "--port", str(port),
+    ]  # fmt: skip
+    log = folder / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"freshguard serve exited {process.returncode}: {log.read_text()}")
+            try:
+                if httpx2.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("freshguard serve did not become ready within 30 s")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def _operations() -> list[tuple[str, str]]:
+    """Every (method, path) of the service's OpenAPI document, read from an app that is not started."""
+    app = create_app(Settings(policy=EXAMPLE_POLICY, database_url="sqlite://"))
+    return [(method.upper(), path) for path, item in app.openapi()["paths"].items() for method in item]
+
+
+@pytest.fixture(scope="module")
+def api_schema(served: str) -> schemathesis.BaseSchema:
+    """The service's OpenAPI document, as it serves it."""
+    return schemathesis.openapi.from_url(f"{served}/openapi.json")
+
+
+@pytest.mark.parametrize(("method", "path"), _operations())
+def test_no_request_gets_a_500_or_an_answer_off_the_schema(
+    api_schema: schemathesis.BaseSchema, method: str, path: str
+) -> None:
+    """Valid and invalid requests alike: every answer is below 500 and keeps the documented schema."""
+    operation = api_schema[path][method]
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def call(case: schemathesis.Case[Any]) -> None:
+        case.call_and_validate(
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            # A request the schema allows may still be refused for what it means (an object the policy does
+            # not have, a policy that does not load): a 4xx problem is the right answer, not a failure.
+            excluded_checks=[checks.positive_data_acceptance],
+            timeout=30,
+        )
+
+    call()
