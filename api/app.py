@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from api.keys import KeyRing, load_keyring
@@ -19,6 +20,33 @@ from api.settings import Settings
 from guard import Guard, Policy, VersionConflictError, __version__, load_policy
 
 _log = logging.getLogger("freshguard.api")
+
+
+_DESCRIPTION = """
+Freshguard checks every record a pipeline is about to show a model: provenance, ownership (one system
+of record per object), the freshness SLA, the object's contract and conflicts with other records about
+the same entity. Each record is allowed, warned or blocked, with reasons in words; every check is kept
+in the lineage store with the policy version it ran under.
+
+**Keys.** With API keys configured, every `/v1` endpoint needs one: `Authorization: Bearer <key>`
+(or `X-API-Key`). Roles: `pipeline` (check, consumption), `source` (changes and heartbeats of its one
+source), `viewer` (reads), `admin` (everything, and the policy).
+
+**Errors** are `application/problem+json` (RFC 9457): `detail` says what is wrong and what to do,
+`errors` names every location for a 422. A check that ran answers 200 whatever its verdict.
+"""
+
+_TAGS = [
+    {"name": "check", "description": "Decide records before inference."},
+    {"name": "changes", "description": "Owners tell the guard which entities changed (supersession)."},
+    {"name": "sources", "description": "Integrations report completed syncs (heartbeats)."},
+    {"name": "runs", "description": "The check history, and the model calls that consumed each run."},
+    {"name": "lineage", "description": "Everything known about one entity."},
+    {"name": "health", "description": "SLA state per integration point."},
+    {"name": "policy", "description": "The policy in force, publishing a new version, the history."},
+    {"name": "probes", "description": "Liveness and readiness, for orchestrators; open without a key."},
+    {"name": "metrics", "description": "Prometheus metrics."},
+]
 
 
 def build_guard(settings: Settings) -> Guard:
@@ -79,10 +107,13 @@ def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
             app.state.guard = None
             guard.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from files served by the app itself: the docs work offline, with no CDN.
+    app = FastAPIOffline(
         title="Freshguard",
         version=__version__,
         summary="Decides, before a model sees it, whether each record may be used.",
+        description=_DESCRIPTION,
+        openapi_tags=_TAGS,
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -86,9 +86,45 @@ def _utf8_location(error: ProblemLocation) -> ProblemLocation:
     )
 
 
-def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI declarations of the problems a route may answer (see `problem_json_openapi`)."""
-    return {status: {"model": Problem, "description": _DESCRIPTIONS[status]} for status in statuses}
+def responses(*statuses: int, said: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the problems a route may answer; `said` words a status for this route."""
+    words = {**_DESCRIPTIONS, **(said or {})}
+    return {
+        status: {
+            "model": Problem,
+            "description": words[status],
+            "content": {"application/json": {"example": _example(status)}},
+        }
+        for status in statuses
+    }
+
+
+def _example(status: int) -> dict[str, Any]:
+    kind, detail = _EXAMPLES[status]
+    example: dict[str, Any] = {
+        "type": f"urn:freshguard:problem:{kind}", "title": HTTPStatus(status).phrase, "status": status,
+        "detail": detail,
+    }  # fmt: skip
+    if status == 422:
+        example["errors"] = [
+            {"loc": ["body", "records"], "message": "Input should be a valid list", "type": "list_type"}
+        ]
+    return example
+
+
+_EXAMPLES = {
+    400: ("not-json", "the body is not JSON (Expecting value); send JSON with Content-Type: application/json"),
+    401: ("unauthorized", "this endpoint needs an API key: send `Authorization: Bearer <key>` (or `X-API-Key`)"),
+    403: ("forbidden", "this endpoint needs a pipeline or admin key; the key sent is a viewer key"),
+    404: ("not-found", "no run '5d0c8f1e' in the lineage store; GET /v1/runs lists the recent ones"),
+    409: ("version-conflict", "version: is 3, but version 3 is already published; publish it as version 4 (or higher)"),
+    413: ("too-large", "the request body is over this service's limit of 10,485,760 bytes; send fewer records"),
+    415: ("not-json", "the body is text/csv, not JSON; send it with Content-Type: application/json"),
+    422: ("invalid-request", "the request does not have the shape POST /v1/check takes: body.records: Input should "
+          "be a valid list"),
+    503: ("store-unavailable", "cannot reach the lineage store postgresql+psycopg://guard@db/freshguard to list runs: "
+          "OperationalError: connection refused; check that the database is up and that the URL is right"),
+}  # fmt: skip
 
 
 _DESCRIPTIONS = {
@@ -154,6 +190,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         413: "too-large",
     }
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description
+    if (
+        exc.status_code == 400 and detail == "There was an error parsing the body"
+    ):  # FastAPI's words, say for a RecursionError
+        detail = (
+            "the body could not be read as JSON: it is nested too deeply or is not valid JSON text; "
+            "send records as JSON objects nested at most a few hundred levels"
+        )
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"nothing is served at {request.url.path}; see /docs for the endpoints"
     response = problem(exc.status_code, kinds.get(exc.status_code, "http-error"), detail)

@@ -155,3 +155,33 @@ def store(store_url: str) -> Iterator[LineageStore]:
     opened = LineageStore(store_url)
     yield opened
     opened.close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (FRESHGUARD_REQUIRE_BROWSER=1 fails instead of skipping)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - the dev extra installs it
+        _browser_missing("the playwright package is not installed (pip install -e '.[dev]')")
+    if not Path(CHROMIUM).exists():
+        _browser_missing(f"{CHROMIUM} is missing (bash scripts/system-packages installs Debian's chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def _browser_missing(why: str) -> None:
+    if os.environ.get("FRESHGUARD_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"the browser tests are required (FRESHGUARD_REQUIRE_BROWSER=1), but {why}")
+    pytest.skip(why)

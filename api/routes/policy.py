@@ -68,7 +68,21 @@ def _in_force(guard: Guard) -> dict[str, Any]:
 @router.put(
     "",
     response_model=PolicyPublished,
-    responses=responses(400, 401, 403, 409, 413, 415, 422, 503),
+    responses=responses(
+        400,
+        401,
+        403,
+        409,
+        413,
+        415,
+        422,
+        503,
+        said={
+            400: "The body is not UTF-8 text.",
+            415: "The body is sent neither as YAML (application/yaml) nor as JSON (application/json).",
+            422: "The policy does not load; `errors` names every path (`objects.customer.max_age`).",
+        },
+    ),
     openapi_extra=_PUT_BODY,
     summary="Publish a new version of the policy",
 )

@@ -22,8 +22,7 @@ from api import Settings, create_app
 from api.auth import OPEN_CALLER, Caller, allow_source, require_source
 from api.keys import KeyFileError, KeyRing, Role, hash_key, load_keyring
 from guard.cli.main import app as cli
-from tests.api.conftest import KEYS, SAMPLE_KEY, auth_as, key_entries, key_of
-from tests.api.test_api_serve import _free_port
+from tests.api.conftest import KEYS, SAMPLE_KEY, auth_as, free_port, key_entries, key_of
 from tests.conftest import EXAMPLE_POLICY
 
 Fresh = Callable[..., dict[str, Any]]
@@ -384,7 +383,7 @@ def test_the_key_hash_helper_prints_the_digest_and_an_entry() -> None:
 @pytest.fixture
 def keyed_server(tmp_path: Path, keys_file: Path) -> Iterator[tuple[str, Path]]:
     """`freshguard serve --keys-file` in a subprocess on a free loopback port: its base URL, its log."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "STRIPE_SIGNING_KEY": SAMPLE_KEY, "FRESHGUARD_POLICY": str(EXAMPLE_POLICY)}
     env.pop("FRESHGUARD_API_KEYS", None)
     command = [str(Path(sys.executable).parent / "freshguard"), "serve", "--database", f"sqlite:///{tmp_path / 'l.db'}"]

@@ -239,3 +239,13 @@ def test_nothing_is_built_before_the_app_starts(tmp_path: Path) -> None:
 
     assert app.state.guard is None
     assert not (tmp_path / "l.db").exists()
+
+
+@pytest.mark.parametrize("path", ["/v1/check", "/v1/changes", "/v1/sources/sap/heartbeats"])
+def test_a_body_nested_too_deeply_is_a_400_problem_that_says_so(client: TestClient, path: str) -> None:
+    deep = '{"pipeline": "p", "records": [' + "[" * 100_000 + "]" * 100_000 + "]}"
+
+    response = client.post(path, content=deep, headers={"content-type": "application/json"})
+
+    assert (response.status_code, response.headers["content-type"]) == (400, "application/problem+json")
+    assert "nested too deeply" in response.json()["detail"]

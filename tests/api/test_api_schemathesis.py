@@ -18,8 +18,7 @@ from schemathesis import checks
 
 from api import Settings, create_app
 from api.keys import hash_key
-from tests.api.conftest import SAMPLE_KEY
-from tests.api.test_api_serve import _free_port
+from tests.api.conftest import SAMPLE_KEY, free_port
 from tests.conftest import EXAMPLE_POLICY
 
 ADMIN_KEY = "adm-fuzz-3e9d1c7b5a2f4e8d6c0b"
@@ -29,7 +28,7 @@ ADMIN_KEY = "adm-fuzz-3e9d1c7b5a2f4e8d6c0b"
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`freshguard serve` with an admin API key, on a free loopback port with a fresh SQLite store; its base URL."""
     folder = tmp_path_factory.mktemp("schemathesis")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "STRIPE_SIGNING_KEY": SAMPLE_KEY, "FRESHGUARD_API_KEYS": f"fuzz:admin:{hash_key(ADMIN_KEY)}"}
     command = [
         str(Path(sys.executable).parent / "freshguard"), "serve", "--policy", str(EXAMPLE_POLICY),

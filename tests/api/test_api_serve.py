@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,46 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from guard.cli.main import app
-from tests.api.conftest import SAMPLE_KEY
 from tests.conftest import EXAMPLE_POLICY
 
 Fresh = Callable[..., dict[str, Any]]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """`freshguard serve` in a subprocess on a free loopback port: its base URL once /readyz answers, its log."""
-    port = _free_port()
-    env = {**os.environ, "STRIPE_SIGNING_KEY": SAMPLE_KEY, "FRESHGUARD_POLICY": str(EXAMPLE_POLICY)}
-    command = [str(Path(sys.executable).parent / "freshguard"), "serve", "--database", f"sqlite:///{tmp_path / 'l.db'}"]
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([*command, "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"freshguard serve exited {process.returncode}: {log.read_text()}")
-            try:
-                if httpx2.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("freshguard serve did not become ready within 30 s")
-            time.sleep(0.1)
-        yield base, log
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_the_served_api_checks_records_over_real_http(server: tuple[str, Path], fresh: Fresh) -> None:

@@ -20,8 +20,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.keys import hash_key
-from tests.api.conftest import SAMPLE_KEY
-from tests.api.test_api_serve import _free_port
+from tests.api.conftest import SAMPLE_KEY, free_port
 from tests.conftest import EXAMPLE_POLICY, ts
 
 PIPELINE_KEY = "pip-workers-5c1e7a9d3b2f4e6a8c0d"
@@ -47,7 +46,7 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture
 def two_workers(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The service with two worker processes on PostgreSQL; its base URL and its metrics folder."""
-    port = _free_port()
+    port = free_port()
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     env = {

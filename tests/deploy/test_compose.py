@@ -350,7 +350,7 @@ def test_the_build_context_keeps_what_the_dockerfile_copies() -> None:
 # --- the start command, run for real ---------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -486,7 +486,7 @@ def test_the_compose_start_command_migrates_a_new_database_and_serves_checks(
     assert done.returncode == 0, done.stderr
     app = service(yaml.safe_load(done.stdout), "freshguard")
     argv = list(app["command"])
-    port = _free_port()
+    port = free_port()
     argv[0] = str(Path(sys.executable).parent / argv[0])
     argv[argv.index("--database") + 1] = fresh_database.set(password=None).render_as_string()
     argv[argv.index("--policy") + 1] = str(REPO_POLICY)
@@ -529,13 +529,13 @@ def test_the_database_health_check_command_answers(config: dict[str, Any], fresh
         return subprocess.run(["/bin/sh", "-c", test], env=env, timeout=30, check=False).returncode
 
     assert probe(fresh_database.port or 5432) == 0
-    assert probe(_free_port()) != 0  # nothing listens there: unhealthy
+    assert probe(free_port()) != 0  # nothing listens there: unhealthy
 
 
 def test_the_image_cmd_honours_the_policy_and_database_variables(tmp_path: Path, serve: Serve) -> None:
     argv = dockerfile_cmd()
     assert argv[2].count("--port 8000") == 1
-    port = _free_port()
+    port = free_port()
     argv[2] = argv[2].replace("--port 8000", f"--port {port}")
     database = tmp_path / "image-default.db"
     env = _serving_env(
