@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from types import TracebackType
@@ -24,6 +25,10 @@ from guard.records import Record
 if TYPE_CHECKING:
     from guard.health import PointHealth
     from guard.lineage.store import LineageStore
+
+#: Called after every check with its result and the records as checked; see `Guard.add_listener`.
+CheckListener = Callable[[CheckResult, Sequence[Any]], None]
+_log = logging.getLogger("freshguard")
 
 MAX_NAME_LENGTH = 200  # pipeline names, as the lineage store keeps them
 _PAUSE_GC_FROM = 5000
@@ -57,6 +62,7 @@ class Guard:
         self._memory: dict[Entity, datetime] = {}
         self._memory_lock = threading.Lock()
         self._policy_lock = threading.Lock()
+        self._listeners: tuple[CheckListener, ...] = ()
 
     @property
     def policy(self) -> Policy:
@@ -159,7 +165,22 @@ class Guard:
                 self.store.record_check(result, envelopes, learned)
             elif learned:
                 self._remember(learned)
+        for listener in self._listeners:
+            _tell(listener, result, envelopes)
         return result
+
+    def add_listener(self, listener: CheckListener) -> None:
+        """Call `listener(result, records)` after every check, once its lineage is written.
+
+        `records` are the envelopes as checked (dicts). A listener runs on the checking thread, so
+        it must return quickly (queue its work); an exception it raises is logged, never re-raised:
+        what listens to checks (lineage emitters, alerts) must never fail or slow one.
+        """
+        self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: CheckListener) -> None:
+        """Stop calling `listener`."""
+        self._listeners = tuple(known for known in self._listeners if known is not listener)
 
     def note_change(self, object: str, key: str, updated_at: datetime) -> None:  # noqa: A002
         """Learn from the owner that an entity changed: older copies become SUPERSEDED."""
@@ -273,6 +294,13 @@ def compile_policy(policy: Policy, environ: Mapping[str, str]) -> CompiledPolicy
             f"{', '.join(missing)}; set each to the source's HMAC signing key"
         )
     return CompiledPolicy(policy, keys)
+
+
+def _tell(listener: CheckListener, result: CheckResult, records: Sequence[Any]) -> None:
+    try:
+        listener(result, records)
+    except Exception:  # a listener's failure is its own: the check has been decided and kept
+        _log.exception("a check listener (%r) failed on run %s; the check itself stands", listener, result.run_id)
 
 
 def policy_of_version(row: Mapping[str, Any]) -> Policy:
