@@ -11,16 +11,18 @@ from typing import Any
 from guard.records import Record, as_envelope
 
 UNSIGNED_MEMBERS = frozenset({"id", "signature", "lineage"})
+# What json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# builds on every call; made once (encoding keeps no state, so threads can share it).
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def canonical_bytes(record: Mapping[str, Any] | Record) -> bytes:
     """The bytes a signature covers: every member but id, signature and lineage, as sorted compact JSON."""
-    envelope = as_envelope(record)
+    envelope = record if type(record) is dict else as_envelope(record)
     if not isinstance(envelope, Mapping):
         raise TypeError(f"a record must be a mapping, got {type(envelope).__name__}")
     signed = {name: value for name, value in envelope.items() if name not in UNSIGNED_MEMBERS}
-    text = json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.encode("utf-8")
+    return _CANONICAL_JSON.encode(signed).encode("utf-8")
 
 
 def sign_record(record: Mapping[str, Any] | Record, key: bytes | str) -> str:
@@ -41,7 +43,7 @@ def with_signature(record: Mapping[str, Any] | Record, key: bytes | str) -> dict
 def signature_matches(record: Mapping[str, Any], signature: str, key: bytes) -> bool:
     """Whether `signature` is the record's signature under `key`, compared in constant time."""
     try:
-        expected = hmac.new(key, canonical_bytes(record), hashlib.sha256).hexdigest()
+        expected = hmac.digest(key, canonical_bytes(record), "sha256").hex()
     except (TypeError, ValueError, RecursionError):
         return False
     return hmac.compare_digest(expected.encode(), signature.lower().encode())
