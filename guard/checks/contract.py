@@ -179,6 +179,7 @@ class Contract:
             raise PolicyError(origin or f"objects.{object_name}", problems)
         self.rules = tuple(FieldRule(name, spec, naive_is_utc) for name, spec in fields.items())
         self._schema: pa.DataFrameSchema | None = None
+        self._relaxed: dict[frozenset[str], pa.DataFrameSchema] = {}
         self._lock = threading.Lock()
 
     def __bool__(self) -> bool:
@@ -199,24 +200,32 @@ class Contract:
 
     def check_many(self, rows: Sequence[Mapping[str, Any] | None]) -> list[list[Violation]]:
         """Every failed check of many records' fields, with the pandera schema."""
+        failed = self.failures(rows)
+        return [failed.get(position, []) for position in range(len(rows))]
+
+    def failures(self, rows: Sequence[Mapping[str, Any] | None]) -> dict[int, list[Violation]]:
+        """The failed checks of many records' fields, with the pandera schema, by position of the rows that fail."""
         if not self.rules or not rows:
-            return [[] for _ in rows]
-        with gc_paused():  # a list per record: collections would walk them all, and every record too
+            return {}
+        with gc_paused():  # a list per failing record: collections would walk them all, and every record too
             return self._check_many(rows)
 
-    def _check_many(self, rows: Sequence[Mapping[str, Any] | None]) -> list[list[Violation]]:
+    def _check_many(self, rows: Sequence[Mapping[str, Any] | None]) -> dict[int, list[Violation]]:
         import pandera.errors as pa_errors  # heavy: only big batches need it
         import polars as pl
 
-        outcome: list[list[Violation]] = [[] for _ in rows]
+        outcome: dict[int, list[Violation]] = {}
         raw_values = dict(zip((rule.name for rule in self.rules), _field_values(self.rules, rows), strict=True))
         columns: list[pl.Series] = []
         exempt: dict[str, set[int]] = {}
+        relax: list[str] = []
         for rule in self.rules:
-            column, exempt[rule.name] = _column(rule, raw_values[rule.name], rows, outcome)
+            column, exempt[rule.name], own_nulls = _column(rule, raw_values[rule.name], rows, outcome)
             columns.append(column)
+            if exempt[rule.name] and not own_nulls and not rule.nullable:
+                relax.append(rule.name)
         try:
-            self.schema.validate(pl.DataFrame(columns), lazy=True)
+            self._schema_relaxing(relax).validate(pl.DataFrame(columns), lazy=True)
         except pa_errors.SchemaErrors as exc:
             failures = exc.failure_cases
             for column_name, check, index in zip(
@@ -230,14 +239,34 @@ class Contract:
                 if check == "not_nullable":
                     if index in exempt[column_name]:
                         continue
-                    outcome[index].append(Violation(column_name, "nullable", None))
+                    violation = Violation(column_name, "nullable", None)
                 else:
-                    outcome[index].append(Violation(column_name, check, raw_values[column_name][index]))
+                    violation = Violation(column_name, check, raw_values[column_name][index])
+                _add(outcome, index, violation)
         order = {rule.name: position for position, rule in enumerate(self.rules)}
-        for found in outcome:
+        for found in outcome.values():
             if len(found) > 1:
                 found.sort(key=lambda v: (order[v.field], _CHECK_RANK[v.check]))
         return outcome
+
+    def _schema_relaxing(self, names: Sequence[str]) -> pa.DataFrameSchema:
+        """The schema, with `nullable` lifted from columns whose every null is a missing or mistyped value.
+
+        Those nulls are not the field's own: `required` and `type` already decided them, and their
+        `not_nullable` failure cases would only be thrown away. A column holding a null that was
+        sent as such keeps `nullable: false`, so pandera decides every value sent, null included.
+        """
+        if not names:
+            return self.schema
+        wanted = frozenset(names)
+        relaxed = self._relaxed.get(wanted)
+        if relaxed is None:
+            schema = self.schema  # outside the lock, which building the schema takes
+            with self._lock:
+                relaxed = self._relaxed.get(wanted)
+                if relaxed is None:
+                    relaxed = self._relaxed[wanted] = schema.update_columns({n: {"nullable": True} for n in names})
+        return relaxed
 
     @property
     def schema(self) -> pa.DataFrameSchema:
@@ -336,11 +365,12 @@ def _column(
     rule: FieldRule,
     values: Sequence[Any],
     rows: Sequence[Mapping[str, Any] | None],
-    outcome: list[list[Violation]],
-) -> tuple[pl.Series, set[int]]:
+    outcome: dict[int, list[Violation]],
+) -> tuple[pl.Series, set[int], bool]:
     """A typed column of one field's values; `required` and `type` failures are recorded on the way.
 
-    Returns the column and the rows whose null is not the field's own (missing, or not of its type).
+    Returns the column, the rows whose null is not the field's own (missing, or not of its
+    type), and whether any null is the field's own (sent as null).
     """
     import polars as pl
 
@@ -356,7 +386,7 @@ def _column(
         if rule.type == "float":
             wrong = (~column.is_finite()).arg_true().to_list()
             for index in wrong:
-                outcome[index].append(Violation(name, "type", values[index]))
+                _add(outcome, index, Violation(name, "type", values[index]))
             if wrong:
                 exempt.update(wrong)
                 column = column.scatter(wrong, None)
@@ -373,18 +403,31 @@ def _column(
                 continue
             value = typed(raw)
             if value is _MISSING:
-                outcome[index].append(Violation(name, "type", raw))
+                _add(outcome, index, Violation(name, "type", raw))
                 exempt.add(index)
                 value = None
             append(value)
         column = pl.Series(name, column_values, dtype=dtype, strict=True)
+    own_nulls = False
     for index in nulls:
+        if index in exempt:
+            continue
         row = rows[index]
-        if index not in exempt and (row is None or name not in row):
+        if row is None or name not in row:
             exempt.add(index)
             if rule.required:
-                outcome[index].append(Violation(name, "required"))
-    return column, exempt
+                _add(outcome, index, Violation(name, "required"))
+        else:
+            own_nulls = True
+    return column, exempt, own_nulls
+
+
+def _add(outcome: dict[int, list[Violation]], index: int, violation: Violation) -> None:
+    found = outcome.get(index)
+    if found is None:
+        outcome[index] = [violation]
+    else:
+        found.append(violation)
 
 
 # --- the pandera schema ------------------------------------------------------------------
@@ -497,20 +540,27 @@ def _polars_type(field_type: str) -> pl.DataType:
 def describe(violation: Violation, spec: FieldSpec) -> str:
     """A failed check in words: `credit_limit is -5, below the minimum of 0`."""
     name, value, check = violation.field, violation.value, violation.check
+    # Only the words of the failed check are made: a big check describes thousands of violations.
+    if check == "required":
+        return f"{name} is missing"
+    if check == "nullable":
+        return f"{name} is empty (null)"
+    if check == "min_length":
+        return f"{name} is shorter than {spec.min_length} characters"
+    if check == "max_length":
+        return f"{name} is longer than {spec.max_length} characters"
     shown = _shown(value)
     if check == "type":
         return _type_words(name, value, spec.type, shown)
-    words = {
-        "required": f"{name} is missing",
-        "nullable": f"{name} is empty (null)",
-        "min": f"{name} is {shown}, below the minimum of {_plain(spec.min)}",
-        "max": f"{name} is {shown}, above the maximum of {_plain(spec.max)}",
-        "in": f"{name} is {shown}, not one of {', '.join(map(_plain, spec.in_ or ()))}",
-        "pattern": f"{name} {shown} does not have the expected form",
-        "min_length": f"{name} is shorter than {spec.min_length} characters",
-        "max_length": f"{name} is longer than {spec.max_length} characters",
-    }
-    return words[check]
+    if check == "min":
+        return f"{name} is {shown}, below the minimum of {_plain(spec.min)}"
+    if check == "max":
+        return f"{name} is {shown}, above the maximum of {_plain(spec.max)}"
+    if check == "in":
+        return f"{name} is {shown}, not one of {', '.join(map(_plain, spec.in_ or ()))}"
+    if check == "pattern":
+        return f"{name} {shown} does not have the expected form"
+    raise KeyError(check)
 
 
 _TYPE_WORDS = {
