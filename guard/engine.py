@@ -15,7 +15,6 @@ record through the modules; a property test holds both ways to the same decision
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -330,39 +329,52 @@ def _supersession(batch: Batch, watermarks: Mapping[Entity, datetime]) -> None:
 
 
 def _contracts(batch: Batch, pandera_threshold: int) -> None:
-    by_object: dict[str, list[int]] = {}
     objects = batch.compiled.objects
-    skip = batch.uncheckable
+    by_object: dict[str, list[int]] = {name: [] for name, rules in objects.items() if rules.contract}
     for index, obj in enumerate(batch.objects):
-        if obj is not None and obj in objects and objects[obj].contract and index not in skip:
-            by_object.setdefault(obj, []).append(index)
-    for name, indexes in by_object.items():
+        members = by_object.get(obj)  # type: ignore[arg-type]  # None (a fatal record) is in no list
+        if members is not None:
+            members.append(index)
+    skip = batch.uncheckable
+    fields, label = batch.fields, batch.label
+    for name, members in by_object.items():
+        indexes = [i for i in members if i not in skip] if skip else members
+        if not indexes:
+            continue
         contract = objects[name].contract
-        rows = [batch.fields[i] for i in indexes]
+        rows = [fields[i] for i in indexes]
         if len(rows) >= pandera_threshold:
-            found = contract.check_many(rows)
+            failed = contract.failures(rows)
         else:
-            found = [contract.check_one(row) for row in rows]
+            failed = {position: found for position, row in enumerate(rows) if (found := contract.check_one(row))}
         specs = batch.compiled.policy.objects[name].fields
-        for index, violations in zip(indexes, found, strict=True):
-            if violations:
-                _reasons_of(batch, index).append(schema_reason(batch.label(index), name, violations, specs))
+        for position, violations in failed.items():
+            index = indexes[position]
+            _reasons_of(batch, index).append(schema_reason(label(index), name, violations, specs))
 
 
 def _conflicts(batch: Batch) -> None:
-    entities = list(zip(batch.objects, batch.keys, strict=True))
-    repeated = {entity for entity, count in Counter(entities).items() if count > 1 and entity[0] is not None}
-    if not repeated:
-        return
+    # Group the records that may take part (no reason but AGING) by entity, in one pass; a
+    # list is made only for an entity seen twice.
     reasons = batch.reasons
-    groups: dict[Entity, list[int]] = {}
-    for index, entity in enumerate(entities):
-        if entity in repeated:
-            found = reasons[index]
-            if not found or all(r.code is ReasonCode.AGING for r in found):
-                groups.setdefault(entity, []).append(index)  # type: ignore[arg-type]
+    aging = ReasonCode.AGING
+    first: dict[tuple[str | None, str | None], int] = {}
+    groups: dict[tuple[str | None, str | None], list[int]] = {}
+    for index, entity in enumerate(zip(batch.objects, batch.keys, strict=True)):
+        found = reasons[index]
+        if found is not None and any(r.code is not aging for r in found):
+            continue
+        seen = first.setdefault(entity, index)
+        if seen != index:
+            members = groups.get(entity)
+            if members is None:
+                groups[entity] = [seen, index]
+            else:
+                members.append(index)
+    if not groups:
+        return
     raw = batch.raw
-    disputed = [m for m in groups.values() if len(m) > 1 and not _all_identical([raw[i] for i in m])]
+    disputed = [m for m in groups.values() if not _all_identical([raw[i] for i in m])]
     if not disputed:
         return
     envelope = batch.envelope
@@ -383,9 +395,10 @@ def _all_identical(records: list[Any]) -> bool:
             theirs = other.get("fields")
             if theirs != fields or other.get("content") != content:
                 return False
-            if fields and not all(type(a) is type(b) for a, b in zip(fields.values(), theirs.values(), strict=True)):
+            # Equal dicts may list their keys in different orders: compare types field by field.
+            if fields and not all(type(value) is type(theirs[name]) for name, value in fields.items()):
                 return False
-    except RecursionError:  # nested deeper than `==` goes
+    except (RecursionError, KeyError):  # nested deeper than `==` goes; a mapping whose `==` is its own
         return False
     return True
 
