@@ -283,11 +283,19 @@ class Heartbeat(BaseModel):
     """An integration finished a sync of one object."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"object": "customer", "synced_at": "2026-11-22T10:00:00Z"}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"object": "customer", "synced_at": "2026-11-22T10:00:00Z", "writer": "sap-customer-delta"}]
+        },
     )
 
     object: Name = Field(description="The object synced; the source must own it or serve copies of it.")
     synced_at: Timestamp = Field(description="The point in time the sync brought the copies up to.")
+    writer: str = Field(
+        "",
+        max_length=MAX_NAME_LENGTH,
+        description="The sync job that reported, when a source has several (each one's lag is watched).",
+    )
 
 
 class HeartbeatStored(BaseModel):
@@ -299,6 +307,7 @@ class HeartbeatStored(BaseModel):
                 {
                     "source": "sap",
                     "object": "customer",
+                    "writer": "sap-customer-delta",
                     "synced_at": "2026-11-22T10:00:00Z",
                     "received_at": "2026-11-22T10:00:02.114Z",
                 }
@@ -308,6 +317,7 @@ class HeartbeatStored(BaseModel):
 
     source: str
     object: str
+    writer: str = Field(description="The sync job that reported; empty when unnamed.")
     synced_at: datetime
     received_at: datetime = Field(description="When the service received it.")
 

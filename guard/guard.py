@@ -210,8 +210,14 @@ class Guard:
         else:
             self._remember(versions)
 
-    def note_heartbeat(self, source: str, object: str, synced_at: datetime) -> dict[str, Any]:  # noqa: A002
-        """Keep an integration's report that it finished syncing `object` from `source` as of `synced_at`."""
+    def note_heartbeat(
+        self,
+        source: str,
+        object: str,  # noqa: A002
+        synced_at: datetime,
+        writer: str = "",
+    ) -> dict[str, Any]:
+        """Keep an integration's report that its sync job `writer` synced `object` from `source` as of `synced_at`."""
         policy = self._compiled.policy
         if source not in policy.sources:
             raise InputError(f"a heartbeat from {source!r:.80}, which is not a source of policy {policy.name}")
@@ -230,7 +236,7 @@ class Guard:
                 f"the heartbeat from {source} for {object} is dated {synced.isoformat()}, in the future; "
                 "send the time the sync finished, with its UTC offset"
             )
-        return self._require_store("heartbeats").record_heartbeat(source, object, synced, received_at)
+        return self._require_store("heartbeats").record_heartbeat(source, object, synced, received_at, writer=writer)
 
     def health(self, now: datetime | None = None) -> list[PointHealth]:
         """SLA health of every integration point, from the store's recent checks and heartbeats."""
@@ -239,8 +245,14 @@ class Guard:
         store = self._require_store("check history and heartbeats")
         moment = utc_now() if now is None else _aware_utc(now, "now")
         policy = self._compiled.policy
-        longest = max([DEFAULT_WINDOW, *(sla.window for sla in policy.slas)])
-        return integration_health(policy, store.tallies_since(moment - longest), store.latest_heartbeats(), moment)
+        windows = {(sla.source, sla.object): sla.window for sla in policy.slas}
+        longest = max([DEFAULT_WINDOW, *windows.values()])
+        entities: dict[tuple[str, str], int] = {}
+        for window in {DEFAULT_WINDOW, *windows.values()}:
+            counted = store.distinct_keys(moment - window, moment)
+            entities.update({point: n for point, n in counted.items() if windows.get(point, DEFAULT_WINDOW) == window})
+        tallies = store.tallies_since(moment - longest, moment)
+        return integration_health(policy, tallies, store.latest_heartbeats(), moment, entities)
 
     def close(self) -> None:
         """Close the lineage store if this guard opened it."""

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from croniter import croniter
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from guard import Guard, Policy, parse_policy
 from guard.health import HealthState, PointHealth, integration_health
-from guard.tallies import Tally
+from guard.health._schedule import _Minutes
+from guard.tallies import AGE_BOUNDS_S, Tally
 from tests.conftest import NOW, RecordFactory, ts
 
 POLICY = """
@@ -30,15 +35,20 @@ def policy() -> Policy:
     return parse_policy(POLICY, origin="test")
 
 
-def sap_tally(records: int, blocked: int, minutes_ago: float = 5, **reasons: int) -> Tally:
-    return Tally(
+def sap_tally(records: int, blocked: int, minutes_ago: float = 5, ages_s: float | None = None, **reasons: int) -> Tally:
+    """A check of `records` sap customer records `minutes_ago`, `blocked` of them, all `ages_s` old if given."""
+    tally = Tally(
         "sap", "customer", records=records, allowed=records - blocked, blocked=blocked, reasons=reasons,
         checked_at=NOW - timedelta(minutes=minutes_ago),
     )  # fmt: skip
+    if ages_s is not None:
+        tally.age_buckets[next(i for i, bound in enumerate(AGE_BOUNDS_S) if ages_s <= bound)] += records
+        tally.age_max_s, tally.age_sum_s = ages_s, ages_s * records
+    return tally
 
 
 def sap_health(policy: Policy, tallies: list[Tally], lag_minutes: float | None) -> PointHealth:
-    beats = {} if lag_minutes is None else {("sap", "customer"): NOW - timedelta(minutes=lag_minutes)}
+    beats = {} if lag_minutes is None else {("sap", "customer", ""): NOW - timedelta(minutes=lag_minutes)}
     return integration_health(policy, tallies, beats, NOW)[0]
 
 
@@ -48,9 +58,9 @@ def sap_health(policy: Policy, tallies: list[Tally], lag_minutes: float | None) 
         (5, 100, 0, HealthState.HEALTHY),
         (16, 100, 0, HealthState.DEGRADED),  # past 75% of 20m
         (21, 100, 0, HealthState.BREACHED),
-        (5, 100, 6, HealthState.DEGRADED),  # 6% of a 10% budget
+        (5, 100, 6, HealthState.HEALTHY),  # 6% of a 10% budget, and nothing in the last minute: no fast burn
         (5, 100, 11, HealthState.BREACHED),
-        (None, 100, 0, HealthState.HEALTHY),  # records flow, no heartbeat yet
+        (None, 100, 0, HealthState.HEALTHY),  # records flow, no heartbeat: lag from their ages (5m)
         (5, 0, 0, HealthState.HEALTHY),  # synced, nothing checked
         (None, 0, 0, HealthState.NO_DATA),
         (30, 100, 50, HealthState.BREACHED),
@@ -59,7 +69,7 @@ def sap_health(policy: Policy, tallies: list[Tally], lag_minutes: float | None) 
 def test_the_state_follows_lag_and_block_rate(
     policy: Policy, lag_minutes: float | None, records: int, blocked: int, expected: HealthState
 ) -> None:
-    tallies = [sap_tally(records, blocked, STALE=blocked)] if records else []
+    tallies = [sap_tally(records, blocked, STALE=blocked, ages_s=300)] if records else []
     assert sap_health(policy, tallies, lag_minutes).state is expected
 
 
@@ -67,8 +77,9 @@ def test_findings_say_what_is_wrong_in_words(policy: Policy) -> None:
     health = sap_health(policy, [sap_tally(40, 8, STALE=6, SCHEMA_VIOLATION=2)], lag_minutes=47)
 
     assert health.state is HealthState.BREACHED
+    assert health.breaches == ["lag", "block_rate"]
     assert health.findings == [
-        "sap → customer: the last sync was 47m ago; agreed 20m",
+        "sap → customer: behind by 47m; agreed 20m",
         "sap → customer: 8 of 40 records blocked in the last 1h (20.0%; agreed at most 10.0%): "
         "STALE 6, SCHEMA_VIOLATION 2",
     ]
@@ -114,3 +125,117 @@ def test_a_guard_reports_health_from_its_store(policy: Policy, record: RecordFac
     assert sap.state is HealthState.BREACHED  # half blocked, against 10%
     assert sap.age_p95_s is not None
     assert sap.age_p95_s <= 3 * 3600
+
+
+def test_the_stalest_writer_sets_the_lag_so_a_fresh_one_cannot_hide_it(policy: Policy) -> None:
+    beats = {
+        ("sap", "customer", "delta-sync"): NOW - timedelta(minutes=1),
+        ("sap", "customer", "full-sync"): NOW - timedelta(minutes=50),
+        ("sap", "customer", "retired"): NOW - timedelta(days=30),  # silent for a month: no longer expected
+    }
+
+    health = integration_health(policy, [], beats, NOW)[0]
+
+    assert [w.writer for w in health.writers] == ["full-sync", "delta-sync"]
+    assert health.lag_s == 50 * 60
+    assert health.last_sync == NOW - timedelta(minutes=1)
+    assert health.state is HealthState.BREACHED
+    assert health.findings[0] == "sap → customer: behind by 50m; agreed 20m (writer full-sync of 2)"
+
+
+def test_without_heartbeats_the_lag_comes_from_the_records_ages(policy: Policy) -> None:
+    health = sap_health(policy, [sap_tally(50, 0, ages_s=1700)], lag_minutes=None)
+
+    assert health.lag_from == "records"
+    assert health.lag_s is not None
+    assert 1500 < health.lag_s <= 1700
+    assert health.state is HealthState.BREACHED
+    assert "from the ages of the records checked" in health.findings[0]
+
+
+@pytest.mark.parametrize(
+    ("old", "recent", "latest", "expected"),
+    [
+        ((1000, 0), (100, 0), (20, 0), HealthState.HEALTHY),
+        ((1000, 0), (100, 25), (20, 5), HealthState.DEGRADED),  # 2.7% of the hour, but 25% of the last quarter
+        ((1000, 0), (100, 25), (20, 0), HealthState.HEALTHY),  # the burn stopped: the short look-back resets it
+        ((100, 0), (100, 25), (20, 5), HealthState.BREACHED),  # 13.6% of the hour: the budget is gone
+    ],
+)
+def test_a_fast_burn_of_the_error_budget_is_degraded_before_it_is_breached(
+    policy: Policy, old: tuple[int, int], recent: tuple[int, int], latest: tuple[int, int], expected: HealthState
+) -> None:
+    tallies = [sap_tally(*old, minutes_ago=50), sap_tally(*recent, minutes_ago=10), sap_tally(*latest, minutes_ago=0.5)]
+
+    health = sap_health(policy, tallies, lag_minutes=1)
+
+    assert health.state is expected, health.findings
+    if expected is HealthState.DEGRADED:
+        assert "the error budget is burning 2.5x too fast" in health.findings[0]
+
+
+SCHEDULED = POLICY.replace(
+    "window: 1h}",
+    "window: 1h, schedule: {timezone: Europe/Berlin, active: '* 6-21 * * 1-5'}}",
+)
+DAILY = POLICY.replace("window: 1h}", "window: 1h, schedule: {timezone: Europe/Berlin, expected_by: '06:00'}}")
+MONDAY_8 = datetime(2026, 12, 7, 7, 0, tzinfo=UTC)  # Monday 08:00 in Berlin
+SATURDAY = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("now", "last_sync", "state", "paused"),
+    [
+        (SATURDAY, datetime(2026, 12, 4, 20, 55, tzinfo=UTC), HealthState.HEALTHY, True),  # the weekend pause
+        (MONDAY_8, datetime(2026, 12, 4, 20, 55, tzinfo=UTC), HealthState.BREACHED, False),  # 2h into Monday
+        (MONDAY_8 - timedelta(hours=1, minutes=50), datetime(2026, 12, 4, 20, 55, tzinfo=UTC), HealthState.HEALTHY,
+         False),  # 06:10: ten minutes into the period
+        (MONDAY_8, MONDAY_8 - timedelta(minutes=5), HealthState.HEALTHY, False),
+    ],
+)  # fmt: skip
+def test_a_planned_pause_is_not_a_breach_and_the_lag_counts_from_the_period_start(
+    now: datetime, last_sync: datetime, state: HealthState, paused: bool
+) -> None:
+    policy = parse_policy(SCHEDULED, origin="test")
+
+    health = integration_health(policy, [], {("sap", "customer", ""): last_sync}, now)[0]
+
+    assert (health.state, health.paused) == (state, paused), health.findings
+
+
+@pytest.mark.parametrize(
+    ("now", "last_sync", "state"),
+    [
+        (datetime(2026, 12, 7, 6, 0, tzinfo=UTC), datetime(2026, 12, 7, 4, 30, tzinfo=UTC), HealthState.HEALTHY),
+        (datetime(2026, 12, 7, 6, 0, tzinfo=UTC), datetime(2026, 12, 6, 4, 30, tzinfo=UTC), HealthState.BREACHED),
+        (datetime(2026, 12, 7, 4, 0, tzinfo=UTC), datetime(2026, 12, 6, 4, 30, tzinfo=UTC), HealthState.HEALTHY),
+        (datetime(2026, 12, 7, 6, 0, tzinfo=UTC), None, HealthState.BREACHED),
+    ],
+)
+def test_a_load_expected_by_a_deadline_is_judged_at_the_deadline(
+    now: datetime, last_sync: datetime | None, state: HealthState
+) -> None:
+    policy = parse_policy(DAILY, origin="test")
+    beats = {} if last_sync is None else {("sap", "customer", ""): last_sync}
+    tallies = [] if last_sync is not None else [Tally("sap", "customer", records=1, allowed=1, checked_at=now)]
+
+    health = integration_health(policy, tallies, beats, now)[0]
+
+    assert health.state is state, health.findings
+    if state is HealthState.BREACHED:
+        assert health.breaches == ["deadline"]
+        assert "the load due by Mon 2026-12-07 06:00 CET has not arrived" in health.findings[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["* 6-21 * * 1-5", "*/15 * 1,15 * *", "0 6 * * mon-fri", "* * 1-7 * 1", "30 2 * 3,6 *",
+                     "* * * * 0", "* * * * 7", "5-10/2 */3 * * *", "* * * * *"]),
+    st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1),
+                 timezones=st.just(ZoneInfo("Europe/Berlin"))),
+)  # fmt: skip
+def test_schedule_minutes_match_as_croniter_does(expression: str, moment: datetime) -> None:
+    """On every wall-clock minute that exists (croniter is erratic inside a DST gap; we read the clock's fields)."""
+    minute = moment.replace(second=0, microsecond=0)
+    assume(minute.astimezone(UTC).astimezone(minute.tzinfo).replace(tzinfo=None) == minute.replace(tzinfo=None))
+    assert _Minutes(expression).match(minute) == croniter.match(expression, minute)

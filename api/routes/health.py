@@ -12,16 +12,9 @@ from api.health_schemas import HealthReport
 from api.problems import responses
 from guard import Guard
 from guard._timestamps import utc_now
-from guard.health import DEGRADED_BUDGET_FRACTION, DEGRADED_LAG_FRACTION
+from guard.health import DEFINITION
 
 router = APIRouter(prefix="/v1", tags=["health"])
-
-DEFINITION = (
-    "breached: the newest sync is older than the SLA's max_lag, or more than max_block_rate of the records "
-    "checked over its window were blocked. degraded: not breached, but the newest sync is older than "
-    f"{DEGRADED_LAG_FRACTION:.0%} of max_lag, or the block rate is above {DEGRADED_BUDGET_FRACTION:.0%} of "
-    "max_block_rate. no_data: no sync reported and no record checked over the window. healthy: otherwise."
-)
 
 
 @router.get("/health", response_model=HealthReport, responses=responses(401, 403, 503), summary="SLA health")

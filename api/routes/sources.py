@@ -35,6 +35,6 @@ async def post_heartbeat(
             404,
             f"{source!r:.80} is not a source of policy {policy.name} (it has: {', '.join(sorted(policy.sources))})",
         )
-    stored = await run_in_threadpool(guard.note_heartbeat, source, body.object, body.synced_at)
+    stored = await run_in_threadpool(guard.note_heartbeat, source, body.object, body.synced_at, body.writer)
     metrics.observe_heartbeat(source, body.object, policy)
     return stored

@@ -79,7 +79,10 @@ def environment_variables(policy: Policy) -> Iterator[tuple[str, str]]:
         if source.signing_key_env is not None:
             yield source.signing_key_env, f"signing key of source {name} (freshguard check needs it)"
     for name, channel in policy.notify.items():
-        yield channel.webhook_env, f"webhook URL of notify channel {name}"
+        if channel.webhook_env is not None:
+            yield channel.webhook_env, f"{channel.kind} URL of notify channel {name}"
+        if channel.routing_key_env is not None:
+            yield channel.routing_key_env, f"PagerDuty routing key of notify channel {name}"
 
 
 def env_table(expected: list[tuple[str, str]], environ: Mapping[str, str]) -> Table:

@@ -20,21 +20,30 @@ _CALL_MEMBERS = ("model", "call_id")
 
 
 def insert_heartbeat(
-    conn: Connection, source: str, obj: str, synced_at: datetime, received_at: datetime
+    conn: Connection, source: str, obj: str, synced_at: datetime, received_at: datetime, *, writer: str = ""
 ) -> dict[str, Any]:
     """Keep one heartbeat (every one is kept: the history shows how far behind a sync ran)."""
-    row = {"source": storable(source), "object": storable(obj), "synced_at": synced_at, "received_at": received_at}
+    row = {
+        "source": storable(source), "object": storable(obj), "writer": storable(writer),
+        "synced_at": synced_at, "received_at": received_at,
+    }  # fmt: skip
     conn.execute(heartbeats.insert(), row)
     return row
 
 
-def latest_heartbeats(conn: Connection) -> dict[tuple[str, str], datetime]:
-    """The newest `synced_at` reported for each (source, object)."""
+def latest_heartbeats(conn: Connection) -> dict[tuple[str, str, str], datetime]:
+    """The newest `synced_at` reported by each writer of each (source, object)."""
     newest = sa.func.max(heartbeats.c.synced_at, type_=heartbeats.c.synced_at.type)
-    query = sa.select(heartbeats.c.source, heartbeats.c.object, newest).group_by(
-        heartbeats.c.source, heartbeats.c.object
+    query = sa.select(heartbeats.c.source, heartbeats.c.object, heartbeats.c.writer, newest).group_by(
+        heartbeats.c.source, heartbeats.c.object, heartbeats.c.writer
     )
-    return {(source, obj): synced_at for source, obj, synced_at in conn.execute(query)}
+    return {(source, obj, writer): synced_at for source, obj, writer, synced_at in conn.execute(query)}
+
+
+def heartbeats_since(conn: Connection, start: datetime) -> list[dict[str, Any]]:
+    """Every heartbeat received since `start`, oldest first (for lag over time)."""
+    query = sa.select(heartbeats).where(heartbeats.c.received_at >= start).order_by(heartbeats.c.received_at)
+    return [dict(row) for row in conn.execute(query).mappings()]
 
 
 def consumer_call(consumer: Mapping[str, Any] | None) -> tuple[str, str | None, dict[str, Any] | None] | None:

@@ -232,15 +232,34 @@ class LineageStore:
                 return None
             return _feeds.insert_call(conn, run_id, model, call_id, extra, linked_at=linked_at)
 
-    def record_heartbeat(self, source: str, obj: str, synced_at: datetime, received_at: datetime) -> dict[str, Any]:
-        """Keep a sync heartbeat: `source` finished syncing `obj` as of `synced_at`."""
+    def record_heartbeat(
+        self, source: str, obj: str, synced_at: datetime, received_at: datetime, *, writer: str = ""
+    ) -> dict[str, Any]:
+        """Keep a sync heartbeat: `writer` of `source` finished syncing `obj` as of `synced_at`."""
         with self._connect("record a heartbeat") as conn:
-            return _feeds.insert_heartbeat(conn, source, obj, synced_at, received_at)
+            return _feeds.insert_heartbeat(conn, source, obj, synced_at, received_at, writer=writer)
 
-    def latest_heartbeats(self) -> dict[tuple[str, str], datetime]:
-        """The newest sync reported for each (source, object)."""
+    def latest_heartbeats(self) -> dict[tuple[str, str, str], datetime]:
+        """The newest sync reported by each writer of each (source, object)."""
         with self._connect("read heartbeats") as conn:
             return _feeds.latest_heartbeats(conn)
+
+    def heartbeats_since(self, start: datetime) -> list[dict[str, Any]]:
+        """Every heartbeat received since `start`, oldest first."""
+        with self._connect("read heartbeats") as conn:
+            return _feeds.heartbeats_since(conn, start)
+
+    def distinct_keys(self, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
+        """How many distinct entity keys each (source, object) had in the runs checked in [start, end)."""
+        query = (
+            sa.select(run_records.c.source, run_records.c.object, sa.func.count(sa.distinct(run_records.c.key)))
+            .join(runs, runs.c.run_id == run_records.c.run_id)
+            .where(runs.c.checked_at >= start, runs.c.checked_at < end, run_records.c.source.is_not(None),
+                   run_records.c.object.is_not(None))
+            .group_by(run_records.c.source, run_records.c.object)
+        )  # fmt: skip
+        with self._connect("count the entities seen") as conn:
+            return {(source, obj): count for source, obj, count in conn.execute(query)}
 
     def tallies_since(self, start: datetime, end: datetime | None = None) -> list[Tally]:
         """The per-integration-point tallies of every run checked in [start, end), oldest first."""

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
 
@@ -103,6 +104,7 @@ heartbeats = Table(
     Column("object", Text, nullable=False),
     Column("synced_at", UTCDateTime(), nullable=False),
     Column("received_at", UTCDateTime(), nullable=False),
+    Column("writer", Text, nullable=False),  # the sync job that reported; "" when unnamed
     Index("ix_heartbeats_source_object_synced_at", "source", "object", "synced_at"),
 )
 
@@ -148,4 +150,65 @@ run_tallies = Table(
     Column("age_sum_s", Float, nullable=False),
     Index("ix_run_tallies_checked_at", "checked_at"),
     Index("ix_run_tallies_point_checked_at", "source", "object", "checked_at"),
+)
+
+point_states = Table(
+    "point_states",
+    metadata,
+    Column("source", Text, nullable=False),
+    Column("object", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("since", UTCDateTime(), nullable=False),
+    Column("evaluated_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("source", "object"),
+)
+
+state_changes = Table(
+    "state_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", Text, nullable=False),
+    Column("object", Text, nullable=False),
+    Column("previous", String(16), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("findings", JSON, nullable=False),
+    Index("ix_state_changes_at", "at"),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", Text, nullable=False),
+    Column("object", Text, nullable=False),
+    Column("open_key", Text, nullable=True, unique=True),  # "source/object" while open: one open per point
+    Column("breaches", JSON, nullable=False),
+    Column("findings", JSON, nullable=False),
+    Column("figures", JSON, nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("detected_at", UTCDateTime(), nullable=False),
+    Column("acknowledged_at", UTCDateTime(), nullable=True),
+    Column("acknowledged_by", Text, nullable=True),
+    Column("recovered_at", UTCDateTime(), nullable=True),
+    Column("recovery_objective_s", Float, nullable=True),
+    Index("ix_incidents_detected_at", "detected_at"),
+)
+
+alert_outbox = Table(
+    "alert_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("change_id", Integer, ForeignKey("state_changes.id", ondelete="CASCADE"), nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime(), nullable=True),
+    Column("failed_at", UTCDateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    UniqueConstraint("change_id", "channel", name="uq_alert_outbox_change_channel"),
+    Index("ix_alert_outbox_pending", "delivered_at", "failed_at", "next_attempt_at"),
 )

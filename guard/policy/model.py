@@ -146,6 +146,58 @@ class ObjectSpec(_Strict):
         return self
 
 
+def _cron(value: object) -> object:
+    """A cron expression (minute hour day month weekday), or `HH:MM` for a daily time."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    daily = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text)
+    if daily:
+        return f"{int(daily.group(2))} {int(daily.group(1))} * * *"
+    from croniter import croniter
+
+    if len(text.split()) != 5 or not croniter.is_valid(text):
+        raise ValueError(
+            f"{value!r} is not a cron expression of five fields (minute hour day month weekday, "
+            "e.g. '* 6-21 * * 1-5') nor a daily time such as '06:00'"
+        )
+    if re.search(r"[LW#?]", text, re.IGNORECASE):
+        raise ValueError(f"{value!r} uses L, W, # or ?; write the days with numbers, ranges, lists and steps")
+    return text
+
+
+def _zone(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not a time zone name such as 'Europe/Berlin' or 'UTC'") from None
+    return value
+
+
+Cron = Annotated[str, BeforeValidator(_cron), Field(json_schema_extra={"examples": ["* 6-21 * * 1-5", "06:00"]})]
+TimeZone = Annotated[str, BeforeValidator(_zone), Field(json_schema_extra={"examples": ["Europe/Berlin", "UTC"]})]
+
+
+class ScheduleSpec(_Strict):
+    """When an integration is expected to sync, so that a planned pause is not a breach."""
+
+    timezone: TimeZone = Field("UTC", description="the IANA time zone the cron expressions are read in")
+    active: Cron | None = Field(
+        None,
+        description="cron expression of the minutes syncs are expected in (e.g. '* 6-21 * * 1-5': weekdays "
+        "06:00-21:59); outside, freshness lag is not judged, and inside, it counts from the start of the period",
+    )
+    expected_by: Cron | None = Field(
+        None,
+        description="cron expression (or 'HH:MM') of the deadlines a sync is due by (e.g. '0 6 * * 1-5'); "
+        "each deadline needs a sync since the one before; max_lag is then not applied",
+    )
+
+
 class SLASpec(_Strict):
     """Operational SLA of one integration point (source, object)."""
 
@@ -156,12 +208,27 @@ class SLASpec(_Strict):
     window: Duration = timedelta(hours=1)
     recovery: Duration | None = None
     notify: list[Name] = Field(default_factory=list)
+    schedule: ScheduleSpec | None = None
 
 
 class NotifySpec(_Strict):
-    """A notification channel; the URL lives in an environment variable, never in the file."""
+    """A notification channel; its URL (and PagerDuty's routing key) live in environment variables."""
 
-    webhook_env: EnvName
+    kind: Literal["webhook", "slack", "pagerduty"] = Field(
+        "webhook", description="webhook: generic JSON; slack: Slack incoming-webhook messages; pagerduty: Events API v2"
+    )
+    webhook_env: EnvName | None = Field(
+        None, description="variable holding the URL (for pagerduty: the Events API URL; default PagerDuty's own)"
+    )
+    routing_key_env: EnvName | None = Field(None, description="pagerduty: variable holding the integration key")
+
+    @model_validator(mode="after")
+    def _what_each_kind_needs(self) -> NotifySpec:
+        if self.kind != "pagerduty" and self.webhook_env is None:
+            raise ValueError(f"a {self.kind} channel needs webhook_env: the variable that holds its URL")
+        if self.kind == "pagerduty" and self.routing_key_env is None:
+            raise ValueError("a pagerduty channel needs routing_key_env: the variable that holds its integration key")
+        return self
 
 
 class Policy(_Strict):

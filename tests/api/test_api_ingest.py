@@ -169,7 +169,7 @@ def test_a_heartbeat_of_an_owner_or_replica_is_stored_and_answered(
     received = datetime.fromisoformat(body["received_at"])
     assert abs(received - datetime.now(UTC)) < timedelta(minutes=1)
     store = keyed.app.state.guard.store  # type: ignore[attr-defined]
-    assert store.latest_heartbeats() == {(source, obj): synced}
+    assert store.latest_heartbeats() == {(source, obj, ""): synced}
 
 
 @pytest.mark.parametrize(("name", "status"), [("crm-sync", 403), ("support-bot", 403), ("dashboard", 403), (None, 401)])

@@ -123,7 +123,7 @@ def test_health_reports_every_declared_sla_with_its_state(client: TestClient, fr
     points = {(p["source"], p["object"]): p for p in report["points"]}
     sap = points[("sap", "customer")]
     assert sap["state"] == "breached"
-    assert sap["findings"][0] == "sap → customer: the last sync was 47m ago; agreed 15m"
+    assert sap["findings"][0] == "sap → customer: behind by 47m; agreed 15m"
     assert (sap["records"], sap["blocked"], sap["block_rate"]) == (2, 1, 0.5)
     assert sap["reasons"] == [{"code": "STALE", "records": 1}]
     assert points[("stripe", "invoice")]["state"] == "no_data"

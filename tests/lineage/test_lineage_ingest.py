@@ -13,7 +13,7 @@ from tests.conftest import NOW, RecordFactory
 from tests.lineage.lineage_helpers import is_utc, scalar, table_names
 from tests.lineage.test_lineage_migrations import head_revision
 
-ERP = ("sap", "customer")
+ERP = ("sap", "customer", "")
 
 
 def test_every_heartbeat_is_kept_and_the_newest_sync_per_integration_point_is_latest(store: LineageStore) -> None:
@@ -23,7 +23,7 @@ def test_every_heartbeat_is_kept_and_the_newest_sync_per_integration_point_is_la
 
     latest = store.latest_heartbeats()
 
-    assert latest == {ERP: NOW - timedelta(minutes=10), ("warehouse", "customer"): NOW - timedelta(hours=3)}
+    assert latest == {ERP: NOW - timedelta(minutes=10), ("warehouse", "customer", ""): NOW - timedelta(hours=3)}
     assert all(is_utc(moment) for moment in latest.values())
     assert scalar(store.url, "SELECT count(*) FROM heartbeats") == 3
 

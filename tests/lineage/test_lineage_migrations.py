@@ -22,7 +22,10 @@ from guard.lineage.tables import metadata
 from tests.conftest import NOW, RecordFactory
 from tests.lineage.lineage_helpers import execute, scalar, table_names
 
-LINEAGE_TABLES = {"runs", "run_records", "watermarks", "heartbeats", "consumption", "policy_versions", "run_tallies"}
+LINEAGE_TABLES = {
+    "runs", "run_records", "watermarks", "heartbeats", "consumption", "policy_versions", "run_tallies",
+    "point_states", "state_changes", "incidents", "alert_outbox",
+}  # fmt: skip
 
 
 def head_revision(store: LineageStore) -> str:
@@ -92,8 +95,20 @@ def test_the_migrated_schema_matches_the_table_metadata(store: LineageStore) -> 
             assert {name: c["nullable"] for name, c in columns.items()} == {c.name: c.nullable for c in table.columns}
             primary_key = inspector.get_pk_constraint(table.name)["constrained_columns"]
             assert primary_key == [c.name for c in table.primary_key.columns]
-            indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes(table.name)}
+            # PostgreSQL lists the index behind each unique constraint too: those are compared as constraints.
+            indexes = {
+                i["name"]: i["column_names"]
+                for i in inspector.get_indexes(table.name)
+                if not i.get("duplicates_constraint")
+            }
             assert indexes == {i.name: [c.name for c in i.columns] for i in table.indexes}
+            uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints(table.name)}
+            declared = {
+                tuple(c.name for c in constraint.columns)
+                for constraint in table.constraints
+                if isinstance(constraint, sa.UniqueConstraint)
+            } | {(c.name,) for c in table.columns if c.unique}
+            assert uniques == declared
 
 
 def test_a_schema_from_a_newer_freshguard_is_refused(store_url: str, store: LineageStore) -> None:
