@@ -362,7 +362,7 @@ def _conflicts(batch: Batch) -> None:
     groups: dict[tuple[str | None, str | None], list[int]] = {}
     for index, entity in enumerate(zip(batch.objects, batch.keys, strict=True)):
         found = reasons[index]
-        if found is not None and any(r.code is not aging for r in found):
+        if found and (found[0].code is not aging or any(r.code is not aging for r in found)):
             continue
         seen = first.setdefault(entity, index)
         if seen != index:
@@ -435,15 +435,15 @@ def action_of(reasons: Sequence[Reason]) -> Action:
 def owner_versions(batch: Batch, table: DecisionTable) -> dict[Entity, datetime]:
     """The newest `updated_at` per entity among the owner's records this check allowed."""
     learned: dict[Entity, datetime] = {}
-    objects = batch.compiled.objects
+    owners = {name: rules.owner for name, rules in batch.compiled.objects.items()}
     block = Action.BLOCK
-    for index, updated in enumerate(batch.updated):
-        if updated is None or table.actions[index] is block:
+    for obj, key, source, updated, action in zip(
+        batch.objects, batch.keys, batch.sources, batch.updated, table.actions, strict=True
+    ):
+        if updated is None or action is block or obj is None or owners.get(obj) != source:
             continue
-        rules = objects.get(batch.objects[index])  # type: ignore[arg-type]
-        if rules is not None and batch.sources[index] == rules.owner:
-            entity = (rules.name, batch.keys[index])
-            known = learned.get(entity)  # type: ignore[arg-type]
-            if known is None or updated > known:
-                learned[entity] = updated  # type: ignore[index]
+        entity = (obj, key)
+        known = learned.get(entity)  # type: ignore[arg-type]
+        if known is None or updated > known:
+            learned[entity] = updated  # type: ignore[index]
     return learned

@@ -347,7 +347,7 @@ def _as_float64(number: Any) -> Any:
 
 #: The Python types a column takes as they are (besides None); any other value goes one by one.
 _PLAIN_TYPES: dict[str, frozenset[type]] = {
-    "str": frozenset({str, type(None)}),
+    "str": frozenset({str, type(None)}),  # not looked at: see `_column`
     "int": frozenset({int, type(None)}),
     "float": frozenset({float, int, type(None)}),
     "bool": frozenset({bool, type(None)}),
@@ -376,7 +376,9 @@ def _column(
 
     name, dtype = rule.name, _polars_type(rule.type)
     column = None
-    if set(map(type, values)) <= _PLAIN_TYPES[rule.type]:
+    # polars builds a text column strictly from str values only (subclasses included, as
+    # `_typed_str` takes them), so text needs no look at the types first; numbers and bools do.
+    if rule.type == "str" or set(map(type, values)) <= _PLAIN_TYPES[rule.type]:
         try:
             column = pl.Series(name, values, dtype=dtype, strict=True)
         except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from guard._durations import humanize_seconds
 from guard.checks.envelope import Envelope
-from guard.checks.rules import ObjectRules
+from guard.checks.rules import ObjectRules, humanized
 from guard.decisions import Reason, ReasonCode
 
 
@@ -53,14 +53,13 @@ def age_reason(label: str, age: float, measured_from: str, rules: ObjectRules) -
     if age > rules.max_age_s:
         return Reason(
             ReasonCode.STALE,
-            f"{label} is {humanize_seconds(age)} old; the limit agreed with {rules.agreed_with} "
-            f"is {rules.max_age_text}",
+            f"{label} is {humanized(age)} old; the limit agreed with {rules.agreed_with} is {rules.max_age_text}",
             {"age_s": round(age, 3), "max_age_s": rules.max_age_s, "measured_from": measured_from},
         )
     if rules.warn_age_s is not None and age > rules.warn_age_s:
         return Reason(
             ReasonCode.AGING,
-            f"{label} is {humanize_seconds(age)} old, past the {humanize_seconds(rules.warn_age_s)} "
+            f"{label} is {humanized(age)} old, past the {humanized(rules.warn_age_s)} "
             f"warning mark but within the {rules.max_age_text} limit agreed with {rules.agreed_with}",
             {"age_s": round(age, 3), "warn_age_s": rules.warn_age_s, "max_age_s": rules.max_age_s},
         )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from guard._durations import humanize_seconds
 from guard.checks.contract import Contract
 from guard.policy.model import ObjectSpec, Policy
+
+#: `humanize_seconds`, remembered: a big check words thousands of ages, limits and gaps, of few distinct values.
+humanized = functools.lru_cache(maxsize=8192)(humanize_seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,7 @@ class ObjectRules:
     @property
     def max_age_text(self) -> str:
         """The freshness limit as people read it."""
-        return humanize_seconds(self.max_age_s)
+        return humanized(self.max_age_s)
 
 
 class CompiledPolicy:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 from datetime import UTC, datetime
 
-from guard._durations import humanize_seconds
 from guard.checks.envelope import Envelope
-from guard.checks.rules import ObjectRules
+from guard.checks.rules import ObjectRules, humanized
 from guard.decisions import Reason, ReasonCode
 
 
@@ -23,7 +22,7 @@ def superseded_reason(label: str, updated_at: datetime, rules: ObjectRules, wate
     behind = (watermark - updated_at).total_seconds()
     return Reason(
         ReasonCode.SUPERSEDED,
-        f"{label} is the version of {_when(updated_at)}, {_humanized(behind)} older than "
+        f"{label} is the version of {_when(updated_at)}, {humanized(behind)} older than "
         f"the one {rules.owner}, the system of record, already has ({_when(watermark)})",
         {"updated_at": updated_at.isoformat(), "newest_known": watermark.isoformat(), "owner": rules.owner},
     )
@@ -34,6 +33,3 @@ def _when(moment: datetime) -> str:
     # Cached: a big check supersedes thousands of copies, of a few distinct versions. Equal
     # instants (whatever their offsets) hash and compare equal, and read the same in UTC.
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-_humanized = functools.lru_cache(maxsize=8192)(humanize_seconds)

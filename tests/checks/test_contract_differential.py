@@ -142,7 +142,14 @@ timestamps = st.one_of(
         st.none() | st.just(UTC) | st.integers(-1439, 1439).map(lambda m: timezone(timedelta(minutes=m))),
     ),
 )
+
+
+class Text(str):
+    """Text of a type of its own, as a Python caller may send (an enum of str, say)."""
+
+
 garbage = st.one_of(
+    st.builds(Text, st.sampled_from(PATTERN_TEXT)),
     st.lists(st.integers(), max_size=2),
     st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
     st.just(datetime(2026, 11, 22, tzinfo=UTC)),
