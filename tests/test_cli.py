@@ -390,3 +390,64 @@ def test_policy_show_refuses_a_broken_policy(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "objects.customer.max_age" in result.stderr
+
+
+def test_policy_schema_prints_a_json_schema_the_example_keeps() -> None:
+    import jsonschema
+    import yaml
+
+    result = run(["policy", "schema"])
+
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    example = yaml.safe_load(EXAMPLE_POLICY.read_text(encoding="utf-8"))
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(example)) == []
+
+
+def test_policy_diff_says_what_changes_and_exits_1(tmp_path: Path) -> None:
+    text = EXAMPLE_POLICY.read_text(encoding="utf-8")
+    new = tmp_path / "new.yaml"
+    new.write_text(text.replace("version: 1\n", "version: 2\n").replace("    max_age: 1h\n", "    max_age: 45m\n"))
+
+    result = run(["policy", "diff", str(EXAMPLE_POLICY), str(new)])
+
+    assert (result.exit_code, result.stderr) == (1, "")
+    assert result.stdout.splitlines() == [
+        "support-assistant v1 → v2: 2 changes",
+        "  version raised from 1 to 2",
+        "  customer: max_age tightened from 1h to 45m",
+    ]
+
+
+def test_policy_diff_of_the_same_meaning_exits_0(tmp_path: Path) -> None:
+    same = tmp_path / "same.yaml"
+    text = EXAMPLE_POLICY.read_text(encoding="utf-8")
+    same.write_text("# reformatted\n" + text.replace("max_age: 1h", "max_age: 60m"), encoding="utf-8")
+
+    result = run(["policy", "diff", str(EXAMPLE_POLICY), str(same)])
+
+    assert result.exit_code == 0
+    assert "mean the same: no change" in result.stdout
+
+
+def test_policy_diff_flags_a_version_that_does_not_go_up(tmp_path: Path) -> None:
+    new = tmp_path / "new.yaml"
+    new.write_text(EXAMPLE_POLICY.read_text(encoding="utf-8").replace("    max_age: 2d\n", "    max_age: 3d\n"))
+
+    result = run(["policy", "diff", str(EXAMPLE_POLICY), str(new)])
+
+    assert result.exit_code == 1
+    assert "version stays at 1: a published policy needs a higher version; raise it to 2" in result.stdout
+    assert "product: max_age loosened from 2d to 3d" in result.stdout
+
+
+def test_policy_diff_refuses_a_policy_that_does_not_load(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN_POLICY, encoding="utf-8")
+
+    result = run(["policy", "diff", str(EXAMPLE_POLICY), str(broken)])
+
+    assert result.exit_code == 2
+    assert f"policy {broken} is refused" in result.stderr
+    assert result.stdout == ""

@@ -1,7 +1,12 @@
-"""`freshguard policy validate` and `freshguard policy show`: is a policy file sound, and what does it say?"""
+"""`freshguard policy ...`: is a policy file sound, what does it say, what does a new version change?
+
+`validate` and `show` read one file, `diff` compares two versions, `schema` prints the JSON Schema
+editors validate against, `import` turns an Open Data Contract Standard contract into policy objects.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -12,12 +17,14 @@ from rich.table import Table
 from rich.text import Text
 
 from guard import Policy, PolicyError, PolicyProblem, load_policy
-from guard.cli.output import bad_input_exits, results_console
+from guard.cli.output import EXIT_BLOCKED, EXIT_OK, bad_input_exits, results_console
 from guard.cli.render_policy import render_policy
+from guard.policy.diff import ChangeKind, diff_policies
+from guard.policy.schema import policy_json_schema
 
 app = typer.Typer(
     name="policy",
-    help="Validate a policy file or show what it says.",
+    help="Validate a policy file, show what it says, compare two versions, print its JSON Schema, import a contract.",
     no_args_is_help=True,
 )
 
@@ -57,6 +64,55 @@ def show_command(file: PolicyFile) -> None:
     with bad_input_exits():
         policy = load_policy(file)
     render_policy(policy, results_console())
+
+
+@app.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of the policy file, for editors (completion, validation as you type).
+
+    Save it (`freshguard policy schema > freshguard-policy.schema.json`) and point your editor at it;
+    `freshguard policy validate` still checks what a schema cannot (owners are declared sources, ...).
+    """
+    typer.echo(json.dumps(policy_json_schema(), indent=2, ensure_ascii=False))
+
+
+_STYLES = {
+    ChangeKind.ADDED: "green",
+    ChangeKind.REMOVED: "red",
+    ChangeKind.TIGHTENED: "yellow",
+    ChangeKind.LOOSENED: "cyan",
+    ChangeKind.CHANGED: "",
+    ChangeKind.VERSION: "",
+}
+
+
+@app.command("diff")
+def diff_command(
+    old: Annotated[Path, typer.Argument(metavar="OLD", help="The policy in force (YAML).", show_default=False)],
+    new: Annotated[Path, typer.Argument(metavar="NEW", help="The version to review (YAML).", show_default=False)],
+) -> None:
+    """Say in words what NEW changes from OLD: the review step before publishing.
+
+    One line per change ("customer: max_age tightened from 1h to 30m"); *tightened* means more
+    records will be warned or blocked. A version that does not go up is flagged. Exits 0 when the
+    two mean the same, 1 when NEW changes something (like `diff`), 2 when either does not load.
+    """
+    with bad_input_exits():
+        before, after = load_policy(old), load_policy(new)
+    changes = diff_policies(before, after)
+    console = results_console()
+    if not changes:
+        console.print(Text(f"{old} and {new} mean the same: no change"), soft_wrap=True)
+        raise typer.Exit(EXIT_OK)
+    target = f"v{after.version}" if after.name == before.name else f"{after.name} v{after.version}"
+    head = f"{before.name} v{before.version} → {target}: {_plural(len(changes), 'change')}"
+    console.print(Text(head, style="bold"), soft_wrap=True)
+    for change in changes:
+        style = _STYLES[change.kind]
+        if change.kind is ChangeKind.VERSION and after.version <= before.version:
+            style = "bold red"
+        console.print(Text(f"  {change.message}", style=style), soft_wrap=True)
+    raise typer.Exit(EXIT_BLOCKED)
 
 
 def prove_contracts(policy: Policy, *, origin: str) -> None:
