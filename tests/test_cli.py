@@ -451,3 +451,59 @@ def test_policy_diff_refuses_a_policy_that_does_not_load(tmp_path: Path) -> None
     assert result.exit_code == 2
     assert f"policy {broken} is refused" in result.stderr
     assert result.stdout == ""
+
+
+ODCS = Path(__file__).parent / "fixtures" / "odcs"
+
+
+def test_policy_import_prints_policy_yaml_and_what_it_could_not_translate() -> None:
+    import yaml
+
+    result = run(["policy", "import", str(ODCS / "orders-enum.odcs.yaml")])
+
+    assert result.exit_code == 0
+    document = yaml.safe_load(result.stdout)
+    assert document["sources"] == {"sap": {"team": "finance-systems"}}
+    assert document["objects"]["order"]["max_age"] == "2h"
+    assert "      status: {type: str, required: true, in: [pending, processing, shipped, cancelled]}" in result.stdout
+    assert "3 items not translated:" in result.stderr
+    assert "slaProperties[1] (availability 99.9 percent): not a check Freshguard makes" in result.stderr
+
+
+def test_policy_import_merges_into_a_policy_that_then_diffs(tmp_path: Path) -> None:
+    result = run(["policy", "import", str(ODCS / "orders-enum.odcs.yaml"), "--merge", str(EXAMPLE_POLICY)])
+    merged = tmp_path / "merged.yaml"
+    merged.write_text(result.stdout, encoding="utf-8")
+
+    diffed = run(["policy", "diff", str(EXAMPLE_POLICY), str(merged)])
+
+    assert result.exit_code == 0
+    assert "merged: objects.order: owner, fields and max_age from the contract" in result.stderr
+    assert diffed.exit_code == 1
+    assert "  order: field total removed: it is no longer checked" in diffed.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["air-quality.odcs.yaml", "--merge", str(EXAMPLE_POLICY)], "objects.Air_Quality.max_age: is required"),
+        (["air-quality.odcs.yaml", "--max-age", "soon"], "--max-age 'soon': 'soon' is not a duration"),
+        (["missing.odcs.yaml"], "cannot read the file"),
+        ([str(EXAMPLE_POLICY)], "kind is None, not 'DataContract'"),
+    ],
+)
+def test_policy_import_refuses_with_a_message(args: list[str], message: str) -> None:
+    result = run(["policy", "import", str(ODCS / args[0]), *args[1:]])
+
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_policy_import_with_a_default_max_age_loads(tmp_path: Path) -> None:
+    result = run(["policy", "import", str(ODCS / "air-quality.odcs.yaml"), "--max-age", "1h", "--source", "city"])
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("policy: air\nversion: 1\n" + result.stdout, encoding="utf-8")
+
+    assert result.exit_code == 0
+    assert run(["policy", "validate", str(policy)]).exit_code == 0

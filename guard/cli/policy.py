@@ -9,17 +9,21 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.table import Table
 from rich.text import Text
 
-from guard import Policy, PolicyError, PolicyProblem, load_policy
-from guard.cli.output import EXIT_BLOCKED, EXIT_OK, bad_input_exits, results_console
+from guard import InputError, Policy, PolicyError, PolicyProblem, load_policy, parse_duration
+from guard.cli.output import EXIT_BLOCKED, EXIT_OK, bad_input_exits, error_console, fail, results_console
 from guard.cli.render_policy import render_policy
+from guard.policy import policy_from_document
 from guard.policy.diff import ChangeKind, diff_policies
+from guard.policy.odcs import ContractTranslation, merge_into, translate_contract
 from guard.policy.schema import policy_json_schema
 
 app = typer.Typer(
@@ -113,6 +117,127 @@ def diff_command(
             style = "bold red"
         console.print(Text(f"  {change.message}", style=style), soft_wrap=True)
     raise typer.Exit(EXIT_BLOCKED)
+
+
+@app.command("import")
+def import_command(
+    contract: Annotated[
+        Path, typer.Argument(metavar="CONTRACT", help="An ODCS v3 data contract (YAML).", show_default=False)
+    ],
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="The source system the contract's data comes from (default: its first server)."),
+    ] = None,
+    max_age: Annotated[
+        str | None,
+        typer.Option("--max-age", help="max_age for objects the contract gives no latency SLA (e.g. 1h)."),
+    ] = None,
+    merge: Annotated[
+        Path | None,
+        typer.Option("--merge", metavar="POLICY", help="Print POLICY with the contract merged in, validated."),
+    ] = None,
+) -> None:
+    """Turn an Open Data Contract Standard (v3) contract into policy objects, printed as YAML.
+
+    Schema properties become `fields` checks (types, required, enums, patterns, ranges), the
+    contract's team the source's team, and its latency SLA `max_age`. Everything the contract
+    checks or agrees that Freshguard cannot translate is listed on standard error, never dropped
+    silently. With `--merge POLICY` the whole policy is printed, the contract's objects merged in
+    (replicas, warn_age and conflict rules of objects already there are kept); redirect it to a
+    file and review it with `freshguard policy diff`. Exits 0, or 2 when the contract cannot be read
+    or the merged policy does not load.
+    """
+    with bad_input_exits():
+        default_age = _duration_option(max_age)
+        document = _read_contract(contract)
+        translation = translate_contract(document, origin=str(contract), source=source, default_max_age=default_age)
+        if merge is not None:
+            merged, said = merge_into(_read_policy_document(merge), translation)
+            policy_from_document(merged, origin=f"{merge} merged with {contract}")
+            output = merged
+        else:
+            said, output = [], translation.document()
+            if all("max_age" in spec for spec in translation.objects.values()):
+                policy_from_document({"policy": "import", "version": 0, **output}, origin=f"{contract} translated")
+    typer.echo(_header(contract, document, translation) + policy_yaml(output), nl=False)
+    errors = error_console()
+    for line in said:
+        errors.print(Text(f"merged: {line}"), soft_wrap=True)
+    if translation.untranslated:
+        errors.print(
+            Text(f"{contract}: {_plural(len(translation.untranslated), 'item')} not translated:", style="yellow"),
+            soft_wrap=True,
+        )
+        for note in translation.untranslated:
+            errors.print(Text(f"  - {note}"), soft_wrap=True)
+
+
+def _duration_option(text: str | None) -> timedelta | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise InputError(f"--max-age {text!r}: {exc}") from None
+
+
+def _read_contract(path: Path) -> object:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"contract {path}: cannot read the file: {exc.strerror}") from exc
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"contract {path}: not a YAML document ({exc})") from exc
+
+
+def _read_policy_document(path: Path) -> dict[str, Any]:
+    load_policy(path)  # refused with every problem, file and line, before anything is merged
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict):  # pragma: no cover - load_policy refuses it first
+        fail(f"policy {path} is not a mapping")
+    return document
+
+
+def _header(contract: Path, document: object, translation: ContractTranslation) -> str:
+    meta = document if isinstance(document, dict) else {}
+    described = ", ".join(f"{key} {meta[key]}" for key in ("apiVersion", "id", "version") if meta.get(key) is not None)
+    notes = len(translation.untranslated)
+    lines = [
+        f"# From {contract} ({described}) by freshguard policy import.",
+        f"# {_plural(notes, 'item')} of the contract not translated: listed on standard error." if notes else "",
+    ]
+    return "".join(f"{line}\n" for line in lines if line)
+
+
+class _Flow(dict[str, Any]):
+    """A mapping written on one line (`{type: str, required: true}`), as policy files write field checks."""
+
+
+class _PolicyDumper(yaml.SafeDumper):
+    pass
+
+
+_PolicyDumper.add_representer(
+    _Flow, lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True)
+)
+
+
+def policy_yaml(document: Mapping[str, Any]) -> str:
+    """A policy document as YAML in the layout policy files use (field checks on one line each)."""
+    shaped = dict(document)
+    objects = shaped.get("objects")
+    if isinstance(objects, dict):
+        shaped["objects"] = {
+            name: {**spec, "fields": {f: _Flow(c) for f, c in (spec.get("fields") or {}).items()}}
+            if isinstance(spec, dict) and isinstance(spec.get("fields"), dict)
+            else spec
+            for name, spec in objects.items()
+        }
+    sources = shaped.get("sources")
+    if isinstance(sources, dict):
+        shaped["sources"] = {name: _Flow(spec) if isinstance(spec, dict) else spec for name, spec in sources.items()}
+    text: str = yaml.dump(shaped, Dumper=_PolicyDumper, sort_keys=False, allow_unicode=True, width=120)
+    return text
 
 
 def prove_contracts(policy: Policy, *, origin: str) -> None:

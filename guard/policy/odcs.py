@@ -1,0 +1,518 @@
+"""Data contracts in: an Open Data Contract Standard (ODCS v3) contract as Freshguard policy objects.
+
+`translate_contract(document)` is pure: a parsed contract in, policy-file fragments out (a source
+with its team, one object per schema object with its owner, fields and max_age), and every part
+of the contract that carries a check or an agreement Freshguard could not translate, each with
+its path in the contract and why. Descriptions, tags, pricing, roles and support channels are
+information, not checks, and are left out without a note.
+
+What maps to what:
+
+- the source is the system the contract's data is served from (the first of `servers`, or the one
+  named); its team is the contract's `team.name`, else the username of the member whose role is
+  an owner;
+- each `schema` object becomes an object owned by that source; its `properties` become `fields`:
+  `logicalType` gives the type (`string` str, `integer` int, `number` float, `boolean` bool,
+  `timestamp` datetime, `date` str with a date pattern), `required: true` a required field and
+  `required: false` (the default) a nullable one, `enum` the allowed values, `logicalTypeOptions`
+  the bounds (`minimum`, `maximum`, `minLength`, `maxLength`, `pattern`);
+- the `latency` (or `freshness`) SLA property, with its unit, becomes `max_age` of the object its
+  `element` names (of every object when it names none of them).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from guard._durations import format_duration, parse_duration
+from guard.errors import InputError
+from guard.policy.model import FieldSpec
+
+_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
+_DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+_SECONDS_PER_UNIT = {
+    **dict.fromkeys(("ms", "millisecond", "milliseconds"), 0.001),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60.0),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0),
+    **dict.fromkeys(("d", "day", "days"), 86400.0),
+    **dict.fromkeys(("w", "wk", "week", "weeks"), 604800.0),
+}
+_VARIABLE_UNITS = frozenset({"y", "yr", "yrs", "year", "years", "mo", "month", "months"})
+_FRESHNESS = frozenset({"latency", "ly", "freshness"})
+_SLA_HINTS = {
+    "frequency": "a sync cadence is checked per integration point: add an SLA with max_lag under `slas`",
+    "fy": "a sync cadence is checked per integration point: add an SLA with max_lag under `slas`",
+    "timetorepair": "recovery is set per integration point: add an SLA with recovery under `slas`",
+    "tr": "recovery is set per integration point: add an SLA with recovery under `slas`",
+    "errorrate": "a tolerated block rate is set per integration point: max_block_rate under `slas`",
+    "er": "a tolerated block rate is set per integration point: max_block_rate under `slas`",
+}
+_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "timestamp": "datetime"}
+# Property members that describe a field but check nothing: left out without a note.
+_DESCRIPTIVE = frozenset({
+    "id", "name", "businessName", "description", "physicalName", "physicalType", "tags", "classification",
+    "examples", "transformSourceObjects", "transformLogic", "transformDescription", "authoritativeDefinitions",
+    "customProperties", "criticalDataElement", "partitioned", "partitionKeyPosition", "primaryKeyPosition",
+    "encryptedName", "semanticType", "logicalType", "logicalTypeOptions", "required", "enum", "quality",
+})  # fmt: skip
+_OBJECT_DESCRIPTIVE = frozenset({
+    "id", "name", "businessName", "description", "physicalName", "physicalType", "logicalType", "tags",
+    "dataGranularityDescription", "authoritativeDefinitions", "customProperties", "properties", "context",
+})  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Untranslated:
+    """A part of the contract that carries a check or agreement the policy does not take over, and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class ContractTranslation:
+    """Policy-file fragments from one contract: `sources` and `objects` as a policy file writes them."""
+
+    source: str
+    sources: dict[str, dict[str, Any]]
+    objects: dict[str, dict[str, Any]]
+    untranslated: tuple[Untranslated, ...] = field(default_factory=tuple)
+
+    def document(self) -> dict[str, Any]:
+        """The fragments as one mapping (`sources:` and `objects:`), ready to paste into a policy."""
+        return {"sources": self.sources, "objects": self.objects}
+
+
+def translate_contract(
+    document: object,
+    *,
+    origin: str = "<contract>",
+    source: str | None = None,
+    default_max_age: timedelta | None = None,
+) -> ContractTranslation:
+    """Translate an ODCS v3 contract; raise InputError when the document is not one."""
+    contract = _require_contract(document, origin)
+    notes: list[Untranslated] = []
+    source_name = source if source is not None else _served_from(contract, origin, notes)
+    if not _NAME.match(source_name):
+        raise InputError(
+            f"contract {origin}: {source_name!r} cannot name a source; use letters, digits and _ . : - (--source NAME)"
+        )
+    team = _team(contract.get("team"), notes)
+    schema = contract.get("schema") or []
+    if not isinstance(schema, list):
+        raise InputError(f"contract {origin}: `schema` must be a list of objects, got {type(schema).__name__}")
+    names = _object_names(schema, notes)
+    ages = _max_ages(contract, schema, names, notes)
+    objects: dict[str, dict[str, Any]] = {}
+    for index, element in names.items():
+        name = _object_name(schema[index])
+        spec: dict[str, Any] = {"owner": source_name}
+        age = ages.get(index, default_max_age)
+        if age is not None:
+            spec["max_age"] = format_duration(age)
+        else:
+            notes.append(
+                Untranslated(
+                    f"schema[{index}] ({name})",
+                    "the contract states no latency SLA for it, so max_age is missing: add one (or pass --max-age)",
+                )
+            )
+        spec["fields"] = _fields(element, f"schema[{index}]", notes)
+        objects[name] = spec
+    return ContractTranslation(
+        source=source_name,
+        sources={source_name: {"team": team} if team else {}},
+        objects=objects,
+        untranslated=tuple(notes),
+    )
+
+
+def _require_contract(document: object, origin: str) -> Mapping[str, Any]:
+    if not isinstance(document, dict):
+        what = "empty" if document is None else f"a {type(document).__name__}"
+        raise InputError(f"contract {origin}: an ODCS contract is a mapping of keys, the file is {what}")
+    if document.get("kind") != "DataContract":
+        raise InputError(
+            f"contract {origin}: kind is {document.get('kind')!r}, not 'DataContract'; is this an ODCS contract?"
+        )
+    version = str(document.get("apiVersion", ""))
+    if not version.startswith("v3."):
+        raise InputError(
+            f"contract {origin}: apiVersion is {version or 'missing'}; this command reads ODCS v3 contracts "
+            "(apiVersion v3.x): upgrade the contract to v3 first"
+        )
+    return document
+
+
+def _served_from(contract: Mapping[str, Any], origin: str, notes: list[Untranslated]) -> str:
+    servers = [s for s in contract.get("servers") or [] if isinstance(s, dict) and s.get("server")]
+    if not servers:
+        raise InputError(
+            f"contract {origin}: `servers` names no server to take as the source system; name it with --source NAME"
+        )
+    name = str(servers[0]["server"])
+    if len(servers) > 1:
+        others = ", ".join(str(s["server"]) for s in servers[1:])
+        notes.append(
+            Untranslated(
+                "servers",
+                f"{len(servers)} servers; {name} is taken as the source (not {others}); --source chooses",
+            )
+        )
+    return name
+
+
+def _team(team: object, notes: list[Untranslated]) -> str | None:
+    members: Sequence[object]
+    if isinstance(team, dict):
+        if team.get("name"):
+            return str(team["name"])
+        members = team.get("members") or []
+    elif isinstance(team, list):
+        members = team
+    else:
+        return None
+    current = [m for m in members if isinstance(m, dict) and m.get("username") and not m.get("dateOut")]
+    owners = [m for m in current if "owner" in str(m.get("role", "")).lower()]
+    if owners:
+        return str(owners[0]["username"])
+    notes.append(Untranslated("team", "names neither a team nor a current member with an owner role; no team set"))
+    return None
+
+
+def _object_name(element: Mapping[str, Any]) -> str:
+    return str(element.get("name", ""))
+
+
+def _object_names(schema: list[Any], notes: list[Untranslated]) -> dict[int, Mapping[str, Any]]:
+    kept: dict[int, Mapping[str, Any]] = {}
+    seen: set[str] = set()
+    for index, element in enumerate(schema):
+        path = f"schema[{index}]"
+        if not isinstance(element, dict) or not element.get("name"):
+            notes.append(Untranslated(path, "a schema object without a name; not translated"))
+            continue
+        name = _object_name(element)
+        if not _NAME.match(name):
+            notes.append(Untranslated(f"{path} ({name})", "not a usable object name (letters, digits, _ . : -)"))
+        elif name in seen:
+            notes.append(Untranslated(f"{path} ({name})", "a second schema object of the same name; not translated"))
+        else:
+            seen.add(name)
+            kept[index] = element
+            for key in ("quality", "relationships"):
+                for position, _ in enumerate(element.get(key) or []):
+                    notes.append(Untranslated(f"{path}.{key}[{position}]", _object_level(key)))
+            _unknown_members(element, _OBJECT_DESCRIPTIVE | {"quality", "relationships"}, path, notes)
+    return kept
+
+
+def _object_level(key: str) -> str:
+    if key == "quality":
+        return "a quality rule over the whole dataset; Freshguard checks records one by one"
+    return "a relationship between datasets; Freshguard checks records one by one"
+
+
+# --- SLA: latency into max_age ------------------------------------------------------------------
+
+
+def _max_ages(
+    contract: Mapping[str, Any],
+    schema: list[Any],
+    names: Mapping[int, Mapping[str, Any]],
+    notes: list[Untranslated],
+) -> dict[int, timedelta]:
+    default_element = contract.get("slaDefaultElement")
+    ages: dict[int, timedelta] = {}
+    for position, entry in enumerate(contract.get("slaProperties") or []):
+        path = f"slaProperties[{position}]"
+        if not isinstance(entry, dict):
+            continue
+        prop = str(entry.get("property", ""))
+        if prop.lower() not in _FRESHNESS:
+            hint = _SLA_HINTS.get(prop.lower(), "not a check Freshguard makes")
+            notes.append(Untranslated(f"{path} ({prop} {_value_words(entry)})", hint))
+            continue
+        try:
+            age = sla_duration(entry.get("value"), entry.get("unit"))
+        except ValueError as exc:
+            notes.append(Untranslated(f"{path} ({prop})", f"{exc}; max_age not set from it"))
+            continue
+        element = entry.get("element") or default_element
+        targets = _targets(element, names)
+        if element:
+            notes.append(
+                Untranslated(
+                    f"{path}.element ({element})",
+                    "Freshguard measures a copy's age from its observed_at/updated_at, not from a field",
+                )
+            )
+        if element and targets == list(names) and len(names) > 1:
+            notes.append(Untranslated(f"{path}.element ({element})", "names no schema object: applied to all"))
+        for index in targets:
+            if index in ages and ages[index] != age:
+                notes.append(
+                    Untranslated(
+                        f"{path} ({prop})",
+                        f"a second latency for {_object_name(schema[index])}; kept the stricter "
+                        f"{format_duration(min(age, ages[index]))}",
+                    )
+                )
+            ages[index] = min(age, ages.get(index, age))
+    return ages
+
+
+def _targets(element: object, names: Mapping[int, Mapping[str, Any]]) -> list[int]:
+    if isinstance(element, str) and element:
+        wanted = {part.strip().split(".")[0] for part in element.split(",")}
+        named = [
+            index
+            for index, spec in names.items()
+            if spec.get("name") in wanted or (spec.get("physicalName") and spec.get("physicalName") in wanted)
+        ]
+        if named:
+            return named
+    return list(names)
+
+
+def sla_duration(value: object, unit: object) -> timedelta:
+    """An SLA value with its ODCS unit (`4` `d`, `30` `minutes`) as a duration; ValueError when it is not one."""
+    if isinstance(value, str) and unit is None:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ValueError(f"the value {value!r} is not a duration") from exc
+    if unit is None:
+        raise ValueError(f"the value {value!r} has no unit (d, h, m, s ...)")
+    name = str(unit).strip().lower()
+    if name in _VARIABLE_UNITS:
+        raise ValueError(f"the unit {unit!r} has no fixed length; write the latency in days, hours or minutes")
+    if name not in _SECONDS_PER_UNIT:
+        raise ValueError(f"the unit {unit!r} is not one of d, h, m, s (or their names)")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"the value {value!r} is not a number")
+    try:
+        amount = float(value)
+    except ValueError:
+        raise ValueError(f"the value {value!r} is not a number") from None
+    if not math.isfinite(amount) or amount <= 0:
+        raise ValueError(f"the value {value!r} is not a positive number")
+    return timedelta(seconds=amount * _SECONDS_PER_UNIT[name])
+
+
+def _value_words(entry: Mapping[str, Any]) -> str:
+    unit = entry.get("unit")
+    return f"{entry.get('value')}" + (f" {unit}" if unit else "")
+
+
+# --- fields -------------------------------------------------------------------------------------
+
+
+def _fields(element: Mapping[str, Any], base: str, notes: list[Untranslated]) -> dict[str, dict[str, Any]]:
+    fields: dict[str, dict[str, Any]] = {}
+    for index, prop in enumerate(element.get("properties") or []):
+        path = f"{base}.properties[{index}]"
+        if not isinstance(prop, dict) or not prop.get("name"):
+            notes.append(Untranslated(path, "a property without a name; not translated"))
+            continue
+        name = str(prop["name"])
+        where = f"{path} ({name})"
+        if not _NAME.match(name):
+            notes.append(Untranslated(where, "not a usable field name (letters, digits, _ . : -); not translated"))
+            continue
+        spec = _field(prop, where, notes)
+        if spec is not None:
+            fields[name] = spec
+    return fields
+
+
+def _field(prop: Mapping[str, Any], where: str, notes: list[Untranslated]) -> dict[str, Any] | None:
+    logical = prop.get("logicalType")
+    options = prop.get("logicalTypeOptions") or {}
+    if logical is None:
+        notes.append(Untranslated(where, "no logicalType, so no type to check; not translated"))
+        return None
+    if logical not in (*_TYPES, "date", "time"):
+        notes.append(Untranslated(where, f"logicalType {logical} has no Freshguard field type (scalars only)"))
+        return None
+    spec: dict[str, Any] = {"type": _TYPES.get(str(logical), "str")}
+    if prop.get("required") is True:
+        spec["required"] = True
+    elif not _no_nulls(prop):
+        spec["nullable"] = True  # ODCS: `required: false` (the default) means the value may be null
+    spec.update(_options(str(logical), options if isinstance(options, dict) else {}, where, notes))
+    allowed = _allowed(prop, where, notes)
+    if allowed is not None:
+        spec["in"] = allowed
+    for key in ("unique", "primaryKey"):
+        if prop.get(key) is True:
+            notes.append(Untranslated(f"{where}.{key}", _KEY_WORDS[key]))
+    for position, rule in enumerate(prop.get("quality") or []):
+        if not _translated_rule(rule):
+            notes.append(Untranslated(f"{where}.quality[{position}]", f"{_rule_words(rule)}: not a record check"))
+    if prop.get("relationships"):
+        notes.append(Untranslated(f"{where}.relationships", "a relationship between datasets; not a record check"))
+    _unknown_members(prop, _DESCRIPTIVE | {"unique", "primaryKey", "relationships"}, where, notes)
+    return _valid(spec, where, notes)
+
+
+_KEY_WORDS = {
+    "unique": "uniqueness across a dataset; Freshguard checks records one check at a time",
+    "primaryKey": "the record envelope's `key` identifies the entity; not a field check",
+}
+
+
+def _options(logical: str, options: Mapping[str, Any], where: str, notes: list[Untranslated]) -> dict[str, Any]:
+    taken: dict[str, Any] = {}
+    rest = dict(options)
+    if logical == "string":
+        for ours, theirs in (("min_length", "minLength"), ("max_length", "maxLength")):
+            if theirs in rest:
+                taken[ours] = rest.pop(theirs)
+        if "pattern" in rest:
+            taken["pattern"] = anchored(str(rest.pop("pattern")))
+    elif logical in ("integer", "number"):
+        for ours, theirs in (("min", "minimum"), ("max", "maximum")):
+            if theirs in rest:
+                taken[ours] = rest.pop(theirs)
+        for ours, theirs, step in (("min", "exclusiveMinimum", 1), ("max", "exclusiveMaximum", -1)):
+            bound = rest.get(theirs)
+            if logical == "integer" and isinstance(bound, int) and not isinstance(bound, bool) and ours not in taken:
+                taken[ours] = bound + step
+                rest.pop(theirs)
+    elif logical == "date" and rest.get("format", "yyyy-MM-dd") == "yyyy-MM-dd":
+        rest.pop("format", None)
+        taken["pattern"] = _DATE_PATTERN
+    elif logical == "date" and "format" not in rest:
+        taken["pattern"] = _DATE_PATTERN
+    for key, value in rest.items():
+        notes.append(Untranslated(f"{where}.logicalTypeOptions.{key}", f"{key} {value!r} is not translated"))
+    return taken
+
+
+def anchored(pattern: str) -> str:
+    """An ODCS pattern (ECMA-262, matches anywhere) as a policy pattern (matches at the start of the value)."""
+    if pattern.startswith("^"):
+        return pattern
+    return f"(?s).*?(?:{pattern})"
+
+
+def _allowed(prop: Mapping[str, Any], where: str, notes: list[Untranslated]) -> list[Any] | None:
+    values: list[Any] | None = None
+    if isinstance(prop.get("enum"), list):
+        values = [item.get("value") if isinstance(item, dict) else item for item in prop["enum"]]
+    for rule in prop.get("quality") or []:
+        if _is_valid_values(rule):
+            listed = list(rule["arguments"]["validValues"])
+            values = listed if values is None else [v for v in values if v in listed]
+    if values is None:
+        return None
+    kept = [value for value in values if value is not None]
+    if len(kept) < len(values):
+        notes.append(Untranslated(f"{where}.enum", "null among the allowed values: written as nullable instead"))
+    return kept or None
+
+
+def _no_nulls(prop: Mapping[str, Any]) -> bool:
+    return any(
+        isinstance(rule, dict) and rule.get("metric") == "nullValues" and rule.get("mustBe") == 0
+        for rule in prop.get("quality") or []
+    )
+
+
+def _is_valid_values(rule: object) -> bool:
+    if not isinstance(rule, dict) or rule.get("metric") != "invalidValues" or rule.get("mustBe") != 0:
+        return False
+    arguments = rule.get("arguments")
+    return isinstance(arguments, dict) and isinstance(arguments.get("validValues"), list)
+
+
+def _translated_rule(rule: object) -> bool:
+    if _is_valid_values(rule):
+        return True
+    return isinstance(rule, dict) and rule.get("metric") == "nullValues" and rule.get("mustBe") == 0
+
+
+def _rule_words(rule: object) -> str:
+    if not isinstance(rule, dict):
+        return "a quality rule"
+    label = rule.get("metric") or rule.get("rule") or rule.get("type") or "a quality rule"
+    bounds = [f"{key} {value}" for key, value in rule.items() if str(key).startswith("mustBe")]
+    return " ".join([str(label), *bounds])
+
+
+def _unknown_members(member: Mapping[str, Any], known: frozenset[str], where: str, notes: list[Untranslated]) -> None:
+    for key in member:
+        if key not in known:
+            notes.append(Untranslated(f"{where}.{key}", "not part of ODCS v3 as Freshguard reads it; not translated"))
+
+
+def _valid(spec: dict[str, Any], where: str, notes: list[Untranslated]) -> dict[str, Any] | None:
+    """The spec as the policy would accept it: each check the policy refuses is dropped with a note."""
+    for _ in range(len(spec)):
+        try:
+            FieldSpec.model_validate(spec)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            culprit = next((str(part) for part in error["loc"] if str(part) in spec and part != "type"), None)
+            culprit = culprit or next((key for key in ("in", "pattern", "min", "max") if key in spec), None)
+            message = error["msg"].removeprefix("Value error, ")
+            if culprit is None:
+                notes.append(Untranslated(where, f"{message}; not translated"))
+                return None
+            notes.append(Untranslated(f"{where} {culprit}", f"{message}; this check is not translated"))
+            del spec[culprit]
+        else:
+            return spec
+    return spec
+
+
+def untranslated_lines(notes: Sequence[Untranslated]) -> Iterator[str]:
+    """The notes as lines for people, one each."""
+    for note in notes:
+        yield f"  - {note}"
+
+
+def merge_into(policy: Mapping[str, Any], translation: ContractTranslation) -> tuple[dict[str, Any], list[str]]:
+    """A policy document with the contract's source and objects merged in, and what the merge did, in words.
+
+    The contract speaks for its own objects: an object already in the policy takes the contract's
+    owner, fields and max_age, and keeps what a contract cannot say (replicas, warn_age, the conflict
+    rule). A source already declared keeps its signing key and takes the contract's team.
+    """
+    merged: dict[str, Any] = {**policy}
+    sources: dict[str, Any] = dict(merged.get("sources") or {})
+    objects: dict[str, Any] = dict(merged.get("objects") or {})
+    said: list[str] = []
+    for name, spec in translation.sources.items():
+        known = sources.get(name)
+        if not isinstance(known, dict):
+            sources[name] = spec
+            said.append(f"sources.{name}: added" + (f" (team {spec['team']})" if spec.get("team") else ""))
+        elif spec.get("team") and known.get("team") != spec["team"]:
+            sources[name] = {**known, "team": spec["team"]}
+            said.append(f"sources.{name}: team {known.get('team') or '(none)'} → {spec['team']}")
+    for name, spec in translation.objects.items():
+        known = objects.get(name)
+        if not isinstance(known, dict):
+            objects[name] = spec
+            said.append(f"objects.{name}: added")
+            continue
+        kept = [key for key in known if key not in ("owner", "fields", "max_age")]
+        taken = {key: spec.get(key, value) for key, value in known.items() if key in spec or key in kept}
+        objects[name] = {**taken, **{key: value for key, value in spec.items() if key not in taken}}
+        said.append(f"objects.{name}: owner, fields and max_age from the contract; {', '.join(kept) or 'nothing'} kept")
+    merged["sources"], merged["objects"] = sources, objects
+    return merged, said

@@ -1,0 +1,303 @@
+"""ODCS v3 contracts in: fields, teams and latency become policy objects; what cannot be translated is said."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from guard import InputError, Record
+from guard.guard import Guard
+from guard.policy import policy_from_document
+from guard.policy.odcs import ContractTranslation, anchored, merge_into, sla_duration, translate_contract
+from tests.conftest import EXAMPLE_POLICY, NOW, ts
+
+FIXTURES = Path(__file__).parent / "fixtures" / "odcs"
+CONTRACTS = sorted(FIXTURES.glob("*.odcs.yaml"))
+
+
+def contract(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((FIXTURES / name).read_text(encoding="utf-8"))
+    return loaded
+
+
+def translated(name: str, **options: Any) -> ContractTranslation:
+    return translate_contract(contract(name), origin=name, **options)
+
+
+def notes_of(translation: ContractTranslation) -> dict[str, str]:
+    return {note.path: note.reason for note in translation.untranslated}
+
+
+@pytest.mark.parametrize("path", CONTRACTS, ids=lambda path: path.name)
+def test_the_fixtures_are_contracts_the_standard_accepts(path: Path) -> None:
+    schema = json.loads(files("open_data_contract_standard").joinpath("schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft201909Validator(schema)
+
+    assert [error.message for error in validator.iter_errors(yaml.safe_load(path.read_text()))] == []
+
+
+@pytest.mark.parametrize("path", CONTRACTS, ids=lambda path: path.name)
+def test_every_translation_loads_as_a_policy(path: Path) -> None:
+    translation = translate_contract(yaml.safe_load(path.read_text()), default_max_age=timedelta(hours=1))
+
+    policy = policy_from_document({"policy": "imported", "version": 1, **translation.document()})
+
+    assert set(policy.objects) == set(translation.objects)
+
+
+def test_enums_required_and_the_team_object() -> None:
+    translation = translated("orders-enum.odcs.yaml")
+
+    assert translation.document() == {
+        "sources": {"sap": {"team": "finance-systems"}},
+        "objects": {
+            "order": {
+                "owner": "sap",
+                "max_age": "2h",
+                "fields": {
+                    "order_id": {"type": "str", "required": True},
+                    "status": {
+                        "type": "str",
+                        "required": True,
+                        "in": ["pending", "processing", "shipped", "cancelled"],
+                    },
+                    "priority": {"type": "int", "nullable": True, "in": [1, 2, 3]},
+                    "country_code": {"type": "str", "required": True, "in": ["US", "FR", "CA", "MX"]},
+                },
+            }
+        },
+    }
+    assert notes_of(translation) == {
+        "slaProperties[0].element (orders.status)": (
+            "Freshguard measures a copy's age from its observed_at/updated_at, not from a field"
+        ),
+        "slaProperties[1] (availability 99.9 percent)": "not a check Freshguard makes",
+        "schema[0].properties[0] (order_id).primaryKey": (
+            "the record envelope's `key` identifies the entity; not a field check"
+        ),
+    }
+
+
+def test_every_logical_type_and_its_options() -> None:
+    translation = translated("all-data-types.odcs.yaml")
+    fields = translation.objects["transactions_tbl"]["fields"]
+
+    assert fields == {
+        "account_id": {
+            "type": "str", "nullable": True, "min_length": 11, "max_length": 11, "pattern": "(?s).*?(?:ACC[0-9]{8})"
+        },
+        "txn_ref_date": {"type": "str", "nullable": True, "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+        "txn_timestamp": {"type": "datetime", "nullable": True},
+        "amount": {"type": "float", "nullable": True, "min": 0},
+        "age": {"type": "int", "nullable": True, "min": 18, "max": 99},
+        "is_open": {"type": "bool", "nullable": True},
+    }  # fmt: skip
+    assert translation.objects["transactions_tbl"]["max_age"] == "1h30m"
+    notes = notes_of(translation)
+    assert (
+        notes["schema[0].properties[6] (latest_txns)"]
+        == "logicalType array has no Freshguard field type (scalars only)"
+    )
+    assert "schema[0].properties[7] (customer_details)" in notes
+    assert "schema[0].properties[1] (txn_ref_date).logicalTypeOptions.exclusiveMinimum" in notes
+    assert notes["team"] == "names neither a team nor a current member with an owner role; no team set"
+
+
+def test_the_full_example_owner_member_latency_in_days_and_every_other_sla_noted() -> None:
+    translation = translated("payments.odcs.yaml")
+    notes = notes_of(translation)
+
+    assert translation.sources == {"my-postgres": {"team": "daustin"}}
+    assert {name: spec["max_age"] for name, spec in translation.objects.items()} == {"tbl": "4d", "receivers": "4d"}
+    assert translation.objects["tbl"]["fields"]["rcvr_cntry_code"] == {"type": "str"}  # nullValues mustBe 0
+    assert translation.objects["receivers"]["fields"]["id"] == {"type": "str", "required": True}
+    for sla in ("generalAvailability", "endOfSupport", "endOfLife", "retention 3 y", "timeOfAvailability"):
+        assert any(path.startswith("slaProperties[") and sla in path for path in notes), sla
+    assert notes["slaProperties[5] (frequency 1 d)"].endswith("add an SLA with max_lag under `slas`")
+    assert notes["schema[0].quality[0]"].startswith("a quality rule over the whole dataset")
+    assert "schema[1].properties[0] (id).unique" in notes
+    assert notes["slaProperties[0].element (tab1.txn_ref_dt)"]
+
+
+def test_quality_rules_valid_values_and_null_values_are_translated_thresholds_are_not() -> None:
+    translation = translated("air-quality.odcs.yaml", source="city-data")
+    fields = translation.objects["Air_Quality"]["fields"]
+    notes = notes_of(translation)
+
+    assert fields["measure"] == {"type": "str", "required": True, "in": ["good", "moderate", "unhealthy"]}
+    assert fields["reading"] == {"type": "float"}
+    assert notes["schema[0].properties[0] (air_quality_status).quality[0]"] == (
+        "invalidValues mustBeLessOrEqualTo 5: not a record check"
+    )
+    assert "max_age" not in translation.objects["Air_Quality"]
+    assert notes["schema[0] (Air_Quality)"].startswith("the contract states no latency SLA for it")
+    assert notes["slaProperties[0] (latency)"] == (
+        "the unit 'y' has no fixed length; write the latency in days, hours or minutes; max_age not set from it"
+    )
+    assert "servers" not in notes  # the source was named, so the servers were not consulted
+
+
+def test_a_contract_with_several_servers_says_which_it_took() -> None:
+    assert notes_of(translated("air-quality.odcs.yaml"))["servers"] == (
+        "2 servers; city-data is taken as the source (not city-data-replica); --source chooses"
+    )
+
+
+def test_a_pattern_the_contract_engine_cannot_run_is_dropped_with_a_note() -> None:
+    document = contract("orders-enum.odcs.yaml")
+    document["schema"][0]["properties"][0]["logicalTypeOptions"] = {"pattern": "^(?=ORD)[A-Z0-9-]+$"}
+
+    translation = translate_contract(document)
+
+    assert translation.objects["order"]["fields"]["order_id"] == {"type": "str", "required": True}
+    assert any("pattern" in note.path and "look-arounds" in note.reason for note in translation.untranslated)
+
+
+def test_a_translated_contract_checks_records() -> None:
+    translation = translated("orders-enum.odcs.yaml")
+    policy = policy_from_document({"policy": "orders", "version": 1, **translation.document()})
+    guard = Guard(policy)
+    base = {"object": "order", "source": "sap", "observed_at": ts(NOW - timedelta(minutes=5))}
+    good = Record(id="a", key="O-1", fields={"order_id": "O-1", "status": "shipped", "country_code": "FR"}, **base)
+    bad = Record(id="b", key="O-2", fields={"order_id": "O-2", "status": "lost", "country_code": "FR"}, **base)
+
+    result = guard.check([good, bad], pipeline="p", now=NOW)
+
+    assert [(d.id, d.action.value, [c.value for c in d.codes]) for d in result.decisions] == [
+        ("a", "allow", []),
+        ("b", "block", ["SCHEMA_VIOLATION"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "expected"),
+    [
+        (4, "d", timedelta(days=4)),
+        (4, "days", timedelta(days=4)),
+        (2, "Hours", timedelta(hours=2)),
+        (90, "min", timedelta(minutes=90)),
+        (1.5, "h", timedelta(minutes=90)),
+        ("30", "m", timedelta(minutes=30)),
+        (1, "w", timedelta(weeks=1)),
+        (500, "ms", timedelta(milliseconds=500)),
+        ("PT15M", None, timedelta(minutes=15)),
+        ("1h30m", None, timedelta(minutes=90)),
+    ],
+)
+def test_sla_units(value: object, unit: str | None, expected: timedelta) -> None:
+    assert sla_duration(value, unit) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "message"),
+    [
+        (3, "y", "no fixed length"),
+        (1, "month", "no fixed length"),
+        (4, None, "has no unit"),
+        (4, "fortnights", "not one of d, h, m, s"),
+        (0, "d", "not a positive number"),
+        (-1, "h", "not a positive number"),
+        (True, "d", "not a number"),
+        ("soon", "d", "not a number"),
+        ("soon", None, "not a duration"),
+    ],
+)
+def test_sla_values_that_are_no_duration(value: object, unit: str | None, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        sla_duration(value, unit)
+
+
+UNITS = {"s": 1, "seconds": 1, "m": 60, "minutes": 60, "h": 3600, "hours": 3600, "d": 86400, "days": 86400}
+
+
+@given(st.integers(min_value=1, max_value=10_000), st.sampled_from(sorted(UNITS)))
+def test_a_latency_in_any_unit_is_the_same_max_age_in_seconds(amount: int, unit: str) -> None:
+    document = contract("orders-enum.odcs.yaml")
+    document["slaProperties"] = [{"property": "latency", "value": amount, "unit": unit}]
+    in_seconds = {**document, "slaProperties": [{"property": "latency", "value": amount * UNITS[unit], "unit": "s"}]}
+
+    ours = translate_contract(document).objects["order"]["max_age"]
+
+    assert ours == translate_contract(in_seconds).objects["order"]["max_age"]
+    assert policy_from_document({"policy": "p", "version": 1, **translate_contract(document).document()}).objects[
+        "order"
+    ].max_age == timedelta(seconds=amount * UNITS[unit])
+
+
+def test_two_latencies_for_one_object_keep_the_stricter() -> None:
+    document = contract("orders-enum.odcs.yaml")
+    document["slaProperties"] = [
+        {"property": "latency", "value": 2, "unit": "h"},
+        {"property": "freshness", "value": 30, "unit": "m"},
+    ]
+
+    translation = translate_contract(document)
+
+    assert translation.objects["order"]["max_age"] == "30m"
+    assert any("kept the stricter 30m" in note.reason for note in translation.untranslated)
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (None, "the file is empty"),
+        ([1, 2], "the file is a list"),
+        ({"kind": "DataProduct", "apiVersion": "v3.0.0"}, "kind is 'DataProduct', not 'DataContract'"),
+        ({"kind": "DataContract", "apiVersion": "v2.2.2"}, "apiVersion is v2.2.2; this command reads ODCS v3"),
+        ({"kind": "DataContract", "apiVersion": "v3.0.0", "schema": []}, "name it with --source NAME"),
+        ({"kind": "DataContract", "apiVersion": "v3.0.0", "servers": [{"server": "a b"}]}, "cannot name a source"),
+    ],
+)
+def test_what_is_not_a_contract_is_refused_naming_the_file(document: object, message: str) -> None:
+    with pytest.raises(InputError, match=message) as raised:
+        translate_contract(document, origin="c.yaml")
+
+    assert str(raised.value).startswith("contract c.yaml: ")
+
+
+def test_merging_keeps_what_the_contract_cannot_say() -> None:
+    policy = yaml.safe_load(EXAMPLE_POLICY.read_text(encoding="utf-8"))
+
+    merged, said = merge_into(policy, translated("orders-enum.odcs.yaml"))
+
+    order = merged["objects"]["order"]
+    assert (order["owner"], order["replicas"], order["warn_age"], order["max_age"]) == (
+        "sap",
+        ["warehouse"],
+        "1h",
+        "2h",
+    )
+    assert set(order["fields"]) == {"order_id", "status", "priority", "country_code"}
+    assert said == [
+        "objects.order: owner, fields and max_age from the contract; replicas, warn_age, require_lineage kept"
+    ]
+    assert "total" in policy["objects"]["order"]["fields"]  # the policy read is left as it was
+    policy_from_document(merged)
+
+
+def test_merging_a_new_source_and_object() -> None:
+    policy = yaml.safe_load(EXAMPLE_POLICY.read_text(encoding="utf-8"))
+
+    merged, said = merge_into(policy, translated("payments.odcs.yaml"))
+
+    assert said == ["sources.my-postgres: added (team daustin)", "objects.tbl: added", "objects.receivers: added"]
+    assert set(policy_from_document(merged).objects) >= {"tbl", "receivers", "customer"}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "matches"),
+    [("ACC[0-9]{8}", "ACC12345678", True), ("ACC[0-9]{8}", "xACC12345678", True), ("^ACC", "xACC", False)],
+)
+def test_an_unanchored_pattern_still_matches_anywhere(pattern: str, value: str, matches: bool) -> None:
+    import re
+
+    assert (re.match(anchored(pattern), value) is not None) == matches
