@@ -12,8 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from guard.lineage._base import StoreBase
 from guard.lineage._values import json_value, storable
-from guard.lineage.tables import consumption, heartbeats
+from guard.lineage.tables import consumption, heartbeats, runs
 
 #: The consumer members that name a model call; the others are kept as its `extra`.
 _CALL_MEMBERS = ("model", "call_id")
@@ -112,3 +113,40 @@ def calls_by_run(conn: Connection, run_ids: Iterable[str]) -> dict[str, list[dic
 
 def _text(value: Any) -> str:
     return storable(value if isinstance(value, str) else str(value))
+
+
+class FeedStore(StoreBase):
+    """Heartbeats and consumption links."""
+
+    def link_consumption(
+        self,
+        run_id: str,
+        model: str,
+        call_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        *,
+        linked_at: datetime,
+    ) -> dict[str, Any] | None:
+        """Record that a model call consumed a run's allowed records; None when the store has no such run."""
+        with self._connect("link a run to a model call") as conn:
+            known = conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == storable(run_id))).first()
+            if known is None:
+                return None
+            return insert_call(conn, run_id, model, call_id, extra, linked_at=linked_at)
+
+    def record_heartbeat(
+        self, source: str, obj: str, synced_at: datetime, received_at: datetime, *, writer: str = ""
+    ) -> dict[str, Any]:
+        """Keep a sync heartbeat: `writer` of `source` finished syncing `obj` as of `synced_at`."""
+        with self._connect("record a heartbeat") as conn:
+            return insert_heartbeat(conn, source, obj, synced_at, received_at, writer=writer)
+
+    def latest_heartbeats(self) -> dict[tuple[str, str, str], datetime]:
+        """The newest sync reported by each writer of each (source, object)."""
+        with self._connect("read heartbeats") as conn:
+            return latest_heartbeats(conn)
+
+    def heartbeats_since(self, start: datetime) -> list[dict[str, Any]]:
+        """Every heartbeat received since `start`, oldest first."""
+        with self._connect("read heartbeats") as conn:
+            return heartbeats_since(conn, start)

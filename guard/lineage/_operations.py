@@ -7,13 +7,15 @@ workers evaluating at once record each state change, incident and alert exactly 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from guard.lineage._base import StoreBase
 from guard.lineage._values import json_value
 from guard.lineage.tables import alert_outbox, consumption, incidents, point_states, run_tallies, runs, state_changes
 
@@ -212,3 +214,69 @@ class Operations:
             {"change_id": change_id, "channel": channel, "kind": kind, "payload": json_value(payload),
              "created_at": at, "attempts": 0, "next_attempt_at": at},
         )  # fmt: skip
+
+
+class OperationsStore(StoreBase):
+    """Integration points' states, incidents and the alert outbox."""
+
+    @contextmanager
+    def operations(self) -> Iterator[Operations]:
+        """The operations tables in one transaction that one evaluator at a time holds (across processes)."""
+        with self._connect("evaluate integration health") as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({EVALUATION_LOCK_KEY})")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield Operations(conn)
+
+    def incidents(
+        self, *, open_only: bool = False, since: datetime | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Incidents, newest first; `since` keeps the open ones and those recovered since then."""
+        with self._connect("list incidents") as conn:
+            return list_incidents(conn, open_only=open_only, since=since, limit=limit)
+
+    def incident(self, incident_id: int) -> dict[str, Any] | None:
+        """One incident, or None."""
+        with self._connect("read an incident") as conn:
+            return one_incident(conn, incident_id)
+
+    def acknowledge_incident(self, incident_id: int, by: str, at: datetime) -> dict[str, Any] | None:
+        """Acknowledge an incident (the first acknowledgement stands); None when there is none such."""
+        with self._connect("acknowledge an incident") as conn:
+            return acknowledge(conn, incident_id, by, at)
+
+    def incident_impact(self, source: str, obj: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """The runs that decided records of (source, obj) in [start, end], and their model calls."""
+        with self._connect("read an incident's impact") as conn:
+            return impact(conn, source, obj, start, end)
+
+    def state_changes_since(self, start: datetime) -> list[dict[str, Any]]:
+        """Integration points' state changes since `start`, oldest first."""
+        with self._connect("read state changes") as conn:
+            return changes_since(conn, start)
+
+    def due_alerts(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Alerts to send now, in order per channel and point."""
+        with self._connect("read the alert outbox") as conn:
+            return due_alerts(conn, now, limit)
+
+    def lease_alert(self, alert_id: int, attempts: int, until: datetime) -> bool:
+        """Claim an alert for one delivery attempt; False when another worker has it."""
+        with self._connect("claim an alert") as conn:
+            return lease(conn, alert_id, attempts, until)
+
+    def alert_delivered(self, alert_id: int, at: datetime) -> None:
+        """Mark an alert delivered."""
+        with self._connect("mark an alert delivered") as conn:
+            delivered(conn, alert_id, at)
+
+    def alert_failed(self, alert_id: int, error: str, retry_at: datetime | None, at: datetime) -> None:
+        """Record a failed attempt: retry at `retry_at`, or give up (None)."""
+        with self._connect("record an alert failure") as conn:
+            attempt_failed(conn, alert_id, error, retry_at, at)
+
+    def alert_counts(self) -> dict[str, int]:
+        """How many alerts are delivered, pending and failed."""
+        with self._connect("count alerts") as conn:
+            return alert_counts(conn)

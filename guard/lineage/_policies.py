@@ -12,7 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from guard.errors import VersionConflictError
+from guard.errors import StoreError, VersionConflictError
+from guard.lineage._base import StoreBase
 from guard.lineage._values import storable
 from guard.lineage.tables import policy_versions
 
@@ -79,3 +80,58 @@ def one(conn: Connection, version: int) -> dict[str, Any] | None:
     """One published version with its text, or None."""
     row = conn.execute(sa.select(policy_versions).where(policy_versions.c.version == version)).mappings().first()
     return None if row is None else dict(row)
+
+
+#: Serialises policy publishing on one PostgreSQL database.
+_PUBLISH_LOCK_KEY = 7414244
+
+
+class PolicyStore(StoreBase):
+    """Publishing policy versions and reading them back."""
+
+    def publish_policy(
+        self,
+        *,
+        name: str,
+        version: int,
+        content_hash: str,
+        text: str,
+        media_type: str,
+        published_by: str,
+        published_at: datetime,
+        origin: str = "<policy>",
+    ) -> dict[str, Any]:
+        """Keep a new policy version; VersionConflictError unless it is higher than every one published."""
+        try:
+            with self._connect("publish a policy") as conn:
+                # Publishers take turns on PostgreSQL; on SQLite the primary key settles a race.
+                if self.dialect == "postgresql":
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PUBLISH_LOCK_KEY})")
+                return publish(
+                    conn, name=name, version=version, content_hash=content_hash, text=text, media_type=media_type,
+                    published_by=published_by, published_at=published_at, origin=origin,
+                )  # fmt: skip
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sa.exc.IntegrityError):  # another publisher took the version first
+                raise VersionConflictError(origin, version, version) from exc
+            raise
+
+    def latest_policy_version(self) -> int | None:
+        """The highest policy version published, or None before the first."""
+        with self._connect("read the policy version") as conn:
+            return latest_version(conn)
+
+    def newest_policy(self) -> dict[str, Any] | None:
+        """The newest policy version published, with its text; None before the first."""
+        with self._connect("read the policy") as conn:
+            return newest(conn)
+
+    def policy_history(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The policy versions published, newest first (without their text)."""
+        with self._connect("read the policy history") as conn:
+            return history(conn, limit)
+
+    def policy_version(self, version: int) -> dict[str, Any] | None:
+        """One published policy version with its text, or None."""
+        with self._connect("read a policy version") as conn:
+            return one(conn, version)

@@ -103,7 +103,7 @@ def test_a_failed_write_leaves_nothing_behind(minimal_policy: Policy, store_url:
 
 
 def test_a_password_given_as_a_url_parameter_is_hidden_too() -> None:
-    from guard.lineage.store import _safe
+    from guard.lineage._base import _safe
 
     shown = _safe("postgresql+psycopg://user:one@127.0.0.1/db?password=two&sslmode=require")
     assert "one" not in shown

@@ -1,0 +1,100 @@
+"""Reading the check history back: runs, one run's decisions, one entity's decisions, tallies, coverage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from guard.lineage import _feeds, _tallies
+from guard.lineage._base import StoreBase
+from guard.lineage._values import storable
+from guard.lineage.tables import run_records, runs
+from guard.tallies import Tally
+
+
+class HistoryStore(StoreBase):
+    """The read side of checks."""
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """One run with every decision it made, or None when the store has no such run."""
+        run_id = storable(run_id)
+        with self._connect("read a run") as conn:
+            run = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
+            if run is None:
+                return None
+            records = conn.execute(
+                sa.select(run_records).where(run_records.c.run_id == run_id).order_by(run_records.c.position)
+            ).mappings()
+            decisions = [_record_out(r) for r in records]
+            return {**run, "decisions": decisions, "model_calls": _feeds.calls_by_run(conn, [run_id])[run_id]}
+
+    def list_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        verdict: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Runs newest first, filtered; `after` (checked_at, run_id) continues a listing past that run."""
+        query = sa.select(runs).order_by(runs.c.checked_at.desc(), runs.c.run_id).limit(limit)
+        if pipeline is not None:
+            query = query.where(runs.c.pipeline == storable(pipeline))
+        if verdict is not None:
+            query = query.where(runs.c.verdict == verdict)
+        if since is not None:
+            query = query.where(runs.c.checked_at >= since)
+        if until is not None:
+            query = query.where(runs.c.checked_at < until)
+        if after is not None:
+            at, run_id = after
+            query = query.where(
+                sa.or_(runs.c.checked_at < at, sa.and_(runs.c.checked_at == at, runs.c.run_id > storable(run_id)))
+            )
+        with self._connect("list runs") as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def entity_history(self, obj: str, key: str) -> list[dict[str, Any]]:
+        """Every decision about one entity, oldest first, with the run's pipeline, policy and model calls."""
+        query = (
+            sa.select(run_records, runs.c.pipeline, runs.c.checked_at, runs.c.policy_name, runs.c.policy_version)
+            .join(runs, runs.c.run_id == run_records.c.run_id)
+            .where(run_records.c.object == storable(obj), run_records.c.key == storable(key))
+            .order_by(runs.c.checked_at, runs.c.run_id, run_records.c.position)
+        )
+        with self._connect("read an entity's history") as conn:
+            history = [_record_out(row) for row in conn.execute(query).mappings()]
+            calls = _feeds.calls_by_run(conn, [decision["run_id"] for decision in history])
+        for decision in history:
+            decision["model_calls"] = calls[decision["run_id"]]
+        return history
+
+    def distinct_keys(self, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
+        """How many distinct entity keys each (source, object) had in the runs checked in [start, end)."""
+        query = (
+            sa.select(run_records.c.source, run_records.c.object, sa.func.count(sa.distinct(run_records.c.key)))
+            .join(runs, runs.c.run_id == run_records.c.run_id)
+            .where(runs.c.checked_at >= start, runs.c.checked_at < end, run_records.c.source.is_not(None),
+                   run_records.c.object.is_not(None))
+            .group_by(run_records.c.source, run_records.c.object)
+        )  # fmt: skip
+        with self._connect("count the entities seen") as conn:
+            return {(source, obj): count for source, obj, count in conn.execute(query)}
+
+    def tallies_since(self, start: datetime, end: datetime | None = None) -> list[Tally]:
+        """The per-integration-point tallies of every run checked in [start, end), oldest first."""
+        with self._connect("read run tallies") as conn:
+            return _tallies.since(conn, start, end)
+
+
+def _record_out(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A stored decision: `reasons` as codes, `explanations` as the reasons in full (code, message, detail)."""
+    out = dict(row)
+    out["reasons"] = [code for code in row["reasons"].split(",") if code]
+    out["explanations"] = row["explanations"] or []
+    return out

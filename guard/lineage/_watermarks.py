@@ -1,0 +1,132 @@
+"""Supersession watermarks: the newest owner version known per entity, read in bulk and only ever raised."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from guard.decisions import Entity
+from guard.lineage._base import StoreBase, _sqlite_time
+from guard.lineage._values import storable_column
+from guard.lineage.tables import UTCDateTime
+
+#: SQLite looks watermarks up with IN lists of this many keys (it caps bound parameters).
+_SCAN_FROM = 1000  # keys asked of one object from which a scan may beat index lookups
+_LOOKUP_CHUNK = 400
+#: PostgreSQL looks up every key of an object at once, joined to an array: psycopg prepares a
+#: statement it runs often, and the generic plan of `key IN ($2, ..., $401)` made while the table
+#: was small scans it (25 s for 50,000 keys); a join stays a hash or an index join whatever the plan.
+_PG_WATERMARK_LOOKUP = sa.text(
+    "SELECT w.key, w.updated_at FROM unnest(CAST(:keys AS text[])) AS wanted(key) "
+    "JOIN watermarks AS w ON w.object = :object AND w.key = wanted.key"
+).columns(sa.column("key", sa.Text), sa.column("updated_at", UTCDateTime()))
+
+
+class WatermarkStore(StoreBase):
+    """Reading and raising watermarks."""
+
+    def watermarks(self, entities: Iterable[Entity]) -> dict[Entity, datetime]:
+        """The newest owner `updated_at` known for each of these entities (absent when none)."""
+        asked = list(entities)
+        stored = _storable_entities(asked)
+        wanted: dict[str, list[str]] = {}
+        for obj, key in set(stored):
+            wanted.setdefault(obj, []).append(key)
+        found: dict[Entity, datetime] = {}
+        if not wanted:
+            return found
+        with self._connect("read watermarks") as conn:
+            if self.dialect == "postgresql":
+                for obj, keys in wanted.items():
+                    for key, updated_at in conn.execute(_PG_WATERMARK_LOOKUP, {"object": obj, "keys": keys}):
+                        found[(obj, key)] = updated_at
+            else:
+                _sqlite_watermarks(conn, wanted, found)
+        if stored is asked:
+            return found
+        return {entity: found[kept] for entity, kept in zip(asked, stored, strict=True) if kept in found}
+
+    def advance_watermarks(self, versions: Mapping[Entity, datetime], *, learned_from: str, at: datetime) -> None:
+        """Raise each entity's watermark to the given version; an older version never lowers it."""
+        if not versions:
+            return
+        with self._connect("write watermarks") as conn:
+            self._advance(conn, versions, learned_from, at)
+
+    def _advance(self, conn: Connection, versions: Mapping[Entity, datetime], learned_from: str, at: datetime) -> None:
+        stamp = _sqlite_time if self.dialect == "sqlite" else _identity
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        sql = (
+            f'INSERT INTO watermarks (object, "key", updated_at, learned_from, learned_at) '  # noqa: S608
+            f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark}) "
+            'ON CONFLICT (object, "key") DO UPDATE SET updated_at = excluded.updated_at, '
+            "learned_from = excluded.learned_from, learned_at = excluded.learned_at "
+            "WHERE excluded.updated_at > watermarks.updated_at"
+        )
+        when = stamp(at)
+        # One row per entity as stored (two keys may store alike), in key order: concurrent
+        # writers then lock the rows they share in the same order and cannot deadlock.
+        newest: dict[Entity, datetime] = {}
+        for entity, version in zip(_storable_entities(list(versions)), versions.values(), strict=True):
+            known = newest.get(entity)
+            if known is None or version > known:
+                newest[entity] = version
+        params = [(obj, key, stamp(version), learned_from, when) for (obj, key), version in sorted(newest.items())]
+        conn.exec_driver_sql(sql, params)
+
+
+def _sqlite_watermarks(conn: Connection, wanted: Mapping[str, list[str]], found: dict[Entity, datetime]) -> None:
+    """Watermarks from SQLite through the driver: by key lists, or by one scan when most rows are wanted."""
+    rows_stored = conn.exec_driver_sql("SELECT max(rowid) FROM watermarks").scalar() or 0
+    parse = _memo_parse()
+    for obj, keys in wanted.items():
+        if len(keys) >= _SCAN_FROM and len(keys) * 4 >= rows_stored:
+            # Reading every row of the object beats thousands of index probes once most are asked for.
+            asked = set(keys)
+            rows: Iterable[tuple[str, str]] = (
+                row
+                for row in conn.exec_driver_sql('SELECT "key", updated_at FROM watermarks WHERE object = ?', (obj,))
+                if row[0] in asked
+            )
+        else:
+            rows = (
+                row
+                for start in range(0, len(keys), _LOOKUP_CHUNK)
+                for row in conn.exec_driver_sql(
+                    'SELECT "key", updated_at FROM watermarks WHERE object = ? AND "key" IN '  # noqa: S608
+                    f"({', '.join('?' * len(keys[start : start + _LOOKUP_CHUNK]))})",
+                    (obj, *keys[start : start + _LOOKUP_CHUNK]),
+                )
+            )
+        for key, text in rows:
+            found[(obj, key)] = parse(text)
+
+
+def _memo_parse() -> Callable[[str], datetime]:
+    """SQLite's naive UTC timestamp text as an aware datetime, parsed once per distinct text."""
+    seen: dict[str, datetime] = {}
+
+    def parse(text: str) -> datetime:
+        moment = seen.get(text)
+        if moment is None:
+            moment = seen[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return moment
+
+    return parse
+
+
+def _storable_entities(entities: list[Entity]) -> list[Entity]:
+    """The entities as the store keeps them; `entities` itself when nothing needs replacing."""
+    objects = [obj for obj, _ in entities]
+    keys = [key for _, key in entities]
+    stored_objects, stored_keys = storable_column(objects), storable_column(keys)
+    if stored_objects is objects and stored_keys is keys:
+        return entities
+    return list(zip(stored_objects, stored_keys, strict=True))
+
+
+def _identity(moment: datetime) -> datetime:
+    return moment
