@@ -24,6 +24,7 @@ from guard.tallies import Tally, tally_check
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from guard.client import ServiceClient, ServiceError
     from guard.lineage.store import LineageStore
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "Reason",
     "ReasonCode",
     "Record",
+    "ServiceClient",
+    "ServiceError",
     "StoreError",
     "Tally",
     "Verdict",
@@ -68,4 +71,9 @@ def __getattr__(name: str) -> object:
         from guard.lineage.store import LineageStore
 
         return LineageStore
+    if name in ("ServiceClient", "ServiceError"):
+        # The service client pulls in httpx2; import it only for those who use it.
+        from guard import client
+
+        return getattr(client, name)
     raise AttributeError(f"module 'guard' has no attribute {name!r}")

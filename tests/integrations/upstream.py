@@ -1,0 +1,113 @@
+"""A stand-in for the OpenAI API: a real HTTP app (served by uvicorn on loopback) that answers chat
+completions (JSON and SSE streams) and responses, and keeps every request it was sent.
+
+It answers with the model `MODEL_VERSION` (as OpenAI answers an alias with a dated version) and ids
+`chatcmpl-<n>` / `resp_<n>`, and repeats in its answer how many system messages it was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+MODEL_VERSION = "gpt-test-2026-01-01"
+
+
+@dataclass
+class Upstream:
+    """The stand-in's app and what it was sent: each request's JSON body and headers, in order."""
+
+    app: FastAPI
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    base_url: str = ""
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.bodies[-1]
+
+
+def system_texts(body: dict[str, Any]) -> list[str]:
+    """The system messages a chat request carried (or the system items of a responses input)."""
+    items = body.get("messages") or body.get("input") or []
+    return [str(m["content"]) for m in items if isinstance(m, dict) and m.get("role") == "system"]
+
+
+def make_upstream() -> Upstream:
+    app = FastAPI()
+    upstream = Upstream(app)
+
+    def keep(body: dict[str, Any], request: Request) -> int:
+        upstream.bodies.append(body)
+        upstream.headers.append(dict(request.headers))
+        return len(upstream.bodies)
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        body = await request.json()
+        n = keep(body, request)
+        if body.get("model") == "refuse-me":
+            error = {
+                "message": "the stand-in refuses this model",
+                "type": "invalid_request_error",
+                "code": "x",
+                "param": None,
+            }
+            return JSONResponse({"error": error}, status_code=400)
+        text = f"seen {len(system_texts(body))} system messages"
+        if body.get("stream"):
+            return StreamingResponse(_chunks(f"chatcmpl-{n}", text), media_type="text/event-stream")
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{n}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": MODEL_VERSION,
+                "choices": [
+                    {"index": 0, "finish_reason": "stop", "logprobs": None,
+                     "message": {"role": "assistant", "content": text, "refusal": None}}
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            }
+        )  # fmt: skip
+
+    @app.post("/v1/responses")
+    async def responses(request: Request) -> Response:
+        body = await request.json()
+        n = keep(body, request)
+        text = f"seen {len(system_texts(body))} system messages"
+        message = {"type": "message", "id": f"msg_{n}", "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": text, "annotations": []}]}  # fmt: skip
+        return JSONResponse(
+            {"id": f"resp_{n}", "object": "response", "created_at": int(time.time()), "model": MODEL_VERSION,
+             "status": "completed", "output": [message], "parallel_tool_calls": True, "tool_choice": "auto",
+             "tools": [], "error": None, "incomplete_details": None, "instructions": None, "metadata": {},
+             "temperature": 1.0, "top_p": 1.0}
+        )  # fmt: skip
+
+    return upstream
+
+
+def chunk(call_id: str, delta: dict[str, Any], finish: str | None = None) -> str:
+    document = {"id": call_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": MODEL_VERSION,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}  # fmt: skip
+    return f"data: {json.dumps(document)}\n\n"
+
+
+def _pieces(call_id: str, text: str) -> Iterator[str]:
+    yield chunk(call_id, {"role": "assistant", "content": ""})
+    for word in text.split(" "):
+        yield chunk(call_id, {"content": word + " "})
+    yield chunk(call_id, {}, "stop")
+    yield "data: [DONE]\n\n"
+
+
+async def _chunks(call_id: str, text: str) -> AsyncIterator[bytes]:
+    for piece in _pieces(call_id, text):
+        yield piece.encode()
