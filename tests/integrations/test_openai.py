@@ -1,0 +1,187 @@
+"""The guarded OpenAI client: the real `openai` client, talking to a real local HTTP stand-in for OpenAI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from openai import AsyncOpenAI, OpenAI
+
+from guard import Guard, LineageStore, ServiceClient
+from guard.integrations.checking import BlockedContextError, Checker
+from guard.integrations.openai import GuardedAsyncOpenAI, GuardedOpenAI, guard_openai
+from tests.integrations.conftest import LiveService, customer, run_async
+from tests.integrations.upstream import MODEL_VERSION, Upstream, system_texts
+
+PIPELINE = "support-bot"
+
+
+@pytest.fixture(params=["in-process", "service"])
+def checker(request: pytest.FixtureRequest) -> Checker:
+    fixture = "in_process" if request.param == "in-process" else "service_client"
+    found: Checker = request.getfixturevalue(fixture)
+    return found
+
+
+@pytest.fixture
+def lineage(checker: Checker, request: pytest.FixtureRequest) -> Iterator[LineageStore]:
+    """The store the checker writes to: the guard's own, or the service's."""
+    if isinstance(checker, Guard):
+        assert checker.store is not None
+        yield checker.store
+        return
+    live: LiveService = request.getfixturevalue("live_service")
+    store = live.store()
+    yield store
+    store.close()
+
+
+def openai_client(upstream: Upstream) -> OpenAI:
+    return OpenAI(base_url=upstream.base_url, api_key="sk-test", max_retries=0)
+
+
+def calls(store: LineageStore, run_id: str) -> list[tuple[str, str | None, Any]]:
+    run = store.get_run(run_id)
+    assert run is not None
+    return [(c["model"], c["call_id"], c["extra"]) for c in run["model_calls"]]
+
+
+def test_chat_completions_see_only_the_allowed_records_and_the_call_is_linked(
+    checker: Checker, lineage: LineageStore, upstream: Upstream, records: list[dict[str, Any]]
+) -> None:
+    client = guard_openai(openai_client(upstream), checker, pipeline=PIPELINE)
+    assert isinstance(client, GuardedOpenAI)
+
+    checked = client.chat.completions.create_checked(
+        model="gpt-4o", records=records, messages=[{"role": "user", "content": "What is Ana's credit limit?"}]
+    )
+
+    assert checked.response.choices[0].message.content == "seen 1 system messages"
+    [context] = system_texts(upstream.last)
+    assert "Customer C-1042: Ana Silva" in context
+    assert "[customer C-3003 from salesforce" in context
+    assert "C-2001" not in context  # stale
+    assert "9000" not in context  # the conflicting SAP copy
+    assert upstream.last["messages"][-1] == {"role": "user", "content": "What is Ana's credit limit?"}
+    assert checked.check is not None
+    assert calls(lineage, checked.check.run_id) == [
+        (MODEL_VERSION, "chatcmpl-1", {"endpoint": "chat.completions", "stream": False, "integration": "openai"})
+    ]
+
+
+def test_notices_tell_the_model_what_was_withheld(
+    in_process: Guard, upstream: Upstream, records: list[dict[str, Any]]
+) -> None:
+    client = guard_openai(openai_client(upstream), in_process, pipeline=PIPELINE, include_notices=True)
+    client.chat.completions.create(model="gpt-4o", records=records, messages=[{"role": "user", "content": "hi"}])
+    [context] = system_texts(upstream.last)
+    assert "- record withheld: customer C-2001 from sap is 3h 2m old; the limit agreed with sales-ops is 1h" in context
+    assert "record withheld: customer C-3003 from sap" in context
+
+
+def test_a_streamed_chat_is_passed_through_and_linked_on_its_first_chunk(
+    checker: Checker, lineage: LineageStore, upstream: Upstream, records: list[dict[str, Any]]
+) -> None:
+    client = guard_openai(openai_client(upstream), checker, pipeline=PIPELINE)
+    checked = client.chat.completions.create_checked(
+        model="gpt-4o", records=records, messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    assert checked.check is not None
+    with checked.response as stream:
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text.strip() == "seen 1 system messages"
+    assert calls(lineage, checked.check.run_id) == [
+        (MODEL_VERSION, "chatcmpl-1", {"endpoint": "chat.completions", "stream": True, "integration": "openai"})
+    ]
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["What is Ana's credit limit?", [{"role": "user", "content": "What is Ana's credit limit?"}]],
+    ids=["text-input", "item-input"],
+)
+def test_responses_get_the_context_first_and_are_linked(
+    checker: Checker, lineage: LineageStore, upstream: Upstream, records: list[dict[str, Any]], given: Any
+) -> None:
+    client = guard_openai(openai_client(upstream), checker, pipeline=PIPELINE)
+    checked = client.responses.create_checked(model="gpt-4o", records=records, input=given)
+
+    assert checked.response.output_text == "seen 1 system messages"
+    sent = upstream.last["input"]
+    assert [item["role"] for item in sent] == ["system", "user"]
+    assert sent[1]["content"] == "What is Ana's credit limit?"
+    assert checked.check is not None
+    assert calls(lineage, checked.check.run_id) == [
+        (MODEL_VERSION, "resp_1", {"endpoint": "responses", "stream": False, "integration": "openai"})
+    ]
+
+
+def test_the_async_client_guards_links_and_streams_the_same(
+    checker: Checker, lineage: LineageStore, upstream: Upstream, records: list[dict[str, Any]]
+) -> None:
+    async def run() -> tuple[str, str, str, str]:
+        client = guard_openai(
+            AsyncOpenAI(base_url=upstream.base_url, api_key="sk", max_retries=0), checker, pipeline=PIPELINE
+        )
+        assert isinstance(client, GuardedAsyncOpenAI)
+        try:
+            plain = await client.chat.completions.create_checked(
+                model="gpt-4o", records=records, messages=[{"role": "user", "content": "hi"}]
+            )
+            streamed = await client.chat.completions.create_checked(
+                model="gpt-4o", records=records, messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            async with streamed.response as stream:
+                text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+            answer = await client.responses.create(model="gpt-4o", records=records, input="hi")
+        finally:
+            await client.client.close()
+            if isinstance(checker, ServiceClient):
+                await checker.aclose()
+        assert plain.check is not None
+        assert streamed.check is not None
+        return text, answer.output_text, plain.check.run_id, streamed.check.run_id
+
+    text, output, plain_run, streamed_run = run_async(run)
+    assert text.strip() == output == "seen 1 system messages"
+    assert [c[1] for c in calls(lineage, plain_run)] == ["chatcmpl-1"]
+    assert calls(lineage, streamed_run) == [
+        (MODEL_VERSION, "chatcmpl-2", {"endpoint": "chat.completions", "stream": True, "integration": "openai"})
+    ]
+
+
+def test_below_the_floor_the_model_is_not_called(in_process: Guard, upstream: Upstream) -> None:
+    stale = [customer("old", "C-1", "sap", timedelta(hours=5))]
+    client = guard_openai(openai_client(upstream), in_process, pipeline=PIPELINE, min_allowed=1)
+    with pytest.raises(BlockedContextError, match="below the floor of 1: old: customer C-1 from sap is 5h old"):
+        client.chat.completions.create(model="gpt-4o", records=stale, messages=[{"role": "user", "content": "hi"}])
+    assert upstream.bodies == []
+
+
+def test_a_call_without_records_is_sent_as_is_and_checks_nothing(in_process: Guard, upstream: Upstream) -> None:
+    client = guard_openai(openai_client(upstream), in_process, pipeline=PIPELINE)
+    checked = client.chat.completions.create_checked(
+        model="gpt-4o", records=[], messages=[{"role": "user", "content": "hi"}]
+    )
+    assert checked.check is None
+    assert upstream.last["messages"] == [{"role": "user", "content": "hi"}]
+    assert in_process.store is not None
+    assert in_process.store.list_runs() == []
+
+
+def test_a_model_that_fails_is_not_linked(in_process: Guard, upstream: Upstream, records: list[dict[str, Any]]) -> None:
+    import openai
+
+    client = guard_openai(openai_client(upstream), in_process, pipeline=PIPELINE)
+    with pytest.raises(openai.BadRequestError, match="the stand-in refuses"):
+        client.chat.completions.create(model="refuse-me", records=records, messages=[{"role": "user", "content": "hi"}])
+    assert in_process.store is not None
+    [run] = in_process.store.list_runs()
+    assert calls(in_process.store, run["run_id"]) == []
+
+
+def test_only_openai_clients_are_wrapped(in_process: Guard) -> None:
+    with pytest.raises(TypeError, match=r"wraps an openai.OpenAI or openai.AsyncOpenAI client, not str"):
+        guard_openai("sk-test", in_process, pipeline=PIPELINE)  # type: ignore[call-overload]
