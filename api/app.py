@@ -15,9 +15,12 @@ from api.keys import KeyRing, load_keyring
 from api.limits import BodyLimit
 from api.metrics import ServiceMetrics
 from api.problems import install_problem_handlers, problem_json_openapi
-from api.routes import changes, check, health, lineage, metrics, policy, probes, runs, sources
+from api.routes import changes, check, health, incidents, lineage, metrics, policy, probes, runs, sources
+from api.routes.litellm import router as litellm_router
+from api.routes.openai_gateway import router as openai_gateway_router
 from api.settings import Settings
 from guard import Guard, Policy, VersionConflictError, __version__, load_policy
+from guard.watch import Watcher
 
 _log = logging.getLogger("freshguard.api")
 
@@ -43,6 +46,7 @@ _TAGS = [
     {"name": "runs", "description": "The check history, and the model calls that consumed each run."},
     {"name": "lineage", "description": "Everything known about one entity."},
     {"name": "health", "description": "SLA state per integration point."},
+    {"name": "incidents", "description": "Breaches from detection to recovery, with what they touched."},
     {"name": "policy", "description": "The policy in force, publishing a new version, the history."},
     {"name": "probes", "description": "Liveness and readiness, for orchestrators; open without a key."},
     {"name": "metrics", "description": "Prometheus metrics."},
@@ -101,9 +105,14 @@ def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
             app.state.keyring = await run_in_threadpool(build_keyring, settings)
         guard = await run_in_threadpool(build_guard, settings)
         app.state.guard = guard
+        watcher = Watcher(guard)
+        if settings.watch_every_s > 0:
+            watcher.start(settings.watch_every_s)
+        app.state.watcher = watcher
         try:
             yield
         finally:
+            watcher.stop()
             app.state.guard = None
             guard.close()
 
@@ -122,8 +131,10 @@ def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
     app.state.keyring = keyring
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     install_problem_handlers(app)
-    for module in (check, changes, sources, runs, lineage, health, policy, probes, metrics):
+    for module in (check, changes, sources, runs, lineage, health, incidents, policy, probes, metrics):
         app.include_router(module.router)
+    for router in (openai_gateway_router, litellm_router):  # integrations: the OpenAI gateway, the LiteLLM guardrail
+        app.include_router(router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -182,3 +182,13 @@ class StoreCollector(Collector):
                 for candidate in HealthState:
                     state.add_metric([*labels, candidate.value], 1.0 if candidate is point.state else 0.0)
         yield from (lag, rate, state)
+        store = guard.store
+        open_incidents = GaugeMetricFamily("freshguard_incidents_open", "Incidents not yet recovered.")
+        open_incidents.add_metric([], len(store.incidents(open_only=True, limit=10_000)))
+        yield open_incidents
+        alerts = GaugeMetricFamily(
+            "freshguard_alerts", "Alerts in the outbox, by status (delivered, pending, failed).", labels=["status"]
+        )
+        for status, count in store.alert_counts().items():
+            alerts.add_metric([status], count)
+        yield alerts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,12 +33,24 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///freshguard.db", description="The lineage store's URL.")
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes.")
     max_records: int = Field(100_000, gt=0, description="Most records one check may carry.")
+    watch_every_s: float = Field(
+        15.0, ge=0, description="Seconds between SLA evaluations (incidents, alerts); 0 turns the watcher off."
+    )
     host: str = Field("127.0.0.1", description="Where to listen; loopback only unless API keys are configured.")
     port: int = Field(8000, ge=0, le=65535)
     keys_file: Path | None = Field(None, description="The API keys file (YAML or JSON): names, roles, SHA-256 digests.")
     api_keys: str | None = Field(
         None, repr=False, description="More API keys: name:role[:source]:sha256hex, comma-separated (digests only)."
     )
+    openai_upstream_url: str | None = Field(
+        None, description="Where the OpenAI-compatible gateway forwards model calls, e.g. https://api.openai.com/v1."
+    )
+    openai_upstream_key: str | None = Field(None, repr=False, description="The API key the gateway sends upstream.")
+    openai_on_block: Literal["withhold", "refuse"] = Field(
+        "withhold",
+        description="What the gateway does with a blocked record: withhold it (a notice) or refuse the call.",
+    )
+    openai_timeout_s: float = Field(300.0, gt=0, description="How long the gateway waits for the upstream model.")
 
     @field_validator("api_keys")
     @classmethod

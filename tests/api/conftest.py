@@ -27,7 +27,8 @@ SAMPLE_KEY = "example-stripe-key"  # the key policies/support-assistant.records.
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The example policy, a SQLite lineage store in tmp_path, default limits."""
     monkeypatch.setenv("STRIPE_SIGNING_KEY", SAMPLE_KEY)
-    return Settings(policy=EXAMPLE_POLICY, database_url=f"sqlite:///{tmp_path / 'lineage.db'}")
+    # The watcher's own schedule is off in tests: they evaluate when they mean to (app.state.watcher).
+    return Settings(policy=EXAMPLE_POLICY, database_url=f"sqlite:///{tmp_path / 'lineage.db'}", watch_every_s=0)
 
 
 @pytest.fixture
