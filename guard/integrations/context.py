@@ -65,9 +65,7 @@ def describe(record: Mapping[str, Any]) -> str:
     return header
 
 
-def context_text(
-    records: Sequence[Mapping[str, Any]], result: CheckResult, *, include_notices: bool = False
-) -> str:
+def context_text(records: Sequence[Mapping[str, Any]], result: CheckResult, *, include_notices: bool = False) -> str:
     """The context message for `records` decided in `result`: the allowed ones, and notices when asked for.
 
     `records` are envelopes in the order they were checked.

@@ -1,0 +1,98 @@
+"""`POST /beta/litellm_basic_guardrail_api`: Freshguard as a LiteLLM guardrail (its Generic Guardrail API).
+
+Teams behind a LiteLLM proxy adopt Freshguard with configuration alone:
+
+    guardrails:
+      - guardrail_name: freshguard
+        litellm_params:
+          guardrail: generic_guardrail_api
+          mode: pre_call
+          api_base: http://freshguard:8000
+          headers: {Authorization: "Bearer <a pipeline key>"}
+          additional_provider_specific_params: {pipeline: support-bot, on_block: withhold}
+
+The records the request carries are checked (see `api.gateway_litellm`); the run is linked to LiteLLM's
+call id unless the call is blocked. The answer is always 200 with an action; a body LiteLLM would not
+send is a 422 problem.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Caller
+from api.deps import CurrentGuardDep, MetricsDep, PipelineCaller, SettingsDep
+from api.gateway_litellm import GuardrailRequest, GuardrailResponse, answer, read_guardrail_request
+from api.problems import responses
+from guard import Guard, InputError, tally_check
+from guard._timestamps import utc_now
+from guard.guard import MAX_NAME_LENGTH
+
+router = APIRouter(tags=["litellm"])
+INTEGRATION = "litellm"
+DEFAULT_PIPELINE = "litellm"
+
+
+@router.post(
+    "/beta/litellm_basic_guardrail_api",
+    response_model=GuardrailResponse,
+    response_model_exclude_none=True,
+    responses=responses(400, 401, 403, 413, 415, 422, 503),
+    summary="LiteLLM's Generic Guardrail API: check the records a model call carries",
+)
+async def litellm_guardrail(
+    body: GuardrailRequest, caller: PipelineCaller, guard: CurrentGuardDep, settings: SettingsDep, metrics: MetricsDep
+) -> GuardrailResponse:
+    """NONE when nothing is blocked, GUARDRAIL_INTERVENED with blocked records withheld, or BLOCKED (refuse)."""
+    params = body.additional_provider_specific_params or {}
+    on_block = _on_block(params.get("on_block"), settings.openai_on_block)
+    pipeline = _pipeline(params.get("pipeline"), caller)
+    if body.input_type == "response":
+        return GuardrailResponse(action="NONE")  # the model's answer carries no records to guard
+    found = read_guardrail_request(body)
+    if not found.found:
+        return GuardrailResponse(action="NONE")
+    if len(found.found) > settings.max_records:
+        raise InputError(f"the call carries {len(found.found):,} records; at most {settings.max_records:,} are checked")
+
+    def decide() -> GuardrailResponse:
+        result = guard.check(found.envelopes, pipeline=pipeline)
+        metrics.observe_check(result, tally_check(result.decisions), guard.policy)
+        decided = answer(body, found, result, on_block)
+        if decided.action != "BLOCKED":
+            _link(guard, result.run_id, body, params)
+        return decided
+
+    return await run_in_threadpool(decide)
+
+
+def _on_block(value: object, default: str) -> Literal["withhold", "refuse"]:
+    chosen = default if value is None else value
+    if chosen not in ("withhold", "refuse"):
+        raise InputError(
+            f"additional_provider_specific_params.on_block must be 'withhold' or 'refuse', not {chosen!r:.40}"
+        )
+    return "refuse" if chosen == "refuse" else "withhold"
+
+
+def _pipeline(value: object, caller: Caller) -> str:
+    if value is None:
+        return DEFAULT_PIPELINE if caller.open else caller.name
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_LENGTH:
+        raise InputError(
+            f"additional_provider_specific_params.pipeline must be a name of 1 to {MAX_NAME_LENGTH} characters"
+        )
+    return value
+
+
+def _link(guard: Guard, run_id: str, body: GuardrailRequest, params: dict[str, Any]) -> None:
+    if guard.store is None:
+        return
+    model = params.get("model") if isinstance(params.get("model"), str) else None
+    extra: dict[str, Any] = {"integration": INTEGRATION}
+    if body.litellm_trace_id:
+        extra["trace_id"] = body.litellm_trace_id
+    guard.store.link_consumption(run_id, model or "litellm", body.litellm_call_id, extra, linked_at=utc_now())

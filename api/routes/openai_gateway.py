@@ -1,0 +1,218 @@
+"""`POST /v1/openai/chat/completions`: an OpenAI-compatible gateway that guards the records a model is sent.
+
+An application changes only its `base_url` (to `http://<freshguard>/v1/openai`) and its key (a pipeline
+key). The records in the request (see `api.gateway`) are checked; the request is then forwarded to
+`FRESHGUARD_OPENAI_UPSTREAM_URL`, with blocked records withheld, or refused (422). Every forwarded call
+that carried records is linked to its run. Errors are in OpenAI's shape
+(`{"error": {"message", "type", "code", "param"}}`); a 4xx says `x-should-retry: false`, so the
+`openai` client does not send a refused request again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from typing import Any
+
+import httpx2
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Caller
+from api.deps import CurrentGuardDep, MetricsDep, PipelineCaller, SettingsDep
+from api.gateway import (
+    GatewayInputError,
+    GatewayRequest,
+    first_call_in_stream,
+    forwarded,
+    model_call,
+    read_request,
+    refusal,
+)
+from api.settings import Settings
+from guard import CheckResult, Guard, GuardError, InputError, StoreError, tally_check
+from guard._timestamps import utc_now
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+          413: "invalid_request_error", 422: "invalid_request_error"}  # fmt: skip
+INTEGRATION = "gateway"
+DEFAULT_PIPELINE = "openai-gateway"
+
+
+def openai_error(
+    status: int, message: str, *, code: str, param: str | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """An error in OpenAI's shape; a 4xx is marked `x-should-retry: false` (the request would fail again)."""
+    kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+    sent = dict(headers or {})
+    if status < 500:
+        sent["x-should-retry"] = "false"
+    body = {"error": {"message": message, "type": kind, "code": code, "param": param}}
+    return JSONResponse(body, status_code=status, headers=sent)
+
+
+class OpenAIErrorRoute(APIRoute):
+    """A route whose errors, its dependencies' included (401, 403, 503), come in OpenAI's shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except HTTPException as exc:
+                detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+                return openai_error(exc.status_code, detail, code=f"freshguard_{exc.status_code}", headers=exc.headers)
+            except InputError as exc:
+                return openai_error(400, str(exc), code="freshguard_invalid_request")
+            except GuardError as exc:  # the store or the guard is not there: the service's trouble, not the caller's
+                code = "freshguard_store_unavailable" if isinstance(exc, StoreError) else "freshguard_unavailable"
+                return openai_error(503, str(exc), code=code)
+
+        return handler
+
+
+router = APIRouter(prefix="/v1/openai", tags=["openai"], route_class=OpenAIErrorRoute)
+
+
+@router.post("/chat/completions", summary="Chat completions, with the records they carry guarded (OpenAI-compatible)")
+async def chat_completions(
+    request: Request, caller: PipelineCaller, guard: CurrentGuardDep, settings: SettingsDep, metrics: MetricsDep
+) -> Response:
+    """Check the records a chat request carries, then forward it upstream (withheld or refused per policy)."""
+    try:
+        parsed = read_request(json.loads(await request.body()))
+    except (ValueError, RecursionError) as exc:
+        param = exc.param if isinstance(exc, GatewayInputError) else None
+        said = f"the body is not JSON ({exc}); send a chat completions request"
+        message = str(exc) if isinstance(exc, GatewayInputError) else said
+        return openai_error(400, message, code="freshguard_invalid_request", param=param)
+    if settings.openai_upstream_url is None:
+        return openai_error(
+            503, "this Freshguard service has no upstream model configured; set FRESHGUARD_OPENAI_UPSTREAM_URL "
+            "(e.g. https://api.openai.com/v1)", code="freshguard_no_upstream",
+        )  # fmt: skip
+    if len(parsed.found) > settings.max_records:
+        said = f"the request carries {len(parsed.found):,} records; at most {settings.max_records:,} are checked in one"
+        return openai_error(413, said, code="freshguard_too_many_records")
+    result = None
+    if parsed.found:
+        pipeline = parsed.pipeline or request.headers.get("x-freshguard-pipeline") or _pipeline_of(caller)
+        result = await run_in_threadpool(_check, guard, parsed, pipeline, metrics)
+        if result.blocked and (parsed.on_block or settings.openai_on_block) == "refuse":
+            message, param = refusal(parsed, result)
+            return openai_error(422, message, code="freshguard_blocked", param=param,
+                                headers={"x-freshguard-run-id": result.run_id})  # fmt: skip
+    body = forwarded(parsed, result)
+    link = _linker(guard, result, parsed)
+    if parsed.streamed:
+        return await _relay_stream(settings, body, link)
+    return await _relay(settings, body, link)
+
+
+def _pipeline_of(caller: Caller) -> str:
+    return DEFAULT_PIPELINE if caller.open else caller.name
+
+
+def _check(guard: Guard, parsed: GatewayRequest, pipeline: str, metrics: Any) -> CheckResult:
+    result = guard.check(parsed.envelopes, pipeline=pipeline)
+    metrics.observe_check(result, tally_check(result.decisions), guard.policy)
+    return result
+
+
+Link = Callable[[str | None, str | None], Awaitable[None]]
+
+
+def _linker(guard: Guard, result: CheckResult | None, parsed: GatewayRequest) -> Link:
+    async def link(model: str | None, call_id: str | None) -> None:
+        store = guard.store
+        if result is None or store is None:
+            return
+        extra = {"integration": INTEGRATION, "endpoint": "chat.completions", "stream": parsed.streamed}
+        requested = parsed.body.get("model")
+        await run_in_threadpool(
+            store.link_consumption, result.run_id, model or str(requested), call_id, extra, linked_at=utc_now()
+        )
+
+    return link
+
+
+def _upstream(settings: Settings) -> tuple[str, dict[str, str]]:
+    url = f"{str(settings.openai_upstream_url).rstrip('/')}/chat/completions"
+    headers = {"content-type": "application/json"}
+    if settings.openai_upstream_key:
+        headers["authorization"] = f"Bearer {settings.openai_upstream_key}"
+    return url, headers
+
+
+def _unreachable(url: str, exc: Exception) -> JSONResponse:
+    timed_out = isinstance(exc, httpx2.TimeoutException)
+    return openai_error(
+        504 if timed_out else 502,
+        f"the upstream model at {url} {'did not answer in time' if timed_out else 'could not be reached'} "
+        f"({type(exc).__name__}); the request was checked but not answered, try again",
+        code="freshguard_upstream_unavailable",
+    )
+
+
+def _passed_headers(upstream: httpx2.Response) -> dict[str, str]:
+    kept = ("x-request-id", "openai-processing-ms", "x-should-retry", "retry-after")
+    return {name: upstream.headers[name] for name in kept if name in upstream.headers}
+
+
+async def _relay(settings: Settings, body: dict[str, Any], link: Link) -> Response:
+    url, headers = _upstream(settings)
+    async with httpx2.AsyncClient(timeout=settings.openai_timeout_s) as client:
+        try:
+            upstream = await client.post(url, content=json.dumps(body).encode(), headers=headers)
+        except httpx2.HTTPError as exc:
+            return _unreachable(url, exc)
+    if upstream.status_code == 200:
+        try:
+            answer = upstream.json()
+        except ValueError:
+            answer = None
+        if isinstance(answer, dict):
+            await link(*model_call(answer))
+    media_type = upstream.headers.get("content-type", "application/json")
+    return Response(upstream.content, status_code=upstream.status_code, media_type=media_type,
+                    headers=_passed_headers(upstream))  # fmt: skip
+
+
+async def _relay_stream(settings: Settings, body: dict[str, Any], link: Link) -> Response:
+    url, headers = _upstream(settings)
+    client = httpx2.AsyncClient(timeout=settings.openai_timeout_s)
+    try:
+        upstream = await client.send(
+            client.build_request("POST", url, content=json.dumps(body).encode(),
+                                 headers={**headers, "accept": "text/event-stream"}),
+            stream=True,
+        )  # fmt: skip
+    except httpx2.HTTPError as exc:
+        await client.aclose()
+        return _unreachable(url, exc)
+    if upstream.status_code != 200:
+        content = await upstream.aread()
+        await upstream.aclose()
+        await client.aclose()
+        return Response(content, status_code=upstream.status_code,
+                        media_type=upstream.headers.get("content-type"), headers=_passed_headers(upstream))  # fmt: skip
+
+    async def relay() -> AsyncIterator[bytes]:
+        pending: bytes | None = b""  # what is read of the stream until the call id is found; None once linked
+        try:
+            async for piece in upstream.aiter_bytes():
+                yield piece
+                if pending is not None:
+                    call, pending = first_call_in_stream(pending + piece)
+                    if call is not None:
+                        pending = None
+                        await link(*call)
+        finally:
+            await upstream.aclose()
+            await client.aclose()
+
+    return StreamingResponse(relay(), media_type=upstream.headers.get("content-type", "text/event-stream"),
+                             headers=_passed_headers(upstream))  # fmt: skip
