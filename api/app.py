@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
+from api import dashboard
 from api.keys import KeyRing, load_keyring
 from api.limits import BodyLimit
 from api.metrics import ServiceMetrics
@@ -20,6 +21,7 @@ from api.routes.litellm import router as litellm_router
 from api.routes.openai_gateway import router as openai_gateway_router
 from api.settings import Settings
 from guard import Guard, Policy, VersionConflictError, __version__, load_policy
+from guard.integrations.openlineage import emitter_from_environment
 from guard.watch import Watcher
 
 _log = logging.getLogger("freshguard.api")
@@ -105,6 +107,8 @@ def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
             app.state.keyring = await run_in_threadpool(build_keyring, settings)
         guard = await run_in_threadpool(build_guard, settings)
         app.state.guard = guard
+        # FRESHGUARD_OPENLINEAGE=true: every check as an OpenLineage event (client: openlineage.yml, OPENLINEAGE_*)
+        app.state.lineage_emitter = emitter = await run_in_threadpool(emitter_from_environment, guard)
         watcher = Watcher(guard)
         if settings.watch_every_s > 0:
             watcher.start(settings.watch_every_s)
@@ -113,6 +117,8 @@ def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
             yield
         finally:
             watcher.stop()
+            if emitter is not None:
+                await run_in_threadpool(emitter.close)
             app.state.guard = None
             guard.close()
 
@@ -131,6 +137,7 @@ def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
     app.state.keyring = keyring
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     install_problem_handlers(app)
+    dashboard.install(app)
     for module in (check, changes, sources, runs, lineage, health, incidents, policy, probes, metrics):
         app.include_router(module.router)
     for router in (openai_gateway_router, litellm_router):  # integrations: the OpenAI gateway, the LiteLLM guardrail
