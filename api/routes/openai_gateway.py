@@ -18,6 +18,7 @@ import httpx2
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller
@@ -77,7 +78,32 @@ class OpenAIErrorRoute(APIRoute):
 router = APIRouter(prefix="/v1/openai", tags=["openai"], route_class=OpenAIErrorRoute)
 
 
-@router.post("/chat/completions", summary="Chat completions, with the records they carry guarded (OpenAI-compatible)")
+class ChatCompletionOut(BaseModel):
+    """The upstream model's answer, passed through as it came (a `text/event-stream` of chunks when streamed)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(description="The upstream's call id; linked to the run.")
+    object: str = Field(examples=["chat.completion"])
+    model: str = Field(description="The model that answered; linked to the run.")
+    choices: list[dict[str, Any]]
+
+
+_ERRORS = """
+
+Errors come in OpenAI's shape, `{"error": {"message", "type", "code", "param"}}` (not problem+json, so the
+`openai` client reads them): 400 a request that is not a chat request, 401/403 a missing or non-pipeline key,
+422 `freshguard_blocked` (refused under `on_block: refuse`; header `x-freshguard-run-id`), 502/504 the upstream
+unreachable or late, 503 no upstream configured. Every 4xx carries `x-should-retry: false`.
+"""
+
+
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletionOut,
+    summary="Chat completions, with the records they carry guarded (OpenAI-compatible)",
+    description=(__doc__ or "") + _ERRORS,
+)
 async def chat_completions(
     request: Request, caller: PipelineCaller, guard: CurrentGuardDep, settings: SettingsDep, metrics: MetricsDep
 ) -> Response:

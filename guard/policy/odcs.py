@@ -23,20 +23,18 @@ What maps to what:
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
 from guard._durations import format_duration, parse_duration
 from guard.errors import InputError
-from guard.policy.model import FieldSpec
+from guard.policy._odcs_fields import NAME as _NAME
+from guard.policy._odcs_fields import Untranslated, anchored, field_specs, unknown_members
 
-_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
-_DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+__all__ = ["ContractTranslation", "Untranslated", "anchored", "merge_into", "sla_duration", "translate_contract"]
+
 _SECONDS_PER_UNIT = {
     **dict.fromkeys(("ms", "millisecond", "milliseconds"), 0.001),
     **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
@@ -55,29 +53,6 @@ _SLA_HINTS = {
     "errorrate": "a tolerated block rate is set per integration point: max_block_rate under `slas`",
     "er": "a tolerated block rate is set per integration point: max_block_rate under `slas`",
 }
-_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "timestamp": "datetime"}
-# Property members that describe a field but check nothing: left out without a note.
-_DESCRIPTIVE = frozenset({
-    "id", "name", "businessName", "description", "physicalName", "physicalType", "tags", "classification",
-    "examples", "transformSourceObjects", "transformLogic", "transformDescription", "authoritativeDefinitions",
-    "customProperties", "criticalDataElement", "partitioned", "partitionKeyPosition", "primaryKeyPosition",
-    "encryptedName", "semanticType", "logicalType", "logicalTypeOptions", "required", "enum", "quality",
-})  # fmt: skip
-_OBJECT_DESCRIPTIVE = frozenset({
-    "id", "name", "businessName", "description", "physicalName", "physicalType", "logicalType", "tags",
-    "dataGranularityDescription", "authoritativeDefinitions", "customProperties", "properties", "context",
-})  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Untranslated:
-    """A part of the contract that carries a check or agreement the policy does not take over, and why."""
-
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +67,12 @@ class ContractTranslation:
     def document(self) -> dict[str, Any]:
         """The fragments as one mapping (`sources:` and `objects:`), ready to paste into a policy."""
         return {"sources": self.sources, "objects": self.objects}
+
+
+_OBJECT_DESCRIPTIVE = frozenset({
+    "id", "name", "businessName", "description", "physicalName", "physicalType", "logicalType", "tags",
+    "dataGranularityDescription", "authoritativeDefinitions", "customProperties", "properties", "context",
+})  # fmt: skip
 
 
 def translate_contract(
@@ -129,7 +110,7 @@ def translate_contract(
                     "the contract states no latency SLA for it, so max_age is missing: add one (or pass --max-age)",
                 )
             )
-        spec["fields"] = _fields(element, f"schema[{index}]", notes)
+        spec["fields"] = field_specs(element, f"schema[{index}]", notes)
         objects[name] = spec
     return ContractTranslation(
         source=source_name,
@@ -215,7 +196,7 @@ def _object_names(schema: list[Any], notes: list[Untranslated]) -> dict[int, Map
             for key in ("quality", "relationships"):
                 for position, _ in enumerate(element.get(key) or []):
                     notes.append(Untranslated(f"{path}.{key}[{position}]", _object_level(key)))
-            _unknown_members(element, _OBJECT_DESCRIPTIVE | {"quality", "relationships"}, path, notes)
+            unknown_members(element, _OBJECT_DESCRIPTIVE | {"quality", "relationships"}, path, notes)
     return kept
 
 
@@ -315,174 +296,6 @@ def sla_duration(value: object, unit: object) -> timedelta:
 def _value_words(entry: Mapping[str, Any]) -> str:
     unit = entry.get("unit")
     return f"{entry.get('value')}" + (f" {unit}" if unit else "")
-
-
-# --- fields -------------------------------------------------------------------------------------
-
-
-def _fields(element: Mapping[str, Any], base: str, notes: list[Untranslated]) -> dict[str, dict[str, Any]]:
-    fields: dict[str, dict[str, Any]] = {}
-    for index, prop in enumerate(element.get("properties") or []):
-        path = f"{base}.properties[{index}]"
-        if not isinstance(prop, dict) or not prop.get("name"):
-            notes.append(Untranslated(path, "a property without a name; not translated"))
-            continue
-        name = str(prop["name"])
-        where = f"{path} ({name})"
-        if not _NAME.match(name):
-            notes.append(Untranslated(where, "not a usable field name (letters, digits, _ . : -); not translated"))
-            continue
-        spec = _field(prop, where, notes)
-        if spec is not None:
-            fields[name] = spec
-    return fields
-
-
-def _field(prop: Mapping[str, Any], where: str, notes: list[Untranslated]) -> dict[str, Any] | None:
-    logical = prop.get("logicalType")
-    options = prop.get("logicalTypeOptions") or {}
-    if logical is None:
-        notes.append(Untranslated(where, "no logicalType, so no type to check; not translated"))
-        return None
-    if logical not in (*_TYPES, "date", "time"):
-        notes.append(Untranslated(where, f"logicalType {logical} has no Freshguard field type (scalars only)"))
-        return None
-    spec: dict[str, Any] = {"type": _TYPES.get(str(logical), "str")}
-    if prop.get("required") is True:
-        spec["required"] = True
-    elif not _no_nulls(prop):
-        spec["nullable"] = True  # ODCS: `required: false` (the default) means the value may be null
-    spec.update(_options(str(logical), options if isinstance(options, dict) else {}, where, notes))
-    allowed = _allowed(prop, where, notes)
-    if allowed is not None:
-        spec["in"] = allowed
-    for key in ("unique", "primaryKey"):
-        if prop.get(key) is True:
-            notes.append(Untranslated(f"{where}.{key}", _KEY_WORDS[key]))
-    for position, rule in enumerate(prop.get("quality") or []):
-        if not _translated_rule(rule):
-            notes.append(Untranslated(f"{where}.quality[{position}]", f"{_rule_words(rule)}: not a record check"))
-    if prop.get("relationships"):
-        notes.append(Untranslated(f"{where}.relationships", "a relationship between datasets; not a record check"))
-    _unknown_members(prop, _DESCRIPTIVE | {"unique", "primaryKey", "relationships"}, where, notes)
-    return _valid(spec, where, notes)
-
-
-_KEY_WORDS = {
-    "unique": "uniqueness across a dataset; Freshguard checks records one check at a time",
-    "primaryKey": "the record envelope's `key` identifies the entity; not a field check",
-}
-
-
-def _options(logical: str, options: Mapping[str, Any], where: str, notes: list[Untranslated]) -> dict[str, Any]:
-    taken: dict[str, Any] = {}
-    rest = dict(options)
-    if logical == "string":
-        for ours, theirs in (("min_length", "minLength"), ("max_length", "maxLength")):
-            if theirs in rest:
-                taken[ours] = rest.pop(theirs)
-        if "pattern" in rest:
-            taken["pattern"] = anchored(str(rest.pop("pattern")))
-    elif logical in ("integer", "number"):
-        for ours, theirs in (("min", "minimum"), ("max", "maximum")):
-            if theirs in rest:
-                taken[ours] = rest.pop(theirs)
-        for ours, theirs, step in (("min", "exclusiveMinimum", 1), ("max", "exclusiveMaximum", -1)):
-            bound = rest.get(theirs)
-            if logical == "integer" and isinstance(bound, int) and not isinstance(bound, bool) and ours not in taken:
-                taken[ours] = bound + step
-                rest.pop(theirs)
-    elif logical == "date" and rest.get("format", "yyyy-MM-dd") == "yyyy-MM-dd":
-        rest.pop("format", None)
-        taken["pattern"] = _DATE_PATTERN
-    elif logical == "date" and "format" not in rest:
-        taken["pattern"] = _DATE_PATTERN
-    for key, value in rest.items():
-        notes.append(Untranslated(f"{where}.logicalTypeOptions.{key}", f"{key} {value!r} is not translated"))
-    return taken
-
-
-def anchored(pattern: str) -> str:
-    """An ODCS pattern (ECMA-262, matches anywhere) as a policy pattern (matches at the start of the value)."""
-    if pattern.startswith("^"):
-        return pattern
-    return f"(?s).*?(?:{pattern})"
-
-
-def _allowed(prop: Mapping[str, Any], where: str, notes: list[Untranslated]) -> list[Any] | None:
-    values: list[Any] | None = None
-    if isinstance(prop.get("enum"), list):
-        values = [item.get("value") if isinstance(item, dict) else item for item in prop["enum"]]
-    for rule in prop.get("quality") or []:
-        if _is_valid_values(rule):
-            listed = list(rule["arguments"]["validValues"])
-            values = listed if values is None else [v for v in values if v in listed]
-    if values is None:
-        return None
-    kept = [value for value in values if value is not None]
-    if len(kept) < len(values):
-        notes.append(Untranslated(f"{where}.enum", "null among the allowed values: written as nullable instead"))
-    return kept or None
-
-
-def _no_nulls(prop: Mapping[str, Any]) -> bool:
-    return any(
-        isinstance(rule, dict) and rule.get("metric") == "nullValues" and rule.get("mustBe") == 0
-        for rule in prop.get("quality") or []
-    )
-
-
-def _is_valid_values(rule: object) -> bool:
-    if not isinstance(rule, dict) or rule.get("metric") != "invalidValues" or rule.get("mustBe") != 0:
-        return False
-    arguments = rule.get("arguments")
-    return isinstance(arguments, dict) and isinstance(arguments.get("validValues"), list)
-
-
-def _translated_rule(rule: object) -> bool:
-    if _is_valid_values(rule):
-        return True
-    return isinstance(rule, dict) and rule.get("metric") == "nullValues" and rule.get("mustBe") == 0
-
-
-def _rule_words(rule: object) -> str:
-    if not isinstance(rule, dict):
-        return "a quality rule"
-    label = rule.get("metric") or rule.get("rule") or rule.get("type") or "a quality rule"
-    bounds = [f"{key} {value}" for key, value in rule.items() if str(key).startswith("mustBe")]
-    return " ".join([str(label), *bounds])
-
-
-def _unknown_members(member: Mapping[str, Any], known: frozenset[str], where: str, notes: list[Untranslated]) -> None:
-    for key in member:
-        if key not in known:
-            notes.append(Untranslated(f"{where}.{key}", "not part of ODCS v3 as Freshguard reads it; not translated"))
-
-
-def _valid(spec: dict[str, Any], where: str, notes: list[Untranslated]) -> dict[str, Any] | None:
-    """The spec as the policy would accept it: each check the policy refuses is dropped with a note."""
-    for _ in range(len(spec)):
-        try:
-            FieldSpec.model_validate(spec)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            culprit = next((str(part) for part in error["loc"] if str(part) in spec and part != "type"), None)
-            culprit = culprit or next((key for key in ("in", "pattern", "min", "max") if key in spec), None)
-            message = error["msg"].removeprefix("Value error, ")
-            if culprit is None:
-                notes.append(Untranslated(where, f"{message}; not translated"))
-                return None
-            notes.append(Untranslated(f"{where} {culprit}", f"{message}; this check is not translated"))
-            del spec[culprit]
-        else:
-            return spec
-    return spec
-
-
-def untranslated_lines(notes: Sequence[Untranslated]) -> Iterator[str]:
-    """The notes as lines for people, one each."""
-    for note in notes:
-        yield f"  - {note}"
 
 
 def merge_into(policy: Mapping[str, Any], translation: ContractTranslation) -> tuple[dict[str, Any], list[str]]:
