@@ -3,15 +3,16 @@
 An application changes only its `base_url` (to `http://<freshguard>/v1/openai`) and its key (a pipeline
 key). The records in the request (see `api.gateway`) are checked; the request is then forwarded to
 `FRESHGUARD_OPENAI_UPSTREAM_URL`, with blocked records withheld, or refused (422). Every forwarded call
-that carried records is linked to its run. Errors are in OpenAI's shape
-(`{"error": {"message", "type", "code", "param"}}`); a 4xx says `x-should-retry: false`, so the
-`openai` client does not send a refused request again.
+that carried records is linked to its run. Errors are problem+json documents that also carry OpenAI's
+`error` member (`{"message", "type", "code", "param"}`, which the `openai` client reads); a 4xx says
+`x-should-retry: false`, so the `openai` client does not send a refused request again.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from http import HTTPStatus
 from typing import Any
 
 import httpx2
@@ -32,6 +33,7 @@ from api.gateway import (
     read_request,
     refusal,
 )
+from api.problems import PROBLEM_JSON, responses
 from api.settings import Settings
 from guard import CheckResult, Guard, GuardError, InputError, StoreError, tally_check
 from guard._timestamps import utc_now
@@ -45,13 +47,22 @@ DEFAULT_PIPELINE = "openai-gateway"
 def openai_error(
     status: int, message: str, *, code: str, param: str | None = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    """An error in OpenAI's shape; a 4xx is marked `x-should-retry: false` (the request would fail again)."""
+    """An error the `openai` client reads: OpenAI's `error` member, inside an RFC 9457 problem like every other.
+
+    A 4xx is marked `x-should-retry: false` (the same request would fail again).
+    """
     kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
     sent = dict(headers or {})
     if status < 500:
         sent["x-should-retry"] = "false"
-    body = {"error": {"message": message, "type": kind, "code": code, "param": param}}
-    return JSONResponse(body, status_code=status, headers=sent)
+    body = {
+        "type": f"urn:freshguard:problem:{code.removeprefix('freshguard_').replace('_', '-')}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": message,
+        "error": {"message": message, "type": kind, "code": code, "param": param},
+    }
+    return JSONResponse(body, status_code=status, headers=sent, media_type=PROBLEM_JSON)
 
 
 class OpenAIErrorRoute(APIRoute):
@@ -91,8 +102,8 @@ class ChatCompletionOut(BaseModel):
 
 _ERRORS = """
 
-Errors come in OpenAI's shape, `{"error": {"message", "type", "code", "param"}}` (not problem+json, so the
-`openai` client reads them): 400 a request that is not a chat request, 401/403 a missing or non-pipeline key,
+Errors are problems (RFC 9457) that carry OpenAI's `error` member, `{"message", "type", "code", "param"}`,
+which the `openai` client reads: 400 a request that is not a chat request, 401/403 a missing or non-pipeline key,
 422 `freshguard_blocked` (refused under `on_block: refuse`; header `x-freshguard-run-id`), 502/504 the upstream
 unreachable or late, 503 no upstream configured. Every 4xx carries `x-should-retry: false`.
 """
@@ -101,6 +112,10 @@ unreachable or late, 503 no upstream configured. Every 4xx carries `x-should-ret
 @router.post(
     "/chat/completions",
     response_model=ChatCompletionOut,
+    responses=responses(
+        *(400, 401, 403, 413, 422, 503),
+        said={400: "Not a chat completions request.", 422: "Refused: a record is blocked (on_block: refuse)."},
+    ),
     summary="Chat completions, with the records they carry guarded (OpenAI-compatible)",
     description=(__doc__ or "") + _ERRORS,
 )

@@ -239,6 +239,8 @@ def test_a_bad_request_is_a_400_in_openais_shape(gateway: Gateway, body: bytes, 
     )
     assert answer.status_code == 400
     assert answer.headers["x-should-retry"] == "false"
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["status"] == 400
     error = answer.json()["error"]
     assert set(error) == {"message", "type", "code", "param"}
     assert (error["type"], error["code"], error["param"]) == (
