@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
+from api import dashboard
 from api.keys import KeyRing, load_keyring
 from api.limits import BodyLimit
 from api.metrics import ServiceMetrics
@@ -136,6 +137,7 @@ def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
     app.state.keyring = keyring
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     install_problem_handlers(app)
+    dashboard.install(app)
     for module in (check, changes, sources, runs, lineage, health, incidents, policy, probes, metrics):
         app.include_router(module.router)
     for router in (openai_gateway_router, litellm_router):  # integrations: the OpenAI gateway, the LiteLLM guardrail

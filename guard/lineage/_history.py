@@ -74,6 +74,38 @@ class HistoryStore(StoreBase):
             decision["model_calls"] = calls[decision["run_id"]]
         return history
 
+    def decisions(
+        self,
+        *,
+        action: str | None = None,
+        pipeline: str | None = None,
+        source: str | None = None,
+        obj: str | None = None,
+        reason: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Decisions newest first, with their run's pipeline, time and policy, filtered as asked."""
+        query = (
+            sa.select(run_records, runs.c.pipeline, runs.c.checked_at, runs.c.policy_name, runs.c.policy_version)
+            .join(runs, runs.c.run_id == run_records.c.run_id)
+            .order_by(runs.c.checked_at.desc(), run_records.c.run_id, run_records.c.position)
+            .limit(limit)
+            .offset(offset)
+        )
+        filters = {run_records.c.action: action, runs.c.pipeline: pipeline, run_records.c.source: source,
+                   run_records.c.object: obj}  # fmt: skip
+        for column, wanted in filters.items():
+            if wanted is not None:
+                query = query.where(column == storable(wanted))
+        if reason is not None:  # `reasons` holds the codes comma-separated
+            query = query.where((sa.literal(",") + run_records.c.reasons + sa.literal(",")).contains(f",{reason},"))
+        if since is not None:
+            query = query.where(runs.c.checked_at >= since)
+        with self._connect("list decisions") as conn:
+            return [_record_out(row) for row in conn.execute(query).mappings()]
+
     def distinct_keys(self, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
         """How many distinct entity keys each (source, object) had in the runs checked in [start, end)."""
         query = (

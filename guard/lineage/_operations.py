@@ -276,6 +276,23 @@ class OperationsStore(StoreBase):
         with self._connect("record an alert failure") as conn:
             attempt_failed(conn, alert_id, error, retry_at, at)
 
+    def latest_alerts(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """For each point, the alerts of its latest state change: channel, delivered_at, failed_at, last_error."""
+        latest = (
+            sa.select(state_changes.c.source, state_changes.c.object, sa.func.max(state_changes.c.id).label("id"))
+            .group_by(state_changes.c.source, state_changes.c.object)
+            .subquery()
+        )
+        query = sa.select(latest.c.source, latest.c.object, alert_outbox.c.channel, alert_outbox.c.delivered_at,
+                          alert_outbox.c.failed_at, alert_outbox.c.last_error).join(
+            alert_outbox, alert_outbox.c.change_id == latest.c.id
+        )  # fmt: skip
+        found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        with self._connect("read the latest alerts") as conn:
+            for row in conn.execute(query).mappings():
+                found.setdefault((row["source"], row["object"]), []).append(dict(row))
+        return found
+
     def alert_counts(self) -> dict[str, int]:
         """How many alerts are delivered, pending and failed."""
         with self._connect("count alerts") as conn:

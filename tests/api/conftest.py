@@ -136,3 +136,11 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def seed_store(url: str) -> None:
+    """A day of history in the store at `url` (scripts/seed_operations.py: checks, heartbeats, incidents)."""
+    subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[2] / "scripts" / "seed_operations.py"), url],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip

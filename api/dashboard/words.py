@@ -1,0 +1,123 @@
+"""What the dashboard says, in words a model-ops team reads at a glance: durations, times, states, tiles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from guard.health import HealthState, PointHealth
+
+STATE_WORDS = {
+    HealthState.HEALTHY: "Healthy",
+    HealthState.DEGRADED: "At risk",
+    HealthState.BREACHED: "Breached",
+    HealthState.NO_DATA: "No data",
+}
+STATE_ICONS = {HealthState.HEALTHY: "✓", HealthState.DEGRADED: "!", HealthState.BREACHED: "✕", HealthState.NO_DATA: "?"}
+
+
+def duration(seconds: float | None) -> str:
+    """`47 min`, `3 h 5 min`, `2 days 4 h`, `40 s`; an em dash for nothing."""
+    if seconds is None:
+        return "—"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, hours, days = whole // 60, whole // 3600, whole // 86400
+    if whole < 3600:
+        return f"{minutes} min"
+    if whole < 86400:
+        rest = minutes - hours * 60
+        return f"{hours} h {rest} min" if rest else f"{hours} h"
+    rest_hours = hours - days * 24
+    unit = "day" if days == 1 else "days"
+    return f"{days} {unit} {rest_hours} h" if rest_hours else f"{days} {unit}"
+
+
+def when(moment: datetime | None) -> str:
+    """`2026-12-02 01:23 UTC`."""
+    if moment is None:
+        return "—"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def ago(moment: datetime | None, now: datetime) -> str:
+    """`12 min ago`."""
+    if moment is None:
+        return "never"
+    return f"{duration(max((now - moment).total_seconds(), 0.0))} ago"
+
+
+def percent(share: float | None) -> str:
+    """`2.5%`, `0.04%`."""
+    if share is None:
+        return "—"
+    value = share * 100
+    return f"{value:.2f}%" if 0 < value < 1 else f"{value:.1f}%"
+
+
+def tile(
+    health: PointHealth, alerts: Sequence[Mapping[str, Any]], channels: Sequence[str], now: datetime
+) -> dict[str, Any]:
+    """One overview tile: the state in a word, a sentence of what is wrong, and who has been told."""
+    state = health.state
+    name = f"{health.source} → {health.object}"
+    troubled = state not in (None, HealthState.HEALTHY)
+    return {
+        "source": health.source,
+        "object": health.object,
+        "name": name,
+        "state": None if state is None else state.value,
+        "state_word": "No SLA" if state is None else STATE_WORDS[state],
+        "icon": "·" if state is None else STATE_ICONS[state],
+        "sentence": f"{name}: {situation(health, now)}"
+        + (f". {_capital(told(health, alerts, channels))}." if troubled else ""),
+        "team": health.team,
+        "health": health,
+    }
+
+
+def situation(health: PointHealth, now: datetime) -> str:
+    """What stands out about a point, in a few words."""
+    parts: list[str] = []
+    if health.paused:
+        parts.append(f"paused by its schedule; last sync {ago(health.last_sync, now)}")
+    elif "deadline" in health.breaches and health.due is not None:
+        parts.append(f"the load due by {health.due.strftime('%a %H:%M %Z')} has not arrived")
+    elif health.lag_s is not None and health.max_lag_s is not None:
+        lag, agreed = duration(health.lag_s), duration(health.max_lag_s)
+        parts.append(f"behind by {lag}; agreed {agreed}" if health.lag_s > health.max_lag_s * 0.75 else
+                     f"last sync {lag} ago; agreed {agreed}")  # fmt: skip
+    elif health.lag_s is not None:
+        parts.append(f"last sync {duration(health.lag_s)} ago")
+    if health.block_rate is not None:
+        window = duration(health.window_s)
+        rate = f"{percent(health.block_rate)} of {health.records:,} records blocked in the last {window}"
+        if health.max_block_rate is not None:
+            rate += f" (agreed at most {percent(health.max_block_rate)})"
+        parts.append(rate)
+    if health.state is HealthState.DEGRADED and (health.burn_short or 0) > 1:
+        parts.append(f"blocks are using up the error budget {health.burn_short:.1f}× too fast")
+    if not parts:
+        return f"no sync reported and no record checked in the last {duration(health.window_s)}"
+    return "; ".join(parts)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def told(health: PointHealth, alerts: Sequence[Mapping[str, Any]], channels: Sequence[str]) -> str:
+    """Who knows: alerted, being alerted, failed, or no channel to alert."""
+    team = health.team or "its owners"
+    if not channels:
+        return "no alert channel is set for it in the policy"
+    if not alerts:
+        return f"{team} will be alerted at the next evaluation"
+    failed = [a for a in alerts if a["failed_at"] is not None]
+    if failed:
+        return f"alerting {team} failed ({', '.join(a['channel'] for a in failed)}): {failed[0]['last_error']}"
+    if all(a["delivered_at"] is not None for a in alerts):
+        return f"{team} has been alerted"
+    return f"alerting {team} ({', '.join(a['channel'] for a in alerts if a['delivered_at'] is None)}: retrying)"
