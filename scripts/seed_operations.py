@@ -32,7 +32,7 @@ def ts(moment: datetime) -> str:
 
 
 def customers(
-    rng: random.Random, now: datetime, source: str, count: int, broken: float, keys: range = range(1, 400)
+    rng: random.Random, now: datetime, source: str, count: int, *, broken: float, keys: range = range(1, 400)
 ) -> list[dict[str, Any]]:
     out = []
     for _ in range(count):
@@ -57,7 +57,9 @@ def main() -> None:
     start = end - timedelta(hours=args.hours)
     rng = random.Random(42)
     with Guard(load_policy(POLICY), store=args.database) as guard:
-        assert guard.store is not None
+        store = guard.store
+        if store is None:
+            raise SystemExit("the guard has no store")
         watcher = Watcher(guard, environ={})
         moment, step = start, 0
         while moment <= end:
@@ -65,16 +67,16 @@ def main() -> None:
             warehouse_down = end - timedelta(hours=14) <= moment < end - timedelta(hours=11)
             burst = end - timedelta(hours=8) <= moment < end - timedelta(hours=7)
             if not stalled_sap:
-                guard.store.record_heartbeat("sap", "customer", moment - timedelta(minutes=2), moment,
+                store.record_heartbeat("sap", "customer", moment - timedelta(minutes=2), moment,
                                              writer="sap-customer-delta")  # fmt: skip
-                guard.store.record_heartbeat("sap", "order", moment - timedelta(minutes=4), moment)
+                store.record_heartbeat("sap", "order", moment - timedelta(minutes=4), moment)
             if step % 6 == 0 and not warehouse_down:  # the warehouse loads products hourly
-                guard.store.record_heartbeat("warehouse", "product", moment - timedelta(minutes=20), moment)
-            guard.store.record_heartbeat("stripe", "invoice", moment - timedelta(minutes=1), moment)
-            records = customers(rng, moment, "salesforce", 20, 0.0)
+                store.record_heartbeat("warehouse", "product", moment - timedelta(minutes=20), moment)
+            store.record_heartbeat("stripe", "invoice", moment - timedelta(minutes=1), moment)
+            records = customers(rng, moment, "salesforce", 20, broken=0.0)
             sap_read = end - timedelta(hours=3) if stalled_sap else moment  # a stalled sync serves its last copies
-            records += customers(rng, sap_read, "sap", 15, 0.3 if burst else 0.0, keys=range(1000, 1400))
-            records += customers(rng, moment, "warehouse", 10, 0.01)
+            records += customers(rng, sap_read, "sap", 15, broken=0.3 if burst else 0.0, keys=range(1000, 1400))
+            records += customers(rng, moment, "warehouse", 10, broken=0.01)
             records += [with_signature({"id": f"inv-{moment:%H%M}-{i}", "object": "invoice", "key": f"I-{i}",
                                         "source": "stripe", "observed_at": ts(moment - timedelta(minutes=3)),
                                         "fields": {"amount_due": 120.0, "paid": i % 2 == 0}}, SIGNING_KEY)
@@ -82,11 +84,11 @@ def main() -> None:
             guard.check(records, pipeline="support-bot", now=moment,
                         consumer={"model": "gpt-4o-2024-08-06", "call_id": f"chatcmpl-{moment:%d%H%M}"})  # fmt: skip
             if moment.minute % 30 == 0:
-                guard.check(customers(rng, moment, "warehouse", 30, 0.02), pipeline="churn-report", now=moment)
+                guard.check(customers(rng, moment, "warehouse", 30, broken=0.02), pipeline="churn-report", now=moment)
             watcher.evaluate(moment)
             moment += timedelta(minutes=10)
             step += 1
-        [open_incident, *_] = guard.store.incidents(open_only=True) or [None]
+        [open_incident, *_] = store.incidents(open_only=True) or [None]
         print(f"seeded {args.hours} h of history into {args.database}", file=sys.stderr)
         if open_incident is not None:
             print(f"open incident #{open_incident['id']}: {open_incident['source']} → {open_incident['object']}",
