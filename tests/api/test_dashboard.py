@@ -178,3 +178,13 @@ def test_what_clients_send_is_escaped_on_every_page(settings: Settings, fresh: A
     for text in [*pages, entity]:
         assert "<script>alert" not in text
     assert "&lt;script&gt;" in pages[0]
+
+
+def test_an_operator_re_checks_every_sla_now(open_board: TestClient) -> None:
+    assert "Re-check now" in open_board.get("/", headers=HTML).text
+
+    done = open_board.post("/evaluate", headers={"origin": "http://testserver"}, follow_redirects=False)
+    forged = open_board.post("/evaluate", headers={"origin": "http://evil.example"}, follow_redirects=False)
+
+    assert (done.status_code, done.headers["location"]) == (303, "/")
+    assert forged.status_code == 403
