@@ -158,7 +158,7 @@ class StoreCollector(Collector):
         version = GaugeMetricFamily("freshguard_policy_version", "Version of the policy in force.", labels=["policy"])
         version.add_metric([policy.name], policy.version)
         yield version
-        points = guard.health()
+        points = guard.health(coverage=False)
         lag = GaugeMetricFamily(
             "freshguard_integration_lag_seconds",
             "Seconds since the newest sync heartbeat.",

@@ -238,8 +238,12 @@ class Guard:
             )
         return self._require_store("heartbeats").record_heartbeat(source, object, synced, received_at, writer=writer)
 
-    def health(self, now: datetime | None = None) -> list[PointHealth]:
-        """SLA health of every integration point, from the store's recent checks and heartbeats."""
+    def health(self, now: datetime | None = None, *, coverage: bool = True) -> list[PointHealth]:
+        """SLA health of every integration point, from the store's recent checks and heartbeats.
+
+        `coverage=False` skips counting the distinct entities of each window (the costliest query),
+        for callers that judge states only (the watcher, metrics).
+        """
         from guard.health import DEFAULT_WINDOW, integration_health
 
         store = self._require_store("check history and heartbeats")
@@ -248,7 +252,7 @@ class Guard:
         windows = {(sla.source, sla.object): sla.window for sla in policy.slas}
         longest = max([DEFAULT_WINDOW, *windows.values()])
         entities: dict[tuple[str, str], int] = {}
-        for window in {DEFAULT_WINDOW, *windows.values()}:
+        for window in {DEFAULT_WINDOW, *windows.values()} if coverage else ():
             counted = store.distinct_keys(moment - window, moment)
             entities.update({point: n for point, n in counted.items() if windows.get(point, DEFAULT_WINDOW) == window})
         tallies = store.tallies_since(moment - longest, moment)

@@ -60,7 +60,7 @@ class Watcher:
     def evaluate(self, now: datetime | None = None) -> Plan:
         """Judge every SLA now; record state changes, open and close incidents, queue alerts. What changed."""
         moment = utc_now() if now is None else now
-        healths = self.guard.health(moment)
+        healths = self.guard.health(moment, coverage=False)
         policy = self.guard.policy
         by_point = {(sla.source, sla.object): sla for sla in policy.slas}
         with self.store.operations() as ops:

@@ -242,3 +242,17 @@ def test_schedule_minutes_match_as_croniter_does(expression: str, moment: dateti
     around = [(minute.astimezone(UTC) + timedelta(hours=h)).astimezone(zone).utcoffset() for h in (-3, 0, 3)]
     assume(len(set(around)) == 1)
     assert _Minutes(expression).match(minute) == croniter.match(expression, minute)
+
+
+def test_health_without_coverage_leaves_the_entities_uncounted(
+    policy: Policy, record: RecordFactory, store_url: str
+) -> None:
+    with Guard(policy, store=store_url) as guard:
+        guard.check([record(id="a", source="sap", key="C-1"), record(id="b", source="sap", key="C-2")], pipeline="p",
+                    now=NOW - timedelta(minutes=1))  # fmt: skip
+
+        counted = guard.health(now=NOW)[0]
+        quick = guard.health(now=NOW, coverage=False)[0]
+
+    assert (counted.entities, quick.entities) == (2, None)
+    assert quick.state is counted.state
