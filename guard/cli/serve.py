@@ -63,7 +63,7 @@ def serve_command(
         ),
     ] = 1,
 ) -> None:
-    """Run the guard service: POST /v1/check before inference, run history and lineage; /docs lists it all."""
+    """Run the guard service: POST /v1/check before inference, history, health and incidents; the dashboard at /."""
     import os
 
     from api.settings import is_loopback
