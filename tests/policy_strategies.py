@@ -13,6 +13,37 @@ SOURCES = ("crm", "erp", "billing", "warehouse")
 FIELD_NAMES = ("email", "tier", "credit_limit", "opened_at", "paid")
 seconds = st.integers(min_value=1, max_value=3 * 86400)
 durations = st.one_of(seconds, seconds.map(lambda s: f"{s}s"), seconds.map(lambda s: f"PT{s}S"))
+# Cron expressions, some written two ways that mean the same (`06:00` is `0 6 * * *`; spacing is layout).
+ACTIVE = ("* 6-21 * * 1-5", "*  6-21 * * 1-5", "* 0-1 * * 0")
+EXPECTED_BY = ("06:00", "0 6 * * *", "0 6 * * 1-5")
+
+
+@st.composite
+def schedules(draw: st.DrawFn) -> dict[str, Any]:
+    """An SLA schedule as a file writes it; `{}` means the same as no schedule."""
+    schedule: dict[str, Any] = {}
+    if draw(st.booleans()):
+        schedule["timezone"] = draw(st.sampled_from(["UTC", "Europe/Berlin"]))
+    if draw(st.booleans()):
+        schedule["active"] = draw(st.sampled_from(ACTIVE))
+    if draw(st.booleans()):
+        schedule["expected_by"] = draw(st.sampled_from(EXPECTED_BY))
+    return schedule
+
+
+@st.composite
+def channels_of(draw: st.DrawFn, channel: str) -> dict[str, Any]:
+    """A notify channel of any kind, each with what its kind needs."""
+    kind = draw(st.sampled_from(["webhook", "slack", "pagerduty", None]))
+    spec: dict[str, Any] = {} if kind is None else {"kind": kind}
+    url = draw(st.sampled_from([f"{channel.upper()}_WEBHOOK", f"{channel.upper()}_URL"]))
+    if kind == "pagerduty":
+        spec["routing_key_env"] = draw(st.sampled_from([f"{channel.upper()}_PD_KEY", "PD_KEY"]))
+        if draw(st.booleans()):
+            spec["webhook_env"] = url
+    else:
+        spec["webhook_env"] = url
+    return spec
 
 
 @st.composite
@@ -83,7 +114,7 @@ def policy_documents(draw: st.DrawFn) -> dict[str, Any]:
         objects[name] = spec
     document["objects"] = objects
     channels = draw(st.lists(st.sampled_from(["ops", "billing"]), unique=True))
-    document["notify"] = {channel: {"webhook_env": f"{channel.upper()}_WEBHOOK"} for channel in channels}
+    document["notify"] = {channel: draw(channels_of(channel)) for channel in channels}
     slas: list[dict[str, Any]] = []
     for name, spec in objects.items():
         for source in [spec["owner"], *spec["replicas"]]:
@@ -96,6 +127,8 @@ def policy_documents(draw: st.DrawFn) -> dict[str, Any]:
                 notifies: bool = draw(st.booleans())
                 if channels and notifies:
                     sla["notify"] = draw(st.lists(st.sampled_from(channels), min_size=1, unique=True))
+                if draw(st.booleans()):
+                    sla["schedule"] = draw(schedules())
                 slas.append(sla)
     document["slas"] = slas
     return document
@@ -105,7 +138,7 @@ policies = policy_documents().map(lambda document: policy_from_document(document
 
 
 def normalised(policy: Policy) -> dict[str, Any]:
-    """A policy's meaning as plain data: lists whose order means nothing are sorted."""
+    """A policy's meaning as plain data: lists whose order means nothing are sorted, no schedule is the default one."""
     document = policy.model_dump(mode="json", by_alias=True)
     for spec in document["objects"].values():
         spec["replicas"] = sorted(spec["replicas"])
@@ -114,5 +147,7 @@ def normalised(policy: Policy) -> dict[str, Any]:
                 field["in"] = sorted(field["in"], key=repr)
     for sla in document["slas"]:
         sla["notify"] = sorted(sla["notify"])
+        schedule = sla["schedule"] or {"timezone": "UTC", "active": None, "expected_by": None}  # none: the default
+        sla["schedule"] = {key: " ".join(value.split()) if value else value for key, value in schedule.items()}
     document["slas"] = sorted(document["slas"], key=lambda sla: (sla["source"], sla["object"]))
     return document

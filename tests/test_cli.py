@@ -431,6 +431,38 @@ def test_policy_diff_of_the_same_meaning_exits_0(tmp_path: Path) -> None:
     assert "mean the same: no change" in result.stdout
 
 
+SCHEDULED_POLICY = """
+policy: p
+version: 1
+sources: {s: {}}
+objects:
+  o: {owner: s, max_age: 1h}
+slas:
+  - {source: s, object: o, max_lag: 15m, schedule: {active: '* 6-21 * * 1-5'}}
+notify:
+  ops: {kind: webhook, webhook_env: OPS_URL}
+  pd: {kind: pagerduty, routing_key_env: PD_KEY}
+"""
+
+
+def test_policy_diff_sees_a_schedule_and_a_channel_kind(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(SCHEDULED_POLICY, encoding="utf-8")
+    new.write_text(
+        SCHEDULED_POLICY.replace("'* 6-21 * * 1-5'", "'* 0-1 * * 0'").replace("kind: webhook", "kind: slack"),
+        encoding="utf-8",
+    )
+
+    result = run(["policy", "diff", str(old), str(new)])
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[1:] == [
+        "  version stays at 1: a published policy needs a higher version; raise it to 2",
+        "  slas s→o: schedule active hours now '* 0-1 * * 0' (was '* 6-21 * * 1-5')",
+        "  notify channel ops: now sends Slack alerts (was webhook)",
+    ]
+
+
 def test_policy_diff_flags_a_version_that_does_not_go_up(tmp_path: Path) -> None:
     new = tmp_path / "new.yaml"
     new.write_text(EXAMPLE_POLICY.read_text(encoding="utf-8").replace("    max_age: 2d\n", "    max_age: 3d\n"))

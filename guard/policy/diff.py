@@ -4,6 +4,10 @@
 owner can check ("customer: max_age tightened from 1h to 30m"). *Tightened* means more records
 will be warned or blocked, *loosened* fewer. Order does not matter where the policy gives it no
 meaning (replicas, allowed values, notify channels, the list of SLAs).
+
+Whatever differs in meaning is listed: a difference no sentence below covers (a member added to
+the model before the diff learnt to word it) still comes out as "<member> changed", so a review
+can never pass a real change as "no change".
 """
 
 from __future__ import annotations
@@ -15,7 +19,16 @@ from enum import StrEnum
 from typing import TypeVar
 
 from guard._durations import format_duration
-from guard.policy.model import FieldSpec, NotifySpec, ObjectSpec, Policy, Scalar, SLASpec, SourceSpec
+from guard.policy.model import (
+    FieldSpec,
+    NotifySpec,
+    ObjectSpec,
+    Policy,
+    Scalar,
+    ScheduleSpec,
+    SLASpec,
+    SourceSpec,
+)
 
 
 class ChangeKind(StrEnum):
@@ -63,8 +76,46 @@ def diff_policies(old: Policy, new: Policy) -> list[Change]:
             "notify", old.notify, new.notify, changed=_notify_changes, added=_notify_added, removed=_notify_removed
         ),
     ]
+    changes += _unworded(old, new, changes)
     version = _version_change(old, new, changed=bool(changes))
     return [version, *changes] if version is not None else changes
+
+
+_MEMBERS = ("policy", "clock_skew", "naive_timestamps", "sources", "objects", "slas", "notify")
+
+
+def _unworded(old: Policy, new: Policy, changes: Sequence[Change]) -> list[Change]:
+    """A generic line for each top-level member whose meaning differs but that no sentence above covers."""
+    before, after = meaning(old), meaning(new)
+    missing = [
+        member
+        for member in _MEMBERS
+        if before[member] != after[member]
+        and not any(change.path == member or change.path.startswith(f"{member}.") for change in changes)
+    ]
+    return [
+        Change(member, ChangeKind.CHANGED, f"{member} changed (compare the two files: this diff cannot word it yet)")
+        for member in missing
+    ]
+
+
+def meaning(policy: Policy) -> dict[str, object]:
+    """A policy as plain data, without its version, in the form the diff compares.
+
+    Lists whose order means nothing are sorted, an SLA without a schedule has the default one (always
+    active, no deadlines), and cron expressions have single spaces between their fields.
+    """
+    document = policy.model_dump(mode="json", by_alias=True, exclude={"version"})
+    for spec in document["objects"].values():
+        spec["replicas"] = sorted(spec["replicas"])
+        for field in spec["fields"].values():
+            if field["in"] is not None:
+                field["in"] = sorted(field["in"], key=lambda value: (type(value).__name__, repr(value)))
+    for sla, spec in zip(document["slas"], policy.slas, strict=True):
+        sla["notify"] = sorted(sla["notify"])
+        sla["schedule"] = _schedule_terms(spec.schedule)
+    document["slas"] = sorted(document["slas"], key=lambda sla: (sla["source"], sla["object"]))
+    return document
 
 
 def _version_change(old: Policy, new: Policy, *, changed: bool) -> Change | None:
@@ -307,6 +358,61 @@ def _sla_changes(path: str, point: str, old: SLASpec, new: SLASpec) -> Iterator[
         yield Change(f"{path}.notify.{channel}", ChangeKind.ADDED, f"{label}: now notifies {channel}")
     for channel in sorted(set(old.notify) - set(new.notify)):
         yield Change(f"{path}.notify.{channel}", ChangeKind.REMOVED, f"{label}: no longer notifies {channel}")
+    yield from _schedule_changes(f"{path}.schedule", f"{label}: schedule", old.schedule, new.schedule)
+
+
+def _schedule_terms(schedule: ScheduleSpec | None) -> dict[str, str | None]:
+    """What a schedule means: no schedule is the default one (UTC, always active, no deadlines)."""
+    spec = schedule if schedule is not None else ScheduleSpec()
+    return {
+        "timezone": spec.timezone,
+        "active": _cron_text(spec.active),
+        "expected_by": _cron_text(spec.expected_by),
+    }
+
+
+def _cron_text(cron: str | None) -> str | None:
+    return None if cron is None else " ".join(cron.split())
+
+
+def _schedule_changes(path: str, label: str, old: ScheduleSpec | None, new: ScheduleSpec | None) -> Iterator[Change]:
+    before, after = _schedule_terms(old), _schedule_terms(new)
+    if before["timezone"] != after["timezone"]:
+        yield Change(
+            f"{path}.timezone",
+            ChangeKind.CHANGED,
+            f"{label} timezone now {after['timezone']} (was {before['timezone']})",
+        )
+    was, now = before["active"], after["active"]
+    if was != now:
+        if was is None:
+            kind, tail = ChangeKind.LOOSENED, ": outside them the lag is not judged"
+        elif now is None:
+            kind, tail = ChangeKind.TIGHTENED, ": the lag is now judged at every hour"
+        else:
+            kind, tail = ChangeKind.CHANGED, ""
+        yield Change(
+            f"{path}.active",
+            kind,
+            f"{label} active hours now {_cron_words(now, 'always')} (was {_cron_words(was, 'always')}){tail}",
+        )
+    was, now = before["expected_by"], after["expected_by"]
+    if was != now:
+        if was is None:
+            tail = ": a sync is due by each deadline, and max_lag is not applied"
+        elif now is None:
+            tail = ": no deadlines, max_lag applies again"
+        else:
+            tail = ""
+        yield Change(
+            f"{path}.expected_by",
+            ChangeKind.CHANGED,
+            f"{label} expected_by now {_cron_words(now, 'none')} (was {_cron_words(was, 'none')}){tail}",
+        )
+
+
+def _cron_words(cron: str | None, absent: str) -> str:
+    return absent if cron is None else repr(cron)
 
 
 def _rate(path: str, label: str, old: float | None, new: float | None) -> Change:
@@ -319,19 +425,47 @@ def _rate(path: str, label: str, old: float | None, new: float | None) -> Change
 
 
 def _notify_added(path: str, name: str, spec: NotifySpec) -> Change:
-    return Change(path, ChangeKind.ADDED, f"notify channel {name} added (webhook URL in ${spec.webhook_env})")
+    return Change(path, ChangeKind.ADDED, f"notify channel {name} added ({_channel_terms(spec)})")
 
 
 def _notify_removed(path: str, name: str, spec: NotifySpec) -> Change:
-    return Change(path, ChangeKind.REMOVED, f"notify channel {name} removed")
+    return Change(path, ChangeKind.REMOVED, f"notify channel {name} removed (was {_channel_terms(spec)})")
+
+
+_KIND_WORDS = {"webhook": "webhook", "slack": "Slack", "pagerduty": "PagerDuty"}
+
+
+def _channel_terms(spec: NotifySpec) -> str:
+    """`webhook, URL in $OPS_URL`; `PagerDuty, routing key in $PD_KEY, PagerDuty's own Events API URL`."""
+    terms = [_KIND_WORDS[spec.kind], _url_words(spec)]
+    if spec.routing_key_env is not None:
+        terms.insert(1, f"routing key in ${spec.routing_key_env}")
+    return ", ".join(terms)
+
+
+def _url_words(spec: NotifySpec) -> str:
+    if spec.webhook_env is not None:
+        return f"URL in ${spec.webhook_env}"
+    return "PagerDuty's own Events API URL"  # the model lets only a pagerduty channel leave webhook_env out
 
 
 def _notify_changes(path: str, name: str, old: NotifySpec, new: NotifySpec) -> Iterator[Change]:
-    yield Change(
-        f"{path}.webhook_env",
-        ChangeKind.CHANGED,
-        f"notify channel {name}: webhook URL now read from ${new.webhook_env} (was ${old.webhook_env})",
-    )
+    label = f"notify channel {name}"
+    if old.kind != new.kind:
+        yield Change(
+            f"{path}.kind",
+            ChangeKind.CHANGED,
+            f"{label}: now sends {_KIND_WORDS[new.kind]} alerts (was {_KIND_WORDS[old.kind]})",
+        )
+    if old.webhook_env != new.webhook_env:
+        prefix = "webhook " if old.kind == new.kind == "webhook" else ""
+        now = f"read from ${new.webhook_env}" if new.webhook_env is not None else "PagerDuty's own Events API URL"
+        was = f"${old.webhook_env}" if old.webhook_env is not None else "PagerDuty's own Events API URL"
+        yield Change(f"{path}.webhook_env", ChangeKind.CHANGED, f"{label}: {prefix}URL now {now} (was {was})")
+    if old.routing_key_env != new.routing_key_env:
+        now = f"read from ${new.routing_key_env}" if new.routing_key_env is not None else "not read"
+        was = f"${old.routing_key_env}" if old.routing_key_env is not None else "none"
+        yield Change(f"{path}.routing_key_env", ChangeKind.CHANGED, f"{label}: routing key now {now} (was {was})")
 
 
 # --- values -------------------------------------------------------------------------------------
