@@ -532,6 +532,20 @@ def test_policy_import_refuses_with_a_message(args: list[str], message: str) -> 
     assert result.stdout == ""
 
 
+def test_policy_import_notes_a_latency_too_long_for_any_duration(tmp_path: Path) -> None:
+    contract = tmp_path / "huge.odcs.yaml"
+    contract.write_text(
+        "apiVersion: v3.0.2\nkind: DataContract\nservers: [{server: crm}]\nschema: [{name: customer}]\n"
+        "slaProperties: [{property: latency, value: 1.0e+9, unit: d}]\n",
+        encoding="utf-8",
+    )
+
+    result = run(["policy", "import", str(contract)])
+
+    assert result.exit_code == 0  # not 3, "a bug in Freshguard"
+    assert "slaProperties[0] (latency): the value 1000000000.0 d is longer than any duration can be" in result.stderr
+
+
 def test_policy_import_with_a_default_max_age_loads(tmp_path: Path) -> None:
     result = run(["policy", "import", str(ODCS / "air-quality.odcs.yaml"), "--max-age", "1h", "--source", "city"])
     policy = tmp_path / "policy.yaml"

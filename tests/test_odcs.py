@@ -209,6 +209,13 @@ def test_sla_units(value: object, unit: str | None, expected: timedelta) -> None
         (True, "d", "not a number"),
         ("soon", "d", "not a number"),
         ("soon", None, "not a duration"),
+        ("4", None, "the value '4' has no unit"),  # a number as text is still a number: no unit, no seconds
+        (" 2.5 ", None, "has no unit"),
+        ("1e3", None, "has no unit"),
+        (1e9, "d", "longer than any duration can be"),
+        pytest.param(10**400, "days", "longer than any duration can be", id="an-int-beyond-any-float"),
+        ("1e9", "d", "longer than any duration can be"),
+        ("99999999999999999s", None, "not a duration"),
     ],
 )
 def test_sla_values_that_are_no_duration(value: object, unit: str | None, message: str) -> None:
@@ -231,6 +238,23 @@ def test_a_latency_in_any_unit_is_the_same_max_age_in_seconds(amount: int, unit:
     assert policy_from_document({"policy": "p", "version": 1, **translate_contract(document).document()}).objects[
         "order"
     ].max_age == timedelta(seconds=amount * UNITS[unit])
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "reason"),
+    [
+        (1e9, "d", "the value 1000000000.0 d is longer than any duration can be (at most 999,999,999 days)"),
+        ("4", None, "the value '4' has no unit (d, h, m, s ...)"),
+    ],
+)
+def test_a_latency_that_is_no_duration_is_noted_with_its_path(value: object, unit: str | None, reason: str) -> None:
+    document = contract("orders-enum.odcs.yaml")
+    document["slaProperties"] = [{"property": "latency", "value": value, **({"unit": unit} if unit else {})}]
+
+    translation = translate_contract(document)
+
+    assert "max_age" not in translation.objects["order"]
+    assert notes_of(translation)["slaProperties[0] (latency)"] == f"{reason}; max_age not set from it"
 
 
 def test_two_latencies_for_one_object_keep_the_stricter() -> None:

@@ -269,11 +269,17 @@ def _targets(element: object, names: Mapping[int, Mapping[str, Any]]) -> list[in
 
 
 def sla_duration(value: object, unit: object) -> timedelta:
-    """An SLA value with its ODCS unit (`4` `d`, `30` `minutes`) as a duration; ValueError when it is not one."""
+    """An SLA value with its ODCS unit (`4` `d`, `30` `minutes`) as a duration; ValueError when it is not one.
+
+    A value without a unit must say its unit itself (`PT4H`, `1h30m`): a bare number, written as a
+    number or as text (`"4"`), is refused, whatever the policy's own reading of numbers as seconds.
+    """
     if isinstance(value, str) and unit is None:
+        if _is_number(value):
+            raise ValueError(f"the value {value!r} has no unit (d, h, m, s ...)")
         try:
             return parse_duration(value)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise ValueError(f"the value {value!r} is not a duration") from exc
     if unit is None:
         raise ValueError(f"the value {value!r} has no unit (d, h, m, s ...)")
@@ -284,13 +290,30 @@ def sla_duration(value: object, unit: object) -> timedelta:
         raise ValueError(f"the unit {unit!r} is not one of d, h, m, s (or their names)")
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"the value {value!r} is not a number")
+    too_long = f"the value {value!r} {unit} is longer than any duration can be (at most {_LONGEST_DAYS:,} days)"
     try:
         amount = float(value)
+    except OverflowError:  # an int too large for a float
+        raise ValueError(too_long) from None
     except ValueError:
         raise ValueError(f"the value {value!r} is not a number") from None
     if not math.isfinite(amount) or amount <= 0:
         raise ValueError(f"the value {value!r} is not a positive number")
-    return timedelta(seconds=amount * _SECONDS_PER_UNIT[name])
+    try:
+        return timedelta(seconds=amount * _SECONDS_PER_UNIT[name])
+    except OverflowError:
+        raise ValueError(too_long) from None
+
+
+_LONGEST_DAYS = timedelta.max.days
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _value_words(entry: Mapping[str, Any]) -> str:
