@@ -257,6 +257,54 @@ def test_a_latency_that_is_no_duration_is_noted_with_its_path(value: object, uni
     assert notes_of(translation)["slaProperties[0] (latency)"] == f"{reason}; max_age not set from it"
 
 
+def _set(document: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    node: Any = document
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    node[int(last) if isinstance(node, list) else last] = value
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "note", "reason"),
+    [
+        ("schema.0.properties", {"name": "order_id", "logicalType": "string"}, "schema[0].properties",
+         "must be a list of properties, got a mapping; not translated"),
+        ("schema.0.properties.3.logicalTypeOptions", [2, 3],
+         "schema[0].properties[3] (country_code).logicalTypeOptions",
+         "must be a mapping (minimum, maximum, minLength, maxLength, pattern ...), got a list; no option translated"),
+        ("schema.0.properties.3.enum", "US", "schema[0].properties[3] (country_code).enum",
+         "must be a list of values, got text; not translated"),
+        ("schema.0.properties.3.quality", {"metric": "nullValues", "mustBe": 0},
+         "schema[0].properties[3] (country_code).quality",
+         "must be a list of quality rules, got a mapping; not translated"),
+        ("schema.0.quality", {"metric": "rowCount", "mustBeGreaterThan": 0}, "schema[0].quality",
+         "must be a list of quality rules, got a mapping; not translated"),
+        ("slaProperties", {"property": "latency", "value": 2, "unit": "h"}, "slaProperties",
+         "must be a list of SLA properties, got a mapping; not translated"),
+        ("slaProperties.0", "latency 2h", "slaProperties[0]", "an SLA property must be a mapping, got text; not read"),
+        ("team", "finance", "team", "must be a mapping (name, members) or a list, got text"),
+    ],
+)  # fmt: skip
+def test_a_member_of_the_wrong_type_is_said_with_its_path(path: str, value: Any, note: str, reason: str) -> None:
+    document = contract("orders-enum.odcs.yaml")
+    _set(document, path, value)
+
+    notes = notes_of(translate_contract(document))
+
+    assert notes[note] == reason
+    assert not any("without a name" in reason for reason in notes.values())
+
+
+@pytest.mark.parametrize(("servers", "words"), [({"server": "sap"}, "a mapping"), ("sap", "text")])
+def test_servers_of_the_wrong_type_are_refused_as_such(servers: object, words: str) -> None:
+    document = {**contract("orders-enum.odcs.yaml"), "servers": servers}
+
+    with pytest.raises(InputError, match=f"`servers` must be a list of servers \\(- server: NAME\\), got {words}"):
+        translate_contract(document, origin="c.yaml")
+    assert translate_contract(document, source="sap").source == "sap"  # --source needs no servers
+
+
 def test_two_latencies_for_one_object_keep_the_stricter() -> None:
     document = contract("orders-enum.odcs.yaml")
     document["slaProperties"] = [

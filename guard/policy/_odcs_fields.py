@@ -34,10 +34,37 @@ class Untranslated:
         return f"{self.path}: {self.reason}"
 
 
+def type_words(value: object) -> str:
+    """What a YAML value is, in words: `a mapping`, `a list`, `text`, `a number`."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    return type(value).__name__
+
+
+def listed(member: Mapping[str, Any], key: str, where: str, notes: list[Untranslated], *, of: str) -> list[Any]:
+    """`member[key]` when it is a list (absent or null: empty); any other type is noted with its path and skipped."""
+    value = member.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        path = f"{where}.{key}" if where else key
+        notes.append(Untranslated(path, f"must be a list of {of}, got {type_words(value)}; not translated"))
+        return []
+    return value
+
+
 def field_specs(element: Mapping[str, Any], base: str, notes: list[Untranslated]) -> dict[str, dict[str, Any]]:
     """The `fields` of one schema object; what a property says that cannot be translated goes to `notes`."""
     fields: dict[str, dict[str, Any]] = {}
-    for index, prop in enumerate(element.get("properties") or []):
+    for index, prop in enumerate(listed(element, "properties", base, notes, of="properties")):
         path = f"{base}.properties[{index}]"
         if not isinstance(prop, dict) or not prop.get("name"):
             notes.append(Untranslated(path, "a property without a name; not translated"))
@@ -55,7 +82,18 @@ def field_specs(element: Mapping[str, Any], base: str, notes: list[Untranslated]
 
 def _field(prop: Mapping[str, Any], where: str, notes: list[Untranslated]) -> dict[str, Any] | None:
     logical = prop.get("logicalType")
-    options = prop.get("logicalTypeOptions") or {}
+    options = prop.get("logicalTypeOptions")
+    if options is None:
+        options = {}
+    elif not isinstance(options, dict):
+        notes.append(
+            Untranslated(
+                f"{where}.logicalTypeOptions",
+                f"must be a mapping (minimum, maximum, minLength, maxLength, pattern ...), got {type_words(options)}; "
+                "no option translated",
+            )
+        )
+        options = {}
     if logical is None:
         notes.append(Untranslated(where, "no logicalType, so no type to check; not translated"))
         return None
@@ -67,14 +105,14 @@ def _field(prop: Mapping[str, Any], where: str, notes: list[Untranslated]) -> di
         spec["required"] = True
     elif not _no_nulls(prop):
         spec["nullable"] = True  # ODCS: `required: false` (the default) means the value may be null
-    spec.update(_options(str(logical), options if isinstance(options, dict) else {}, where, notes))
+    spec.update(_options(str(logical), options, where, notes))
     allowed = _allowed(prop, where, notes)
     if allowed is not None:
         spec["in"] = allowed
     for key in ("unique", "primaryKey"):
         if prop.get(key) is True:
             notes.append(Untranslated(f"{where}.{key}", _KEY_WORDS[key]))
-    for position, rule in enumerate(prop.get("quality") or []):
+    for position, rule in enumerate(listed(prop, "quality", where, notes, of="quality rules")):
         if not _translated_rule(rule):
             notes.append(Untranslated(f"{where}.quality[{position}]", f"{_rule_words(rule)}: not a record check"))
     if prop.get("relationships"):
@@ -128,7 +166,11 @@ def _allowed(prop: Mapping[str, Any], where: str, notes: list[Untranslated]) -> 
     values: list[Any] | None = None
     if isinstance(prop.get("enum"), list):
         values = [item.get("value") if isinstance(item, dict) else item for item in prop["enum"]]
-    for rule in prop.get("quality") or []:
+    elif prop.get("enum") is not None:
+        notes.append(
+            Untranslated(f"{where}.enum", f"must be a list of values, got {type_words(prop['enum'])}; not translated")
+        )
+    for rule in _rules(prop):
         if _is_valid_values(rule):
             listed = list(rule["arguments"]["validValues"])
             values = listed if values is None else [v for v in values if v in listed]
@@ -143,8 +185,14 @@ def _allowed(prop: Mapping[str, Any], where: str, notes: list[Untranslated]) -> 
 def _no_nulls(prop: Mapping[str, Any]) -> bool:
     return any(
         isinstance(rule, dict) and rule.get("metric") == "nullValues" and rule.get("mustBe") == 0
-        for rule in prop.get("quality") or []
+        for rule in _rules(prop)
     )
+
+
+def _rules(prop: Mapping[str, Any]) -> list[Any]:
+    """A property's quality rules; another type is noted once, by `_field`."""
+    rules = prop.get("quality")
+    return rules if isinstance(rules, list) else []
 
 
 def _is_valid_values(rule: object) -> bool:

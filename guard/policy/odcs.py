@@ -31,7 +31,7 @@ from typing import Any
 from guard._durations import format_duration, parse_duration
 from guard.errors import InputError
 from guard.policy._odcs_fields import NAME as _NAME
-from guard.policy._odcs_fields import Untranslated, anchored, field_specs, unknown_members
+from guard.policy._odcs_fields import Untranslated, anchored, field_specs, listed, type_words, unknown_members
 
 __all__ = ["ContractTranslation", "Untranslated", "anchored", "merge_into", "sla_duration", "translate_contract"]
 
@@ -93,7 +93,7 @@ def translate_contract(
     team = _team(contract.get("team"), notes)
     schema = contract.get("schema") or []
     if not isinstance(schema, list):
-        raise InputError(f"contract {origin}: `schema` must be a list of objects, got {type(schema).__name__}")
+        raise InputError(f"contract {origin}: `schema` must be a list of objects, got {type_words(schema)}")
     names = _object_names(schema, notes)
     ages = _max_ages(contract, schema, names, notes)
     objects: dict[str, dict[str, Any]] = {}
@@ -138,7 +138,13 @@ def _require_contract(document: object, origin: str) -> Mapping[str, Any]:
 
 
 def _served_from(contract: Mapping[str, Any], origin: str, notes: list[Untranslated]) -> str:
-    servers = [s for s in contract.get("servers") or [] if isinstance(s, dict) and s.get("server")]
+    listed_servers = contract.get("servers")
+    if listed_servers is not None and not isinstance(listed_servers, list):
+        raise InputError(
+            f"contract {origin}: `servers` must be a list of servers (- server: NAME), got "
+            f"{type_words(listed_servers)}; fix it, or name the source with --source NAME"
+        )
+    servers = [s for s in listed_servers or [] if isinstance(s, dict) and s.get("server")]
     if not servers:
         raise InputError(
             f"contract {origin}: `servers` names no server to take as the source system; name it with --source NAME"
@@ -164,6 +170,8 @@ def _team(team: object, notes: list[Untranslated]) -> str | None:
     elif isinstance(team, list):
         members = team
     else:
+        if team is not None:
+            notes.append(Untranslated("team", f"must be a mapping (name, members) or a list, got {type_words(team)}"))
         return None
     current = [m for m in members if isinstance(m, dict) and m.get("username") and not m.get("dateOut")]
     owners = [m for m in current if "owner" in str(m.get("role", "")).lower()]
@@ -193,8 +201,8 @@ def _object_names(schema: list[Any], notes: list[Untranslated]) -> dict[int, Map
         else:
             seen.add(name)
             kept[index] = element
-            for key in ("quality", "relationships"):
-                for position, _ in enumerate(element.get(key) or []):
+            for key, of in (("quality", "quality rules"), ("relationships", "relationships")):
+                for position, _ in enumerate(listed(element, key, path, notes, of=of)):
                     notes.append(Untranslated(f"{path}.{key}[{position}]", _object_level(key)))
             unknown_members(element, _OBJECT_DESCRIPTIVE | {"quality", "relationships"}, path, notes)
     return kept
@@ -217,9 +225,10 @@ def _max_ages(
 ) -> dict[int, timedelta]:
     default_element = contract.get("slaDefaultElement")
     ages: dict[int, timedelta] = {}
-    for position, entry in enumerate(contract.get("slaProperties") or []):
+    for position, entry in enumerate(listed(contract, "slaProperties", "", notes, of="SLA properties")):
         path = f"slaProperties[{position}]"
         if not isinstance(entry, dict):
+            notes.append(Untranslated(path, f"an SLA property must be a mapping, got {type_words(entry)}; not read"))
             continue
         prop = str(entry.get("property", ""))
         if prop.lower() not in _FRESHNESS:
@@ -297,6 +306,8 @@ def sla_duration(value: object, unit: object) -> timedelta:
         raise ValueError(too_long) from None
     except ValueError:
         raise ValueError(f"the value {value!r} is not a number") from None
+    if amount == math.inf:
+        raise ValueError(too_long)
     if not math.isfinite(amount) or amount <= 0:
         raise ValueError(f"the value {value!r} is not a positive number")
     try:
