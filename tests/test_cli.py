@@ -532,6 +532,28 @@ def test_policy_import_refuses_with_a_message(args: list[str], message: str) -> 
     assert result.stdout == ""
 
 
+def test_policy_import_merge_keeps_what_the_contract_does_not_say(tmp_path: Path) -> None:
+    contract = tmp_path / "customer.odcs.yaml"
+    contract.write_text(
+        "apiVersion: v3.0.2\nkind: DataContract\nservers: [{server: sap}]\nschema: [{name: customer}]\n",
+        encoding="utf-8",
+    )
+    merged = tmp_path / "merged.yaml"
+
+    result = run(["policy", "import", str(contract), "--merge", str(EXAMPLE_POLICY)])
+    merged.write_text(result.stdout, encoding="utf-8")
+    diffed = run(["policy", "diff", str(EXAMPLE_POLICY), str(merged)])
+
+    assert result.exit_code == 0, result.stderr
+    assert "merged: objects.customer: fields kept from the policy: the contract lists no properties" in result.stderr
+    assert "merged: objects.customer: max_age 1h kept from the policy: the contract states no latency" in result.stderr
+    assert "merged: objects.customer: replica sap dropped: it is the owner now" in result.stderr
+    assert diffed.stdout.splitlines()[2:] == [
+        "  customer: owner changed from salesforce to sap",
+        "  customer: replica sap removed: it is the owner now",
+    ]
+
+
 def test_policy_import_notes_a_latency_too_long_for_any_duration(tmp_path: Path) -> None:
     contract = tmp_path / "huge.odcs.yaml"
     contract.write_text(

@@ -356,6 +356,63 @@ def test_merging_keeps_what_the_contract_cannot_say() -> None:
     policy_from_document(merged)
 
 
+def customer_contract(**members: Any) -> dict[str, Any]:
+    """A contract for the example's customer, served from `server`, saying only what `members` say."""
+    server = members.pop("server", "salesforce")
+    return {
+        "apiVersion": "v3.0.2",
+        "kind": "DataContract",
+        "servers": [{"server": server}],
+        "schema": [{"name": "customer", **members.pop("schema", {})}],
+        **members,
+    }
+
+
+EXAMPLE_DOCUMENT: dict[str, Any] = yaml.safe_load(EXAMPLE_POLICY.read_text(encoding="utf-8"))
+EMAIL = {"name": "email", "logicalType": "string", "required": True}
+LATENCY_2H = [{"property": "latency", "value": 2, "unit": "h"}]
+
+
+def test_merging_a_contract_without_properties_keeps_the_fields() -> None:
+    merged, said = merge_into(EXAMPLE_DOCUMENT, translate_contract(customer_contract(slaProperties=LATENCY_2H)))
+
+    customer = merged["objects"]["customer"]
+    assert customer["fields"] == EXAMPLE_DOCUMENT["objects"]["customer"]["fields"]
+    assert customer["max_age"] == "2h"
+    assert said == [
+        "objects.customer: owner and max_age from the contract; replicas, warn_age, on_conflict kept",
+        "objects.customer: fields kept from the policy: the contract lists no properties for it",
+    ]
+    policy_from_document(merged)
+
+
+@pytest.mark.parametrize("default_max_age", [None, timedelta(hours=6)])
+def test_merging_a_contract_without_a_latency_keeps_the_max_age(default_max_age: timedelta | None) -> None:
+    document = customer_contract(schema={"properties": [EMAIL]})
+
+    merged, said = merge_into(EXAMPLE_DOCUMENT, translate_contract(document, default_max_age=default_max_age))
+
+    customer = merged["objects"]["customer"]
+    assert (customer["max_age"], customer["fields"]) == ("1h", {"email": {"type": "str", "required": True}})
+    assert said == [
+        "objects.customer: owner and fields from the contract; replicas, warn_age, on_conflict kept",
+        "objects.customer: max_age 1h kept from the policy: the contract states no latency for it",
+    ]
+    policy_from_document(merged)
+
+
+def test_merging_a_new_owner_drops_it_from_the_replicas() -> None:
+    document = customer_contract(server="sap", slaProperties=LATENCY_2H, schema={"properties": [EMAIL]})
+
+    merged, said = merge_into(EXAMPLE_DOCUMENT, translate_contract(document))
+
+    customer = merged["objects"]["customer"]
+    assert (customer["owner"], customer["replicas"]) == ("sap", ["warehouse"])
+    assert said[-1] == "objects.customer: replica sap dropped: it is the owner now"
+    assert policy_from_document(merged).objects["customer"].replicas == ["warehouse"]
+    assert EXAMPLE_DOCUMENT["objects"]["customer"]["replicas"] == ["sap", "warehouse"]  # the policy read stays
+
+
 def test_merging_a_new_source_and_object() -> None:
     policy = yaml.safe_load(EXAMPLE_POLICY.read_text(encoding="utf-8"))
 

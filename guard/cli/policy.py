@@ -130,7 +130,11 @@ def import_command(
     ] = None,
     max_age: Annotated[
         str | None,
-        typer.Option("--max-age", help="max_age for objects the contract gives no latency SLA (e.g. 1h)."),
+        typer.Option(
+            "--max-age",
+            help="max_age for objects the contract gives no latency SLA (e.g. 1h); objects already in the "
+            "--merge policy keep their own.",
+        ),
     ] = None,
     merge: Annotated[
         Path | None,
@@ -143,8 +147,10 @@ def import_command(
     contract's team the source's team, and its latency SLA `max_age`. Everything the contract
     checks or agrees that Freshguard cannot translate is listed on standard error, never dropped
     silently. With `--merge POLICY` the whole policy is printed, the contract's objects merged in
-    (replicas, warn_age and conflict rules of objects already there are kept); redirect it to a
-    file and review it with `freshguard policy diff`. Exits 0, or 2 when the contract cannot be read
+    (replicas, warn_age and conflict rules of objects already there are kept, and so are their
+    fields and max_age when the contract says nothing about them; a new owner leaves the replicas);
+    every merge step is said on standard error. Redirect it to a file and review it with
+    `freshguard policy diff`. Exits 0, or 2 when the contract cannot be read
     or the merged policy does not load.
     """
     with bad_input_exits():

@@ -63,6 +63,9 @@ class ContractTranslation:
     sources: dict[str, dict[str, Any]]
     objects: dict[str, dict[str, Any]]
     untranslated: tuple[Untranslated, ...] = field(default_factory=tuple)
+    #: Per object, what the contract itself says nothing about: `fields` (it lists no properties) and
+    #: `max_age` (it states no latency; a `--max-age` default may stand in). A merge keeps the policy's own.
+    unstated: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
         """The fragments as one mapping (`sources:` and `objects:`), ready to paste into a policy."""
@@ -97,9 +100,17 @@ def translate_contract(
     names = _object_names(schema, notes)
     ages = _max_ages(contract, schema, names, notes)
     objects: dict[str, dict[str, Any]] = {}
+    unstated: dict[str, frozenset[str]] = {}
     for index, element in names.items():
         name = _object_name(schema[index])
         spec: dict[str, Any] = {"owner": source_name}
+        properties = element.get("properties")
+        unstated[name] = frozenset(
+            {
+                *(() if index in ages else ("max_age",)),
+                *(() if isinstance(properties, list) and properties else ("fields",)),
+            }
+        )
         age = ages.get(index, default_max_age)
         if age is not None:
             spec["max_age"] = format_duration(age)
@@ -117,6 +128,7 @@ def translate_contract(
         sources={source_name: {"team": team} if team else {}},
         objects=objects,
         untranslated=tuple(notes),
+        unstated=unstated,
     )
 
 
@@ -336,8 +348,11 @@ def merge_into(policy: Mapping[str, Any], translation: ContractTranslation) -> t
     """A policy document with the contract's source and objects merged in, and what the merge did, in words.
 
     The contract speaks for its own objects: an object already in the policy takes the contract's
-    owner, fields and max_age, and keeps what a contract cannot say (replicas, warn_age, the conflict
-    rule). A source already declared keeps its signing key and takes the contract's team.
+    owner, and its fields and max_age where the contract states them. What the contract says
+    nothing about is kept, and said: the fields when it lists no properties, max_age when it states
+    no latency (a `--max-age` default does not replace a policy's own), and always what a contract
+    cannot say (replicas, warn_age, the conflict rule). A new owner that was a replica is no longer
+    one. A source already declared keeps its signing key and takes the contract's team.
     """
     merged: dict[str, Any] = {**policy}
     sources: dict[str, Any] = dict(merged.get("sources") or {})
@@ -357,9 +372,41 @@ def merge_into(policy: Mapping[str, Any], translation: ContractTranslation) -> t
             objects[name] = spec
             said.append(f"objects.{name}: added")
             continue
-        kept = [key for key in known if key not in ("owner", "fields", "max_age")]
-        taken = {key: spec.get(key, value) for key, value in known.items() if key in spec or key in kept}
-        objects[name] = {**taken, **{key: value for key, value in spec.items() if key not in taken}}
-        said.append(f"objects.{name}: owner, fields and max_age from the contract; {', '.join(kept) or 'nothing'} kept")
+        objects[name], words = _merge_object(name, known, spec, translation.unstated.get(name, frozenset()))
+        said.extend(words)
     merged["sources"], merged["objects"] = sources, objects
     return merged, said
+
+
+_UNSTATED_WORDS = {
+    "fields": "the contract lists no properties for it",
+    "max_age": "the contract states no latency for it",
+}
+
+
+def _merge_object(
+    name: str, known: Mapping[str, Any], spec: Mapping[str, Any], unstated: frozenset[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """One object already in the policy with the contract's word on it, and what the merge did to it."""
+    merged: dict[str, Any] = {**known, "owner": spec["owner"]}
+    taken, held = ["owner"], []
+    for key in ("fields", "max_age"):
+        if key in unstated and key in known:
+            held.append(key)
+        elif key in spec:
+            merged[key] = spec[key]
+            taken.append(key)
+    kept = [key for key in known if key not in ("owner", "fields", "max_age")]
+    words = [f"objects.{name}: {_and(taken)} from the contract; {', '.join(kept) or 'nothing'} kept"]
+    for key in held:
+        shown = f" {known[key]}" if key == "max_age" else ""
+        words.append(f"objects.{name}: {key}{shown} kept from the policy: {_UNSTATED_WORDS[key]}")
+    replicas = known.get("replicas")
+    if isinstance(replicas, list) and spec["owner"] in replicas:
+        merged["replicas"] = [replica for replica in replicas if replica != spec["owner"]]
+        words.append(f"objects.{name}: replica {spec['owner']} dropped: it is the owner now")
+    return merged, words
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
