@@ -3,7 +3,7 @@
     from guard.integrations.openlineage import emit_openlineage
     emitter = emit_openlineage(guard)          # every check from now on is emitted
     ...
-    emitter.close()                            # on shutdown: sends what is queued (bounded wait)
+    emitter.close()                            # on shutdown: sends what is queued (one bounded wait)
 
 The client is configured the way it always is: an `openlineage.yml` (in the working directory,
 `~/.openlineage/`, or named by `OPENLINEAGE_CONFIG`), or environment variables (`OPENLINEAGE_URL`
@@ -18,7 +18,9 @@ and failed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import queue
 import threading
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("freshguard.openlineage")
 DEFAULT_NAMESPACE = "freshguard"
-_Item = tuple[CheckResult, Policy] | None  # None stops the sending thread
+_Item = tuple[CheckResult, Policy] | None  # None wakes the sending thread to stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,8 @@ class OpenLineageEmitter:
         self.dropped = 0
         self.failed = 0
         self._closed = False
+        self._stop = threading.Event()  # set by close(): the sender stops once the queue is empty
+        self._deadline = math.inf  # close()'s deadline (monotonic): what is still queued then is dropped
         self._guards: list[Guard] = []
         self._thread = threading.Thread(target=self._run, name="freshguard-openlineage", daemon=True)
         self._thread.start()
@@ -126,23 +130,33 @@ class OpenLineageEmitter:
         return True
 
     def close(self, timeout: float = 5.0) -> bool:
-        """Stop listening, send what is queued (waiting up to `timeout` seconds) and close the client."""
-        if self._closed:
-            return True
-        self._closed = True
-        for guard in self._guards:
-            guard.remove_listener(self)
-        drained = self.flush(timeout)
-        try:
-            self._queue.put_nowait(None)
-        except queue.Full:  # still busy after the timeout: the daemon thread ends with the process
+        """Stop listening, send what is queued and close the client, all within `timeout` seconds.
+
+        True when everything queued was sent (or failed) and the client closed in time. False when
+        the receiver is too slow: the sender thread is then left to finish the event it is sending,
+        drops what is still queued (counted in `dropped`) and only then closes the client, so the
+        client is never closed under a running send. The thread is a daemon: it never holds up exit.
+        """
+        deadline = time.monotonic() + timeout
+        if not self._closed:
+            self._closed = True
+            for guard in self._guards:
+                guard.remove_listener(self)
+            self._deadline = deadline
+            self._stop.set()
+            # Wakes the sender if it waits on an empty queue; a full queue means it is busy and sees `_stop`
+            # once the queue is empty.
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(None)
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            _log.warning(
+                "the OpenLineage emitter did not finish within %gs (is the lineage receiver slow?); the event being "
+                "sent is left to finish, what is still queued is dropped, and the client is closed after",
+                timeout,
+            )
             return False
-        self._thread.join(max(0.1, timeout))
-        try:
-            self._client.close(timeout)
-        except Exception:  # a transport that cannot close cleanly must not fail a shutdown
-            _log.exception("the OpenLineage client did not close cleanly")
-        return drained
+        return True
 
     def __enter__(self) -> OpenLineageEmitter:
         return self
@@ -153,11 +167,17 @@ class OpenLineageEmitter:
     def _run(self) -> None:
         from guard.integrations._openlineage_facets import run_event
 
-        while True:
+        late = 0
+        while not (self._stop.is_set() and self._queue.empty()):
             item = self._queue.get()
             try:
                 if item is None:
-                    return
+                    continue
+                if self._stop.is_set() and time.monotonic() >= self._deadline:
+                    late += 1  # close() has given up waiting: no new send is started
+                    with self._lock:
+                        self.dropped += 1
+                    continue
                 result, policy = item
                 event = run_event(result, policy, namespace=self.namespace, max_records_per_input=self._max_records)
                 self._client.emit(event)
@@ -172,6 +192,17 @@ class OpenLineageEmitter:
                     self.sent += 1
             finally:
                 self._queue.task_done()
+        if late:
+            _log.warning("%d queued OpenLineage events were dropped: close() timed out before they were sent", late)
+        self._close_client()
+
+    def _close_client(self) -> None:
+        """Close the client from the sender thread, once no send can be running any more."""
+        left = self._deadline - time.monotonic()
+        try:
+            self._client.close(-1.0 if math.isinf(left) else max(0.0, left))  # -1: the client's "no limit"
+        except Exception:  # a transport that cannot close cleanly must not fail a shutdown
+            _log.exception("the OpenLineage client did not close cleanly")
 
 
 def emit_openlineage(guard: Guard, **options: Any) -> OpenLineageEmitter:

@@ -347,6 +347,71 @@ def test_a_full_queue_drops_and_counts_and_the_check_does_not_wait(
     emitter.close()
 
 
+class HangingClient(OpenLineageClient):
+    """A client on a receiver that hangs: each send waits until released; says whether close came mid-send."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.sending = threading.Event()
+        self.closed = threading.Event()
+        self.closed_while_sending = False
+        self.sends = 0
+
+    def emit(self, event: Any) -> None:
+        self.sends += 1
+        self.sending.set()
+        try:
+            self.release.wait(30)
+        finally:
+            self.sending.clear()
+
+    def close(self, timeout: float = -1.0) -> bool:
+        self.closed_while_sending = self.sending.is_set()
+        self.closed.set()
+        return True
+
+
+@pytest.mark.parametrize("waiting", [1, 2], ids=["room-in-the-queue", "queue-full"])
+def test_close_keeps_one_deadline_and_never_closes_the_client_under_a_send(
+    minimal_policy: Policy, record: RecordFactory, waiting: int
+) -> None:
+    client = HangingClient()
+    guard = Guard(minimal_policy)
+    emitter = emit_openlineage(guard, client=client, max_queue=2)
+    guard.check([record()], pipeline="p", now=NOW)
+    assert client.sending.wait(10)  # the first event is on the wire, and the receiver hangs
+    for _ in range(waiting):
+        guard.check([record()], pipeline="p", now=NOW)
+
+    started = time.perf_counter()
+    closed = emitter.close(timeout=1.0)
+    elapsed = time.perf_counter() - started
+
+    assert closed is False
+    assert 0.9 <= elapsed < 1.6  # one deadline, not the flush's and then the join's
+    assert not client.closed.is_set()  # the send is still running: the client stays open under it
+    client.release.set()
+    assert client.closed.wait(10)  # closed by the sender thread, once its send returned
+    assert client.closed_while_sending is False
+    assert client.sends == 1  # past the deadline, no new send is started
+    assert emitter.stats() == emitter.stats().__class__(sent=1, dropped=waiting, failed=0, pending=0)
+    assert emitter.close(timeout=1.0) is True  # the thread has stopped now
+
+
+def test_close_in_time_sends_everything_then_closes_the_client(minimal_policy: Policy, record: RecordFactory) -> None:
+    client = HangingClient()
+    client.release.set()
+    guard = Guard(minimal_policy)
+    emitter = emit_openlineage(guard, client=client)
+    for _ in range(3):
+        guard.check([record()], pipeline="p", now=NOW)
+
+    assert emitter.close(timeout=10) is True
+    assert client.closed.is_set()
+    assert client.closed_while_sending is False
+    assert (emitter.stats().sent, client.sends) == (3, 3)
+
+
 def test_a_receiver_that_is_down_counts_failures_and_checks_stand(
     minimal_policy: Policy, record: RecordFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
