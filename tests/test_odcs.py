@@ -284,6 +284,12 @@ def _set(document: dict[str, Any], path: str, value: Any) -> None:
          "must be a list of SLA properties, got a mapping; not translated"),
         ("slaProperties.0", "latency 2h", "slaProperties[0]", "an SLA property must be a mapping, got text; not read"),
         ("team", "finance", "team", "must be a mapping (name, members) or a list, got text"),
+        ("schema.0.properties.2.logicalTypeOptions", {"minimum": "1e400"},  # YAML's reading of an unquoted 1e400
+         "schema[0].properties[2] (priority).logicalTypeOptions.minimum",
+         "must be a finite number, got text '1e400'; not translated"),
+        ("schema.0.properties.0.logicalTypeOptions", {"pattern": 5},
+         "schema[0].properties[0] (order_id).logicalTypeOptions.pattern",
+         "must be text (a regular expression), got a number 5; not translated"),
     ],
 )  # fmt: skip
 def test_a_member_of_the_wrong_type_is_said_with_its_path(path: str, value: Any, note: str, reason: str) -> None:

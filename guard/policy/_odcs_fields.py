@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -134,12 +135,28 @@ def _options(logical: str, options: Mapping[str, Any], where: str, notes: list[U
         for ours, theirs in (("min_length", "minLength"), ("max_length", "maxLength")):
             if theirs in rest:
                 taken[ours] = rest.pop(theirs)
-        if "pattern" in rest:
-            taken["pattern"] = anchored(str(rest.pop("pattern")))
+        if isinstance(rest.get("pattern"), str):
+            taken["pattern"] = anchored(rest.pop("pattern"))
+        elif "pattern" in rest:
+            pattern = rest.pop("pattern")
+            notes.append(
+                Untranslated(
+                    f"{where}.logicalTypeOptions.pattern",
+                    f"must be text (a regular expression), got {type_words(pattern)} {pattern!r}; not translated",
+                )
+            )
     elif logical in ("integer", "number"):
         for ours, theirs in (("min", "minimum"), ("max", "maximum")):
-            if theirs in rest:
+            if theirs in rest and _finite_number(rest[theirs]):
                 taken[ours] = rest.pop(theirs)
+            elif theirs in rest:
+                bound = rest.pop(theirs)
+                notes.append(
+                    Untranslated(
+                        f"{where}.logicalTypeOptions.{theirs}",
+                        f"must be a finite number, got {type_words(bound)} {bound!r}; not translated",
+                    )
+                )
         for ours, theirs, step in (("min", "exclusiveMinimum", 1), ("max", "exclusiveMaximum", -1)):
             bound = rest.get(theirs)
             if logical == "integer" and isinstance(bound, int) and not isinstance(bound, bool) and ours not in taken:
@@ -153,6 +170,11 @@ def _options(logical: str, options: Mapping[str, Any], where: str, notes: list[U
     for key, value in rest.items():
         notes.append(Untranslated(f"{where}.logicalTypeOptions.{key}", f"{key} {value!r} is not translated"))
     return taken
+
+
+def _finite_number(value: object) -> bool:
+    # YAML reads `1e400` (no dot) as text, which pydantic would take as an infinite float.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def anchored(pattern: str) -> str:
