@@ -3,16 +3,19 @@
 Pure (no HTTP, no FastAPI): `read_request` finds the records, `forwarded` builds the body sent upstream
 once they are decided, `refusal` words a refused request. Records come from two places:
 
-- `tool` messages whose content is JSON holding a record envelope or a list of them (what an agent's
-  tools return), as a string or as text parts;
+- `tool` (and legacy `function`) messages whose content holds records, as a string or as text parts,
+  read by the fail-closed rules of `guard.integrations.context` (a record, a list with a record in it,
+  an object wrapping records one level deep); a tool text that seems to hold records the rules cannot
+  take apart (JSON followed by prose, records nested deeper) is *unreadable*: withheld whole;
 - the extension member `freshguard` (`extra_body={"freshguard": {...}}` with the `openai` client):
   `records` (context records to show the model), `pipeline` (the name its checks are kept under) and
   `on_block` (`withhold` or `refuse`). The gateway removes it before forwarding.
 
 Under `withhold`, a blocked tool record is replaced where it stood by a notice the model can read
-(`record withheld: customer C-1042 from sap is 3h old; ...`); context records become one system message
-first in the conversation, with a notice for each blocked one. Under `refuse`, any blocked record refuses
-the request.
+(`record withheld: customer C-2001 from sap (STALE: 3h 5m old, the limit is 1h)`: the entity and the
+reason codes, never the record's values), an unreadable text by a notice saying why; context records
+become one system message first in the conversation, with a notice for each blocked one. Under
+`refuse`, any blocked record or unreadable text refuses the request.
 """
 
 from __future__ import annotations
@@ -24,7 +27,18 @@ from typing import Any, Literal
 
 from guard import Action, CheckResult, Decision
 from guard.guard import MAX_NAME_LENGTH
-from guard.integrations.context import context_text_for, envelopes_in_text, notice, summary
+from guard.integrations.context import (
+    JsonPath,
+    TextRecords,
+    Unreadable,
+    context_text_for,
+    notice,
+    path_text,
+    read_text,
+    read_value,
+    replaced,
+    summary,
+)
 
 OnBlock = Literal["withhold", "refuse"]
 EXTENSION = "freshguard"
@@ -43,11 +57,22 @@ class GatewayInputError(ValueError):
 class Found:
     """A record found in a request, and where: in a tool message (a text part, a list position) or the extension."""
 
-    envelope: dict[str, Any]
-    where: str  # messages[3].content, messages[3].content[0].text, freshguard.records[1]
+    envelope: Any  # what is checked: a record-like object, or any item of a list that holds one
+    where: str  # messages[3].content, messages[3].content[0].text.results[2], freshguard.records[1]
     message: int | None = None  # the tool message's index; None for a context record
     part: int | None = None  # the text part's index, when the content is a list of parts
-    item: int | None = None  # the position in a list of envelopes; None when the text is one envelope
+    path: JsonPath = ()  # where the record sits in the text's JSON; () when the text is the record
+    document: Any = None  # the text's JSON value (shared by every record found in that text)
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """A tool text withheld whole, unchecked: it seems to hold records that cannot be read one by one."""
+
+    where: str
+    message: int
+    part: int | None
+    why: Unreadable
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +83,10 @@ class GatewayRequest:
     found: list[Found] = field(default_factory=list)
     pipeline: str | None = None
     on_block: OnBlock | None = None
+    withheld: list[Withheld] = field(default_factory=list)
 
     @property
-    def envelopes(self) -> list[dict[str, Any]]:
+    def envelopes(self) -> list[Any]:
         return [f.envelope for f in self.found]
 
     @property
@@ -84,8 +110,10 @@ def read_request(body: object) -> GatewayRequest:
             f"{EXTENSION} must be an object such as {{'records': [...], 'pipeline': ..., 'on_block': 'withhold'}}",
             EXTENSION,
         )
-    found = _tool_records(messages) + _context_records(extension.get("records", []))
-    return GatewayRequest(forwarded, found, _pipeline(extension.get("pipeline")), _on_block(extension.get("on_block")))
+    found, withheld = _tool_records(messages)
+    found += _context_records(extension.get("records", []))
+    pipeline, on_block = _pipeline(extension.get("pipeline")), _on_block(extension.get("on_block"))
+    return GatewayRequest(forwarded, found, pipeline, on_block, withheld)
 
 
 def _pipeline(value: object) -> str | None:
@@ -123,76 +151,126 @@ def _context_records(records: object) -> list[Found]:
     return found
 
 
-def _tool_records(messages: Sequence[Any]) -> list[Found]:
+#: The roles whose content is a tool's result (`function` is the legacy form of `tool`).
+TOOL_ROLES = ("tool", "function")
+
+
+def _tool_records(messages: Sequence[Any]) -> tuple[list[Found], list[Withheld]]:
     found: list[Found] = []
+    withheld: list[Withheld] = []
+
+    def take(read: TextRecords | Unreadable | None, where: str, m: int, p: int | None) -> None:
+        records, unreadable = placed(read, where, m, p)
+        found.extend(records)
+        withheld.extend(unreadable)
+
     for m, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") != "tool":
+        if not isinstance(message, dict) or message.get("role") not in TOOL_ROLES:
             continue
         content = message.get("content")
         if isinstance(content, str):
-            found += records_in_text(content, f"messages[{m}].content", m, None)
+            take(read_text(content), f"messages[{m}].content", m, None)
         elif isinstance(content, list):
             for p, part in enumerate(content):
                 if isinstance(part, dict) and part.get("type") == "text":
-                    found += records_in_text(part.get("text"), f"messages[{m}].content[{p}].text", m, p)
-    return found
+                    take(read_text(part.get("text")), f"messages[{m}].content[{p}].text", m, p)
+                elif not (isinstance(part, dict) and isinstance(part.get("type"), str)):
+                    take(_as_unreadable(read_value(part)), f"messages[{m}].content[{p}]", m, p)
+        elif content is not None:  # not a shape OpenAI takes, but a lenient upstream might show it to the model
+            take(_as_unreadable(read_value(content)), f"messages[{m}].content", m, None)
+    return found, withheld
 
 
-def records_in_text(text: object, where: str, message: int, part: int | None) -> list[Found]:
-    """The records a text carries, each with where it sits (`message` is the text's index in its list)."""
-    envelopes = envelopes_in_text(text)
-    if envelopes is None:
-        return []
-    single = isinstance(text, str) and text.lstrip().startswith("{")
-    if single:
-        return [Found(envelopes[0], where, message, part, None)]
-    return [Found(e, f"{where}[{i}]", message, part, i) for i, e in enumerate(envelopes)]
+def _as_unreadable(read: TextRecords | Unreadable | None) -> Unreadable | None:
+    """Content that is not text but holds records: withheld whole (the gateway rewrites text, not other shapes)."""
+    if isinstance(read, TextRecords):
+        return Unreadable("records in a tool result that is not text")
+    return read
+
+
+def records_in_text(text: object, where: str, message: int, part: int | None) -> tuple[list[Found], list[Withheld]]:
+    """The records a text carries, each with where it sits, or the text itself when it is unreadable."""
+    return placed(read_text(text), where, message, part)
+
+
+def placed(
+    read: TextRecords | Unreadable | None, where: str, message: int, part: int | None
+) -> tuple[list[Found], list[Withheld]]:
+    """What `read_text` found in the text at `where`, as records found there or the text withheld."""
+    if isinstance(read, Unreadable):
+        return [], [Withheld(where, message, part, read)]
+    if isinstance(read, TextRecords):
+        records = [Found(record, f"{where}{path_text(path)}", message, part, path, read.document)
+                   for path, record in read.records]  # fmt: skip
+        return records, []
+    return [], []
 
 
 def forwarded(request: GatewayRequest, result: CheckResult | None) -> dict[str, Any]:
-    """The body sent upstream: blocked tool records replaced by notices, context records as a system message."""
-    if result is None:
+    """The body sent upstream: blocked tool records and unreadable texts replaced by notices, context records
+    as a system message."""
+    if result is None and not request.withheld:
         return request.body
-    pairs = list(zip(request.found, result.decisions, strict=True))
+    pairs = list(zip(request.found, result.decisions, strict=True)) if result is not None else []
     body: dict[str, Any] = json.loads(json.dumps(request.body))  # a deep copy of JSON values
     messages: list[Any] = body["messages"]
     by_text: dict[tuple[int, int | None], list[tuple[Found, Decision]]] = {}
     for found, decision in pairs:
         if found.message is not None:
             by_text.setdefault((found.message, found.part), []).append((found, decision))
-    for (m, p), items in by_text.items():
-        if all(d.action is not Action.BLOCK for _, d in items):
-            continue  # nothing blocked here: the text is forwarded as the tool sent it
-        text = withheld_text(items)
+    rewritten: dict[tuple[int, int | None], str] = {}
+    for place, items in by_text.items():
+        if any(d.action is Action.BLOCK for _, d in items):
+            rewritten[place] = withheld_text(items)  # else the text is forwarded as the tool sent it
+    for unreadable in request.withheld:
+        rewritten[(unreadable.message, unreadable.part)] = unreadable.why.notice()
+    for (m, p), text in rewritten.items():
         if p is None:
             messages[m]["content"] = text
-        else:
+        elif isinstance(messages[m]["content"][p], dict) and messages[m]["content"][p].get("type") == "text":
             messages[m]["content"][p]["text"] = text
+        else:
+            messages[m]["content"][p] = {"type": "text", "text": text}
     context = [(f.envelope, d) for f, d in pairs if f.message is None]
-    if context:
+    if context and result is not None:
         messages.insert(0, {"role": "system", "content": context_text_for(context, result, include_notices=True)})
     return body
 
 
 def withheld_text(items: list[tuple[Found, Decision]]) -> str:
-    """A text's records once decided: a notice for a lone blocked record, else the JSON list with notices in place."""
-    if len(items) == 1 and items[0][0].item is None:
+    """A text's records once decided: a notice for a lone blocked record, else its JSON with notices in place."""
+    if len(items) == 1 and items[0][0].path == ():
         return notice(items[0][1])
-    return json.dumps(
-        [found.envelope if d.action is not Action.BLOCK else notice(d) for found, d in items], ensure_ascii=False
-    )
+    blocked = [(found.path, notice(d)) for found, d in items if d.action is Action.BLOCK]
+    return json.dumps(replaced(items[0][0].document, blocked), ensure_ascii=False)
 
 
-def refusal(request: GatewayRequest, result: CheckResult) -> tuple[str, str | None]:
-    """Why a refused request was refused, in words, and where its first blocked record was (OpenAI's `param`)."""
-    blocked = [(f, d) for f, d in zip(request.found, result.decisions, strict=True) if d.action is Action.BLOCK]
-    where = ", ".join(f"{d.id} at {f.where}" for f, d in blocked[:5])
+def refusal(request: GatewayRequest, result: CheckResult | None) -> tuple[str, str | None]:
+    """Why a refused request was refused, in words, and where its first withheld item was (OpenAI's `param`).
+
+    For operators and the calling application (not the model): it quotes the reasons in full.
+    """
+    decisions = result.decisions if result is not None else []
+    blocked = [(f, d) for f, d in zip(request.found, decisions, strict=True) if d.action is Action.BLOCK]
+    parts = []
+    if blocked and result is not None:
+        where = ", ".join(f"{d.id} at {f.where}" for f, d in blocked[:5])
+        parts.append(
+            f"{len(blocked)} of {len(result.decisions)} records it carries are blocked "
+            f"(run {result.run_id}; {where}): {summary(result)}"
+        )
+    if request.withheld:
+        where = ", ".join(w.where for w in request.withheld[:5])
+        parts.append(
+            f"{len(request.withheld)} tool results seem to hold records it cannot check one by one ({where}: "
+            f"{request.withheld[0].why.why}); return records as JSON alone"
+        )
     message = (
-        f"Freshguard refused this request: {len(blocked)} of {len(result.decisions)} records it carries are blocked "
-        f"(run {result.run_id}; {where}): {summary(result)}. Refresh those records, or send "
+        f"Freshguard refused this request: {'; and '.join(parts)}. Refresh or fix those records, or send "
         f"{EXTENSION}.on_block 'withhold' to let the model answer with notices in their place."
     )
-    return message, blocked[0][0].where if blocked else None
+    first = blocked[0][0].where if blocked else (request.withheld[0].where if request.withheld else None)
+    return message, first
 
 
 def model_call(document: Mapping[str, Any]) -> tuple[str | None, str | None]:
