@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         description="What the gateway does with a blocked record: withhold it (a notice) or refuse the call.",
     )
     openai_timeout_s: float = Field(300.0, gt=0, description="How long the gateway waits for the upstream model.")
+    litellm_force_on_block: Literal["withhold", "refuse"] | None = Field(
+        None,
+        description="What the LiteLLM guardrail does with a blocked record, whatever the request's "
+        "additional_provider_specific_params say (LiteLLM's end users can set those).",
+    )
 
     @field_validator("api_keys")
     @classmethod

@@ -11,6 +11,7 @@ that carried records is linked to its run. Errors are problem+json documents tha
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -38,6 +39,7 @@ from api.settings import Settings
 from guard import CheckResult, Guard, GuardError, InputError, StoreError, tally_check
 from guard._timestamps import utc_now
 
+_log = logging.getLogger("freshguard.gateway")
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
           413: "invalid_request_error", 422: "invalid_request_error"}  # fmt: skip
 INTEGRATION = "gateway"
@@ -105,7 +107,10 @@ _ERRORS = """
 Errors are problems (RFC 9457) that carry OpenAI's `error` member, `{"message", "type", "code", "param"}`,
 which the `openai` client reads: 400 a request that is not a chat request, 401/403 a missing or non-pipeline key,
 422 `freshguard_blocked` (refused under `on_block: refuse`; header `x-freshguard-run-id`), 502/504 the upstream
-unreachable or late, 503 no upstream configured. Every 4xx carries `x-should-retry: false`.
+unreachable or late, 502 `freshguard_upstream_auth` when the upstream refuses the gateway's own key, 503 no
+upstream configured. Every 4xx carries `x-should-retry: false`. A stream the upstream breaks off ends with an
+SSE event `data: {"error": {...}}`. When the model answered but the call could not be linked to its run
+(the lineage store is down), the answer is returned with the header `x-freshguard-link: failed`.
 """
 
 
@@ -142,10 +147,13 @@ async def chat_completions(
     if parsed.found:
         pipeline = parsed.pipeline or request.headers.get("x-freshguard-pipeline") or _pipeline_of(caller)
         result = await run_in_threadpool(_check, guard, parsed, pipeline, metrics)
-        if result.blocked and (parsed.on_block or settings.openai_on_block) == "refuse":
-            message, param = refusal(parsed, result)
-            return openai_error(422, message, code="freshguard_blocked", param=param,
-                                headers={"x-freshguard-run-id": result.run_id})  # fmt: skip
+    for unreadable in parsed.withheld:
+        _log.warning("gateway: %s withheld unchecked: %s", unreadable.where, unreadable.why.why)
+    withholding = (result is not None and bool(result.blocked)) or bool(parsed.withheld)
+    if withholding and (parsed.on_block or settings.openai_on_block) == "refuse":
+        message, param = refusal(parsed, result)
+        run = {"x-freshguard-run-id": result.run_id} if result is not None else {}
+        return openai_error(422, message, code="freshguard_blocked", param=param, headers=run)
     body = forwarded(parsed, result)
     link = _linker(guard, result, parsed)
     if parsed.streamed:
@@ -163,19 +171,33 @@ def _check(guard: Guard, parsed: GatewayRequest, pipeline: str, metrics: Any) ->
     return result
 
 
-Link = Callable[[str | None, str | None], Awaitable[None]]
+Link = Callable[[str | None, str | None], Awaitable[bool]]
+LINK_HEADER = "x-freshguard-link"
 
 
 def _linker(guard: Guard, result: CheckResult | None, parsed: GatewayRequest) -> Link:
-    async def link(model: str | None, call_id: str | None) -> None:
+    """Link the model call to the run, best-effort: the model has answered, so a failed link loses no answer.
+
+    Returns False when the link failed (logged, without the request's content); True otherwise.
+    """
+
+    async def link(model: str | None, call_id: str | None) -> bool:
         store = guard.store
         if result is None or store is None:
-            return
+            return True
         extra = {"integration": INTEGRATION, "endpoint": "chat.completions", "stream": parsed.streamed}
         requested = parsed.body.get("model")
-        await run_in_threadpool(
-            store.link_consumption, result.run_id, model or str(requested), call_id, extra, linked_at=utc_now()
-        )
+        try:
+            await run_in_threadpool(
+                store.link_consumption, result.run_id, model or str(requested), call_id, extra, linked_at=utc_now()
+            )
+        except GuardError as exc:
+            _log.error(
+                "gateway: run %s could not be linked to model call %s (%s); the answer was returned: %s",
+                result.run_id, call_id, type(exc).__name__, exc,
+            )  # fmt: skip
+            return False
+        return True
 
     return link
 
@@ -188,14 +210,40 @@ def _upstream(settings: Settings) -> tuple[str, dict[str, str]]:
     return url, headers
 
 
+def redacted(url: str) -> str:
+    """A URL for the log: scheme, host, port and path, without credentials, query or fragment."""
+    try:
+        parsed = httpx2.URL(url)
+        port = f":{parsed.port}" if parsed.port else ""
+        return f"{parsed.scheme}://{parsed.host}{port}{parsed.path}"
+    except (httpx2.InvalidURL, ValueError, TypeError):
+        return "(an upstream URL that does not parse)"
+
+
 def _unreachable(url: str, exc: Exception) -> JSONResponse:
     timed_out = isinstance(exc, httpx2.TimeoutException)
+    what = "did not answer in time" if timed_out else "could not be reached"
+    _log.error("gateway: the upstream model at %s %s (%s)", redacted(url), what, type(exc).__name__)
     return openai_error(
         504 if timed_out else 502,
-        f"the upstream model at {url} {'did not answer in time' if timed_out else 'could not be reached'} "
-        f"({type(exc).__name__}); the request was checked but not answered, try again",
+        f"the upstream model {what} ({type(exc).__name__}); the request was checked but not answered, try again",
         code="freshguard_upstream_unavailable",
     )
+
+
+def _upstream_refused_key(url: str, status: int) -> JSONResponse:
+    """The upstream refused the gateway's own key: the operator's to fix, never the caller's auth error."""
+    _log.error("gateway: the upstream model at %s refused the gateway's key (%d)", redacted(url), status)
+    return openai_error(
+        502,
+        "the gateway's upstream key was refused; the operator must set FRESHGUARD_OPENAI_UPSTREAM_KEY "
+        f"(the upstream model answered {status})",
+        code="freshguard_upstream_auth",
+    )
+
+
+#: Upstream statuses that mean the gateway's key, not the caller's request, was refused.
+_UPSTREAM_AUTH = (401, 403)
 
 
 def _passed_headers(upstream: httpx2.Response) -> dict[str, str]:
@@ -210,16 +258,31 @@ async def _relay(settings: Settings, body: dict[str, Any], link: Link) -> Respon
             upstream = await client.post(url, content=json.dumps(body).encode(), headers=headers)
         except httpx2.HTTPError as exc:
             return _unreachable(url, exc)
+    if upstream.status_code in _UPSTREAM_AUTH:
+        return _upstream_refused_key(url, upstream.status_code)
+    passed = _passed_headers(upstream)
     if upstream.status_code == 200:
         try:
             answer = upstream.json()
         except ValueError:
             answer = None
-        if isinstance(answer, dict):
-            await link(*model_call(answer))
+        if isinstance(answer, dict) and not await link(*model_call(answer)):
+            passed[LINK_HEADER] = "failed"
     media_type = upstream.headers.get("content-type", "application/json")
-    return Response(upstream.content, status_code=upstream.status_code, media_type=media_type,
-                    headers=_passed_headers(upstream))  # fmt: skip
+    return Response(upstream.content, status_code=upstream.status_code, media_type=media_type, headers=passed)
+
+
+def _stream_error(exc: Exception) -> bytes:
+    """The SSE event that ends a stream the upstream broke off (the `openai` client raises it as an APIError)."""
+    timed_out = isinstance(exc, httpx2.TimeoutException)
+    what = "stopped answering in time" if timed_out else "broke off the stream"
+    error = {
+        "message": f"the upstream model {what} ({type(exc).__name__}); the answer is incomplete, try again",
+        "type": "server_error",
+        "code": "freshguard_upstream_unavailable",
+        "param": None,
+    }
+    return f"data: {json.dumps({'error': error})}\n\n".encode()
 
 
 async def _relay_stream(settings: Settings, body: dict[str, Any], link: Link) -> Response:
@@ -235,9 +298,15 @@ async def _relay_stream(settings: Settings, body: dict[str, Any], link: Link) ->
         await client.aclose()
         return _unreachable(url, exc)
     if upstream.status_code != 200:
-        content = await upstream.aread()
-        await upstream.aclose()
-        await client.aclose()
+        try:
+            content = await upstream.aread()
+        except httpx2.HTTPError as exc:
+            return _unreachable(url, exc)
+        finally:
+            await upstream.aclose()
+            await client.aclose()
+        if upstream.status_code in _UPSTREAM_AUTH:
+            return _upstream_refused_key(url, upstream.status_code)
         return Response(content, status_code=upstream.status_code,
                         media_type=upstream.headers.get("content-type"), headers=_passed_headers(upstream))  # fmt: skip
 
@@ -250,7 +319,10 @@ async def _relay_stream(settings: Settings, body: dict[str, Any], link: Link) ->
                     call, pending = first_call_in_stream(pending + piece)
                     if call is not None:
                         pending = None
-                        await link(*call)
+                        await link(*call)  # best-effort: a failure is logged, the stream goes on
+        except httpx2.HTTPError as exc:
+            _log.error("gateway: the upstream model at %s broke off a stream (%s)", redacted(url), type(exc).__name__)
+            yield _stream_error(exc)
         finally:
             await upstream.aclose()
             await client.aclose()

@@ -17,11 +17,11 @@ from openai import OpenAI
 
 from api import Settings
 from api.app import create_app
-from guard import LineageStore
+from guard import LineageStore, StoreError
 from tests.api.conftest import SAMPLE_KEY, free_port, key_of
 from tests.conftest import EXAMPLE_POLICY
 from tests.integrations.conftest import customer, serve
-from tests.integrations.upstream import MODEL_VERSION, Upstream, make_upstream, system_texts
+from tests.integrations.upstream import MODEL_VERSION, STALL_S, Upstream, make_upstream, system_texts
 
 QUESTION: Any = {"role": "user", "content": "What is the credit limit of C-1042 and C-2001?"}
 
@@ -29,10 +29,11 @@ QUESTION: Any = {"role": "user", "content": "What is the credit limit of C-1042 
 class Gateway:
     """The service with its gateway, and its lineage store."""
 
-    def __init__(self, base_url: str, database_url: str) -> None:
+    def __init__(self, base_url: str, database_url: str, app: Any = None) -> None:
         self.base_url = base_url
         self.openai_url = f"{base_url}/v1/openai"
         self.database_url = database_url
+        self.app = app
 
     def client(self, api_key: str = "unused-in-open-mode", **options: Any) -> OpenAI:
         return OpenAI(base_url=self.openai_url, api_key=api_key, max_retries=options.pop("max_retries", 2), **options)
@@ -61,7 +62,7 @@ def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **settings: Any) -> I
     database_url = f"sqlite:///{tmp_path / 'gateway.db'}"
     app = create_app(Settings(policy=EXAMPLE_POLICY, database_url=database_url, **settings))
     for base_url in serve(app):
-        yield Gateway(base_url, database_url)
+        yield Gateway(base_url, database_url, app)
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ FRESH = customer("cust-fresh", "C-1042", "salesforce", timedelta(minutes=5))
 STALE = customer("cust-stale", "C-2001", "sap", timedelta(hours=3, minutes=2, seconds=30), name="Bruno Costa")
 OWNER = customer("cust-owner", "C-3003", "salesforce", timedelta(minutes=4), name="Carla Dias")
 SAP_COPY = customer("cust-sap-copy", "C-3003", "sap", timedelta(minutes=3), credit_limit=9000.0, name="Carla Dias")
-STALE_NOTICE = "record withheld: customer C-2001 from sap is 3h 2m old; the limit agreed with sales-ops is 1h"
+STALE_NOTICE = "record withheld: customer C-2001 from sap (STALE: 3h 2m old, the limit is 1h)"
 
 
 @pytest.fixture(autouse=True)
@@ -120,8 +121,8 @@ def test_a_list_of_records_keeps_the_allowed_ones_and_words_the_blocked(gateway:
     gateway.client().chat.completions.create(model="gpt-4o", messages=messages)
     owner, withheld = json.loads(upstream.last["messages"][2]["content"])
     assert owner == OWNER
-    assert withheld.startswith("record withheld: customer C-3003 from sap")
-    assert "salesforce" in withheld  # the conflict says which copy was kept
+    assert withheld == "record withheld: customer C-3003 from sap (CONFLICT: another copy is used)"
+    assert "9000" not in json.dumps(upstream.last)  # the rejected value never reaches the model
 
 
 def test_tool_text_parts_are_read_and_rewritten(gateway: Gateway, upstream: Upstream) -> None:
@@ -318,3 +319,164 @@ def test_a_pipeline_keys_checks_are_kept_under_its_name(keyed_gateway: Gateway) 
         messages=tool_call_messages(json.dumps(FRESH)),
     )
     assert [r["pipeline"] for r in keyed_gateway.runs()] == ["support-bot"]
+
+
+# -- tool results are read fail-closed: whatever looks like a record is checked, or withheld ---------------
+
+
+MALFORMED = "malformed envelope (id, object, key, source)"
+
+
+def sent_text(upstream: Upstream) -> str:
+    return json.dumps(upstream.last["messages"], ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        # a list mixing a record with something else: every item is checked
+        (lambda: json.dumps([STALE, {"note": "page 1 of 2"}]),
+         lambda: [STALE_NOTICE, f"record withheld: record #1 (INVALID_RECORD: {MALFORMED})"]),
+        # records wrapped in an object: read one level deep, the rest kept
+        (lambda: json.dumps({"results": [FRESH, STALE], "next": None}),
+         lambda: {"results": [FRESH, STALE_NOTICE], "next": None}),
+        # an envelope missing `source` is still a record: decided INVALID_RECORD
+        (lambda: json.dumps({k: v for k, v in STALE.items() if k != "source"}),
+         lambda: "record withheld: record cust-stale (INVALID_RECORD: malformed envelope (source))"),
+    ],
+    ids=["mixed-list", "wrapped", "missing-source"],
+)  # fmt: skip
+def test_whatever_looks_like_a_record_is_checked(
+    gateway: Gateway, upstream: Upstream, content: Any, expected: Any
+) -> None:
+    gateway.client().chat.completions.create(model="gpt-4o", messages=tool_call_messages(content()))
+    sent = upstream.last["messages"][2]["content"]
+    assert (json.loads(sent) if isinstance(expected(), list | dict) else sent) == expected()
+    assert "Bruno Costa" not in sent_text(upstream)
+    [run] = gateway.runs()
+    assert run["blocked"] >= 1
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        lambda: json.dumps(STALE) + "\nEnd of results",
+        lambda: "CRM says: " + json.dumps(STALE),
+        lambda: json.dumps({"response": {"results": [STALE]}}),
+    ],
+    ids=["trailing-prose", "leading-prose", "nested-deeper"],
+)
+def test_a_tool_result_holding_records_it_cannot_take_apart_is_withheld_whole(
+    gateway: Gateway, upstream: Upstream, content: Any
+) -> None:
+    gateway.client().chat.completions.create(model="gpt-4o", messages=tool_call_messages(content()))
+    sent = upstream.last["messages"][2]["content"]
+    assert sent.startswith("tool result withheld: it seems to hold records Freshguard cannot check one by one")
+    assert "Bruno Costa" not in sent_text(upstream)
+
+
+def test_under_refuse_an_unreadable_tool_result_refuses_the_request(gateway: Gateway, upstream: Upstream) -> None:
+    with pytest.raises(openai.UnprocessableEntityError) as refused:
+        gateway.client().chat.completions.create(
+            model="gpt-4o",
+            messages=tool_call_messages(json.dumps(FRESH) + " (more on page 2)"),
+            extra_body={"freshguard": {"on_block": "refuse"}},
+        )
+    assert refused.value.code == "freshguard_blocked"
+    assert refused.value.param == "messages[2].content"
+    assert upstream.bodies == []
+
+
+def test_a_schema_notice_never_repeats_the_rejected_value(gateway: Gateway, upstream: Upstream) -> None:
+    bad = customer("cust-bad", "C-9", "salesforce", timedelta(minutes=1))
+    bad["fields"]["email"] = "secret-ssn-123-45-6789"
+    gateway.client().chat.completions.create(model="gpt-4o", messages=tool_call_messages(json.dumps(bad)))
+    assert upstream.last["messages"][2]["content"] == (
+        "record withheld: customer C-9 from salesforce (SCHEMA_VIOLATION: breaks its contract on email (pattern))"
+    )
+    [run] = gateway.runs()  # the operator's record keeps the whole reason
+    [decision] = run["decisions"]
+    assert "secret-ssn-123-45-6789" in decision["explanations"][0]["message"]
+
+
+# -- after the model answered: a failed link loses no answer ------------------------------------------
+
+
+def failing_links(gateway_app: Any) -> None:
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise StoreError("the lineage store is unreachable")
+
+    gateway_app.state.guard.store.link_consumption = fail
+
+
+def test_a_failed_link_returns_the_answer_with_a_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    for gateway in start(
+        tmp_path, monkeypatch, openai_upstream_url=upstream.base_url, openai_upstream_key="sk-upstream"
+    ):
+        failing_links(gateway.app)
+        raw = gateway.client(max_retries=3).chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=tool_call_messages(json.dumps(FRESH))
+        )
+        assert raw.http_response.status_code == 200
+        assert raw.headers["x-freshguard-link"] == "failed"
+        assert raw.parse().id == "chatcmpl-1"
+        assert len(upstream.bodies) == 1  # the model was called (and billed) once
+        stream = gateway.client().chat.completions.create(
+            model="gpt-4o", messages=tool_call_messages(json.dumps(FRESH)), stream=True
+        )
+        assert (
+            "".join(c.choices[0].delta.content or "" for c in stream if c.choices).strip() == "seen 0 system messages"
+        )
+    assert "could not be linked" in caplog.text
+    assert "sk-upstream" not in caplog.text
+
+
+# -- upstream trouble, in Freshguard's words ----------------------------------------------------------
+
+
+def test_an_upstream_url_with_credentials_is_never_shown_to_callers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    nowhere = f"http://user:s3cretpass@127.0.0.1:{free_port()}/v1?api-key=AZKEY"
+    for gateway in start(tmp_path, monkeypatch, openai_upstream_url=nowhere):
+        answer = httpx2.post(f"{gateway.openai_url}/chat/completions", json={"model": "m", "messages": [QUESTION]})
+        assert answer.status_code == 502
+        assert answer.json()["error"]["message"].startswith("the upstream model could not be reached (ConnectError)")
+        for secret in ("s3cretpass", "AZKEY", "user:"):
+            assert secret not in answer.text
+    assert "http://127.0.0.1:" in caplog.text  # the operator's log names the host
+    assert "s3cretpass" not in caplog.text
+    assert "AZKEY" not in caplog.text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_that_refuses_the_gateways_key_is_a_502_in_freshguards_words(
+    gateway: Gateway, stream: bool
+) -> None:
+    answer = httpx2.post(
+        f"{gateway.openai_url}/chat/completions",
+        json={"model": "refuse-key", "messages": tool_call_messages(json.dumps(FRESH)), "stream": stream},
+    )
+    assert answer.status_code == 502
+    error = answer.json()["error"]
+    assert error["code"] == "freshguard_upstream_auth"
+    assert "FRESHGUARD_OPENAI_UPSTREAM_KEY" in error["message"]
+    assert "sk-up" not in answer.text
+    assert "Incorrect API key" not in answer.text
+
+
+def test_an_upstream_that_breaks_off_a_stream_ends_it_with_an_error_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: Upstream
+) -> None:
+    timeout = STALL_S / 3
+    for gateway in start(tmp_path, monkeypatch, openai_upstream_url=upstream.base_url, openai_timeout_s=timeout):
+        stream = gateway.client(max_retries=0).chat.completions.create(
+            model="break-off", messages=tool_call_messages(json.dumps(FRESH)), stream=True
+        )
+        seen: list[str | None] = []
+        with pytest.raises(openai.APIError, match="the upstream model stopped answering in time") as broken:
+            seen.extend(c.choices[0].delta.content for c in stream)
+        assert seen == ["Ana's "]  # what came before the break reached the caller
+        assert broken.value.code == "freshguard_upstream_unavailable"

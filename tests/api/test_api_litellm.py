@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api import Settings, create_app
+from guard import StoreError
 from tests.api.conftest import auth_as
 from tests.integrations.conftest import customer
 
@@ -22,7 +23,7 @@ FRESH = customer("cust-fresh", "C-1042", "salesforce", timedelta(minutes=5))
 STALE = customer("cust-stale", "C-2001", "sap", timedelta(hours=3, minutes=2, seconds=30), name="Bruno Costa")
 OWNER = customer("cust-owner", "C-3003", "salesforce", timedelta(minutes=4), name="Carla Dias")
 SAP_COPY = customer("cust-sap-copy", "C-3003", "sap", timedelta(minutes=3), credit_limit=9000.0, name="Carla Dias")
-STALE_NOTICE = "record withheld: customer C-2001 from sap is 3h 2m old; the limit agreed with sales-ops is 1h"
+STALE_NOTICE = "record withheld: customer C-2001 from sap (STALE: 3h 2m old, the limit is 1h)"
 
 
 @pytest.fixture(autouse=True)
@@ -88,7 +89,8 @@ def test_a_list_of_records_in_one_text_keeps_the_allowed_ones(client: TestClient
     assert answer["action"] == "GUARDRAIL_INTERVENED"
     owner, withheld = json.loads(answer["texts"][0])
     assert owner == OWNER
-    assert withheld.startswith("record withheld: customer C-3003 from sap")
+    assert withheld == "record withheld: customer C-3003 from sap (CONFLICT: another copy is used)"
+    assert "9000" not in answer["texts"][0]
 
 
 def test_refuse_blocks_the_call_with_the_reason_in_words(client: TestClient) -> None:
@@ -172,3 +174,85 @@ def test_the_guardrail_endpoint_needs_a_pipeline_key(
         if status == 200:
             [run] = keyed.get("/v1/runs", headers=auth_as(key or "")).json()["runs"]
             assert run["pipeline"] == "support-bot"  # the key's name, when the config names no pipeline
+
+
+# -- read fail-closed, as the gateway reads --------------------------------------------------------------
+
+
+def test_a_list_mixing_records_with_other_items_is_checked_item_by_item(client: TestClient) -> None:
+    answer = post(client, litellm_body(["q", json.dumps([STALE, {"page": 1}])]))
+    assert answer["action"] == "GUARDRAIL_INTERVENED"
+    assert json.loads(answer["texts"][1]) == [
+        STALE_NOTICE,
+        "record withheld: record #1 (INVALID_RECORD: malformed envelope (id, object, key, source))",
+    ]
+
+
+def test_records_wrapped_in_an_object_are_checked(client: TestClient) -> None:
+    answer = post(client, litellm_body([json.dumps({"results": [FRESH, STALE]})]))
+    assert answer["action"] == "GUARDRAIL_INTERVENED"
+    assert json.loads(answer["texts"][0]) == {"results": [FRESH, STALE_NOTICE]}
+
+
+def test_a_text_holding_records_it_cannot_take_apart_is_withheld_whole(client: TestClient) -> None:
+    answer = post(client, litellm_body(["q", json.dumps(STALE) + "\nEnd of results"]))
+    assert answer["action"] == "GUARDRAIL_INTERVENED"
+    assert answer["texts"][0] == "q"
+    assert answer["texts"][1].startswith("tool result withheld: it seems to hold records")
+    assert "Bruno Costa" not in json.dumps(answer)
+
+
+def test_records_in_a_tool_message_no_text_repeats_are_checked_too(client: TestClient) -> None:
+    messages = [
+        {"role": "user", "content": "q"},
+        {"role": "tool", "tool_call_id": "c0", "content": json.dumps(FRESH)},
+        {"role": "tool", "tool_call_id": "c1", "content": json.dumps(STALE)},
+    ]
+    answer = post(client, litellm_body(["q", json.dumps(FRESH)], structured_messages=messages))
+    assert answer["action"] == "BLOCKED"  # the stale record sits where LiteLLM takes no rewrite
+    assert "cust-stale" in answer["blocked_reason"]
+
+
+def test_a_tool_message_a_text_repeats_is_rewritten_there(client: TestClient) -> None:
+    messages = [{"role": "tool", "tool_call_id": "c1", "content": json.dumps(STALE)}]
+    answer = post(client, litellm_body([json.dumps(STALE)], structured_messages=messages))
+    assert answer == {"action": "GUARDRAIL_INTERVENED", "texts": [STALE_NOTICE]}
+
+
+# -- the operator decides what a block does; end users cannot --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("forced", "asked", "action"),
+    [
+        ("refuse", {"on_block": "withhold"}, "BLOCKED"),
+        ("refuse", {}, "BLOCKED"),
+        ("withhold", {"on_block": "refuse"}, "GUARDRAIL_INTERVENED"),
+        ("refuse", {"on_block": "anything"}, "BLOCKED"),  # what the request says is not even read
+    ],
+)
+def test_a_forced_on_block_overrides_the_request(
+    settings: Settings, forced: str, asked: dict[str, str], action: str
+) -> None:
+    with TestClient(create_app(settings.model_copy(update={"litellm_force_on_block": forced}))) as forcing:
+        answer = post(forcing, litellm_body([json.dumps(STALE)], additional_provider_specific_params=asked))
+    assert answer["action"] == action
+
+
+def test_the_forced_choice_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    monkeypatch.setenv("FRESHGUARD_LITELLM_FORCE_ON_BLOCK", "refuse")
+    assert Settings(policy=settings.policy).litellm_force_on_block == "refuse"
+    monkeypatch.setenv("FRESHGUARD_LITELLM_FORCE_ON_BLOCK", "drop")
+    with pytest.raises(ValueError, match="litellm_force_on_block"):
+        Settings(policy=settings.policy)
+
+
+def test_a_failed_link_still_answers_with_the_decision(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise StoreError("the lineage store is unreachable")
+
+    store = client.app.state.guard.store  # type: ignore[attr-defined]
+    store.link_consumption = fail
+    answer = post(client, litellm_body([json.dumps(FRESH), json.dumps(STALE)]))
+    assert answer["action"] == "GUARDRAIL_INTERVENED"
+    assert "could not be linked" in caplog.text

@@ -2,11 +2,14 @@
 completions (JSON and SSE streams) and responses, and keeps every request it was sent.
 
 It answers with the model `MODEL_VERSION` (as OpenAI answers an alias with a dated version) and ids
-`chatcmpl-<n>` / `resp_<n>`, and repeats in its answer how many system messages it was sent.
+`chatcmpl-<n>` / `resp_<n>`, and repeats in its answer how many system messages it was sent. Some
+model names misbehave on purpose: `refuse-me` (400), `refuse-key` (401 naming the masked key, as
+OpenAI does) and `break-off` (a stream that stops after its first chunk for `STALL_S` seconds).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -17,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 MODEL_VERSION = "gpt-test-2026-01-01"
+STALL_S = 3.0
 
 
 @dataclass
@@ -60,7 +64,15 @@ def make_upstream() -> Upstream:
                 "param": None,
             }
             return JSONResponse({"error": error}, status_code=400)
+        if body.get("model") == "refuse-key":
+            said = (
+                "Incorrect API key provided: sk-up*****ream. You can find your API key at https://platform.openai.com."
+            )
+            error = {"message": said, "type": "invalid_request_error", "code": "invalid_api_key", "param": None}
+            return JSONResponse({"error": error}, status_code=401)
         text = f"seen {len(system_texts(body))} system messages"
+        if body.get("stream") and body.get("model") == "break-off":
+            return StreamingResponse(_broken(f"chatcmpl-{n}"), media_type="text/event-stream")
         if body.get("stream"):
             return StreamingResponse(_chunks(f"chatcmpl-{n}", text), media_type="text/event-stream")
         return JSONResponse(
@@ -111,3 +123,9 @@ def _pieces(call_id: str, text: str) -> Iterator[str]:
 async def _chunks(call_id: str, text: str) -> AsyncIterator[bytes]:
     for piece in _pieces(call_id, text):
         yield piece.encode()
+
+
+async def _broken(call_id: str) -> AsyncIterator[bytes]:
+    yield chunk(call_id, {"role": "assistant", "content": "Ana's "}).encode()
+    await asyncio.sleep(STALL_S)
+    yield b"data: [DONE]\n\n"
