@@ -4,13 +4,16 @@
     link_call(checker, result.run_id, model=response.model, call_id=response.id, integration="openai")
 
 Both kinds give the same decisions for the same records; a link goes to the store (`Guard`, when it has
-one) or to POST /v1/runs/{run_id}/consumption (`ServiceClient`).
+one) or to POST /v1/runs/{run_id}/consumption (`ServiceClient`). After the model has answered, the
+integrations link with `try_link_call`: a link that fails is logged and warned about (`LinkWarning`),
+and the answer is returned, since throwing it away would only make the caller pay for the call again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeAlias, runtime_checkable
@@ -130,3 +133,50 @@ async def alink_call(
         )
     await checker.alink_consumption(run_id, model, call_id, call_extra(integration, extra))
     return True
+
+
+class LinkWarning(UserWarning):
+    """A model call answered but could not be linked to its run in the lineage store."""
+
+
+def _link_failed(run_id: str, model: str, call_id: str | None, integration: str, exc: GuardError) -> None:
+    said = (
+        f"the {integration} call {call_id or '(no id)'} to {model} answered but could not be linked to run {run_id} "
+        f"({type(exc).__name__}: {exc}); the answer is returned, the lineage misses this link"
+    )
+    _log.error(said)
+    warnings.warn(said, LinkWarning, stacklevel=3)
+
+
+def try_link_call(
+    checker: Checker,
+    run_id: str,
+    *,
+    model: str,
+    call_id: str | None,
+    integration: str,
+    extra: Mapping[str, Any] | None = None,
+) -> bool:
+    """`link_call`, best-effort: a `GuardError` is logged and warned about (`LinkWarning`); False when not linked."""
+    try:
+        return link_call(checker, run_id, model=model, call_id=call_id, integration=integration, extra=extra)
+    except GuardError as exc:
+        _link_failed(run_id, model, call_id, integration, exc)
+        return False
+
+
+async def atry_link_call(
+    checker: Checker,
+    run_id: str,
+    *,
+    model: str,
+    call_id: str | None,
+    integration: str,
+    extra: Mapping[str, Any] | None = None,
+) -> bool:
+    """`try_link_call`, off the event loop."""
+    try:
+        return await alink_call(checker, run_id, model=model, call_id=call_id, integration=integration, extra=extra)
+    except GuardError as exc:
+        _link_failed(run_id, model, call_id, integration, exc)
+        return False

@@ -46,7 +46,7 @@ from guard.integrations.checking import (
     acheck_records,
     check_records,
     enforce_floor,
-    link_call,
+    try_link_call,
 )
 
 #: The name of the custom callback event that reports blocked documents.
@@ -339,8 +339,8 @@ class FreshguardHandler(BaseCallbackHandler):
             return
         model, call_id = _model_call(response, started_as)
         for guarded in self.run_ids:
-            link_call(self.checker, guarded, model=model, call_id=call_id, integration="langchain")
-            self.linked.append((guarded, model, call_id))
+            if try_link_call(self.checker, guarded, model=model, call_id=call_id, integration="langchain"):
+                self.linked.append((guarded, model, call_id))
 
     def _saw_run(self, run_id: str) -> None:
         if run_id not in self.run_ids:

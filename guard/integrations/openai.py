@@ -9,9 +9,12 @@
 
 `records` are checked before the call; the model is sent the allowed ones only, as a system message
 that names each record's entity, source and time (and, with `include_notices=True`, a line
-`record withheld: <why>` for each blocked one). The model call (response id, model) is then linked to
-the check's run in the lineage store, with `extra={"integration": "openai", "endpoint": ...}`; a
-streamed call is linked on its first chunk. `min_allowed` raises `BlockedContextError` before the call
+`record withheld: <entity> (<codes>: <why, without the record's values>)` for each blocked one). The
+model call (response id, model) is then linked to the check's run in the lineage store, with
+`extra={"integration": "openai", "endpoint": ...}`; a streamed call is linked on its first chunk. The
+link is best-effort: when it fails the response is still returned, and the failure is logged and
+warned about (`guard.integrations.checking.LinkWarning`). A record that is not a mapping is passed to
+the checker as it is, which decides it INVALID_RECORD. `min_allowed` raises `BlockedContextError` before the call
 instead of asking the model with fewer records than that. `create_checked` returns the response and
 the `CheckResult` together. `AsyncOpenAI` works the same (`guard_openai` returns the async wrapper).
 
@@ -27,7 +30,14 @@ from typing import Any, Generic, TypeVar, overload
 from openai import AsyncOpenAI, AsyncStream, OpenAI, Stream
 
 from guard import CheckResult, Record
-from guard.integrations.checking import Checker, acheck_records, alink_call, check_records, enforce_floor, link_call
+from guard.integrations.checking import (
+    Checker,
+    acheck_records,
+    atry_link_call,
+    check_records,
+    enforce_floor,
+    try_link_call,
+)
 from guard.integrations.context import context_text
 
 INTEGRATION = "openai"
@@ -51,13 +61,15 @@ class _Plan:
     min_allowed: int
     include_notices: bool
 
-    def context(self, envelopes: Sequence[Mapping[str, Any]], result: CheckResult) -> dict[str, str]:
+    def context(self, envelopes: Sequence[Any], result: CheckResult) -> dict[str, str]:
         enforce_floor(result, self.min_allowed)
         return {"role": "system", "content": context_text(envelopes, result, include_notices=self.include_notices)}
 
 
-def _envelopes(records: Iterable[Any]) -> list[dict[str, Any]]:
-    return [r.to_envelope() if isinstance(r, Record) else dict(r) for r in records]
+def _envelopes(records: Iterable[Any]) -> list[Any]:
+    """The records as the checker takes them: a `Record` as its envelope, a mapping copied, anything else as it is
+    (the checker decides it INVALID_RECORD)."""
+    return [r.to_envelope() if isinstance(r, Record) else dict(r) if isinstance(r, Mapping) else r for r in records]
 
 
 def _prepend(context: Mapping[str, str] | None, messages: list[Any]) -> list[Any]:
@@ -158,8 +170,8 @@ class GuardedOpenAI:
         response = send(plan.context(envelopes, result))
 
         def link(model: str | None, call_id: str | None) -> None:
-            link_call(plan.checker, result.run_id, model=model or "unknown", call_id=call_id,
-                      integration=INTEGRATION, extra={"endpoint": endpoint, "stream": streamed})  # fmt: skip
+            try_link_call(plan.checker, result.run_id, model=model or "unknown", call_id=call_id,
+                          integration=INTEGRATION, extra={"endpoint": endpoint, "stream": streamed})  # fmt: skip
 
         streamed = isinstance(response, Stream)
         if streamed:
@@ -238,8 +250,8 @@ class GuardedAsyncOpenAI:
         response = await send(plan.context(envelopes, result))
 
         async def link(model: str | None, call_id: str | None) -> None:
-            await alink_call(plan.checker, result.run_id, model=model or "unknown", call_id=call_id,
-                             integration=INTEGRATION, extra={"endpoint": endpoint, "stream": streamed})  # fmt: skip
+            await atry_link_call(plan.checker, result.run_id, model=model or "unknown", call_id=call_id,
+                                 integration=INTEGRATION, extra={"endpoint": endpoint, "stream": streamed})  # fmt: skip
 
         streamed = isinstance(response, AsyncStream)
         if streamed:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
-from guard import Guard, LineageStore, ServiceClient
-from guard.integrations.checking import BlockedContextError, Checker
+from guard import Guard, LineageStore, ServiceClient, StoreError
+from guard.integrations.checking import BlockedContextError, Checker, LinkWarning
 from guard.integrations.openai import GuardedAsyncOpenAI, GuardedOpenAI, guard_openai
 from tests.integrations.conftest import LiveService, customer, run_async
 from tests.integrations.upstream import MODEL_VERSION, Upstream, system_texts
@@ -77,7 +77,9 @@ def test_notices_tell_the_model_what_was_withheld(
     client = guard_openai(openai_client(upstream), in_process, pipeline=PIPELINE, include_notices=True)
     client.chat.completions.create(model="gpt-4o", records=records, messages=[{"role": "user", "content": "hi"}])
     [context] = system_texts(upstream.last)
-    assert "- record withheld: customer C-2001 from sap is 3h 2m old; the limit agreed with sales-ops is 1h" in context
+    assert "- record withheld: customer C-2001 from sap (STALE: 3h 2m old, the limit is 1h)" in context
+    assert "- record withheld: customer C-3003 from sap (CONFLICT: another copy is used)" in context
+    assert "9000" not in context  # a notice never repeats the blocked copy's values
     assert "record withheld: customer C-3003 from sap" in context
 
 
@@ -185,3 +187,73 @@ def test_a_model_that_fails_is_not_linked(in_process: Guard, upstream: Upstream,
 def test_only_openai_clients_are_wrapped(in_process: Guard) -> None:
     with pytest.raises(TypeError, match=r"wraps an openai.OpenAI or openai.AsyncOpenAI client, not str"):
         guard_openai("sk-test", in_process, pipeline=PIPELINE)  # type: ignore[call-overload]
+
+
+def test_a_record_that_is_not_a_mapping_is_decided_not_crashed_on(
+    checker: Checker, upstream: Upstream, records: list[dict[str, Any]]
+) -> None:
+    client = guard_openai(openai_client(upstream), checker, pipeline=PIPELINE, include_notices=True)
+    checked = client.chat.completions.create_checked(
+        model="gpt-4o", records=[records[0], "page 2 of 2", None], messages=[{"role": "user", "content": "hi"}]
+    )
+    assert checked.check is not None
+    assert [(d.action.value, [c.value for c in d.codes]) for d in checked.check.decisions] == [
+        ("allow", []),
+        ("block", ["INVALID_RECORD"]),
+        ("block", ["INVALID_RECORD"]),
+    ]
+    [context] = system_texts(upstream.last)
+    assert "record withheld: record #1 (INVALID_RECORD: not a valid record envelope)" in context
+
+
+def _failing_links(checker: Checker, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise StoreError("the lineage store is unreachable")
+
+    if isinstance(checker, Guard):
+        assert checker.store is not None
+        monkeypatch.setattr(checker.store, "link_consumption", fail)
+    else:
+        monkeypatch.setattr(checker, "link_consumption", fail)
+        monkeypatch.setattr(checker, "alink_consumption", fail)
+
+
+def test_an_answer_whose_link_fails_is_returned_with_a_warning(
+    checker: Checker, upstream: Upstream, records: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _failing_links(checker, monkeypatch)
+    client = guard_openai(openai_client(upstream), checker, pipeline=PIPELINE)
+    with pytest.warns(LinkWarning, match="could not be linked"):
+        answer = client.chat.completions.create(
+            model="gpt-4o", records=records, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert answer.id == "chatcmpl-1"
+    with pytest.warns(LinkWarning):
+        chunks = list(
+            client.chat.completions.create(
+                model="gpt-4o", records=records, messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+        )
+    assert chunks
+    assert len(upstream.bodies) == 2  # each question asked (and paid for) once
+
+
+def test_the_async_client_returns_an_answer_whose_link_fails(
+    in_process: Guard, upstream: Upstream, records: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _failing_links(in_process, monkeypatch)
+
+    async def main() -> str:
+        client = guard_openai(
+            AsyncOpenAI(base_url=upstream.base_url, api_key="sk-test", max_retries=0), in_process, pipeline=PIPELINE
+        )
+        try:
+            answer = await client.chat.completions.create(
+                model="gpt-4o", records=records, messages=[{"role": "user", "content": "hi"}]
+            )
+        finally:
+            await client.client.close()
+        return str(answer.id)
+
+    with pytest.warns(LinkWarning):
+        assert run_async(main) == "chatcmpl-1"
