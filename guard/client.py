@@ -6,6 +6,13 @@
 
 The integrations take "a checker": a `Guard` or a `ServiceClient`, and behave the same with either.
 Every failure is a `ServiceError` (a `GuardError`) that says what the service answered and what to do.
+
+Records travel as JSON exactly as given, never converted: a record holding a value JSON cannot carry
+as it is (a `datetime`, a `tuple`, a `Decimal`, a `set`, a mapping with keys that are not strings) is
+refused before anything is sent, with an `InputError` naming the record and the member. Converting it
+would decide a different record than an in-process `Guard` decides (which blocks a `datetime`
+timestamp or a `tuple` lineage as INVALID_RECORD, a `Decimal` field as SCHEMA_VIOLATION), and could
+let through what the guard blocks. `Record` models are sent as their JSON envelope, as `Guard` reads them.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any
 import httpx2
 
 from guard.decisions import Action, CheckResult, DecisionTable, PolicyRef, Reason, ReasonCode
-from guard.errors import GuardError
+from guard.errors import GuardError, InputError
 from guard.records import Record
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -206,15 +213,73 @@ def _jsonable(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+def _body_value(value: object) -> object:
+    """What `json.dumps` cannot write itself: a mapping that is not a dict (`Guard` reads every mapping alike)
+    and, in `consumer` only (records holding one are refused first), a datetime."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    return _jsonable(value)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def unsendable(value: object) -> tuple[str, str] | None:
+    """(member path, type name) of the first value in `value` that JSON cannot carry as it is; None when all can.
+
+    NaN and infinities count as carried: Python's JSON writes them and the service reads them back.
+    """
+    stack: list[tuple[str, object]] = [("", value)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, _SCALARS):
+            continue
+        if isinstance(node, Mapping):
+            members = []
+            for name, member in node.items():
+                if not isinstance(name, str):
+                    return f"{path}[{name!r}]".lstrip("."), f"{type(name).__name__} key"
+                members.append((f"{path}.{name}", member))
+            stack.extend(reversed(members))  # reported in the order the record is written
+        elif isinstance(node, list):
+            stack.extend(reversed([(f"{path}[{i}]", item) for i, item in enumerate(node)]))
+        else:
+            return path.lstrip("."), type(node).__name__
+    return None
+
+
+def _refuse_unsendable(records: Sequence[Any]) -> None:
+    for index, record in enumerate(records):
+        found = unsendable(record)
+        if found is None:
+            continue
+        member, kind = found
+        rid = record.get("id") if isinstance(record, Mapping) else None
+        named = f"record #{index}" + (f" ({rid!r:.80})" if isinstance(rid, str) else "")
+        article = "an" if kind[:1] in "aeiou" else "a"
+        where = f"`{member}` holds {article} {kind}" if member else f"is {article} {kind}"
+        raise InputError(
+            f"{named} cannot be sent to the Freshguard service as it is: {where}, which JSON cannot carry; "
+            "send JSON values (ISO 8601 text for times, lists, numbers or text for decimals), or a guard.Record"
+        )
+
+
 def _check_body(records: list[Any], pipeline: str, consumer: Mapping[str, Any] | None) -> bytes:
     envelopes = [r.to_envelope() if isinstance(r, Record) else r for r in records]
     body: dict[str, Any] = {"pipeline": pipeline, "records": envelopes}
     if consumer is not None:
         body["consumer"] = dict(consumer)
     try:
-        return json.dumps(body, default=_jsonable, ensure_ascii=False).encode()
-    except (TypeError, ValueError) as exc:
-        raise ServiceError(f"the records cannot be sent as JSON ({exc}); send dicts of JSON values or Records") from exc
+        encoded = json.dumps(body, default=_body_value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        encoded = None
+    # json.dumps quietly turns tuples into lists, keys into strings and (through `default`) datetimes into
+    # text: a round trip that does not give the records back says to look for what JSON cannot carry as is.
+    if encoded is None or json.loads(encoded)["records"] != envelopes:
+        _refuse_unsendable(envelopes)
+    if encoded is None:
+        raise ServiceError("the check cannot be sent as JSON; send dicts of JSON values or Records")
+    return encoded.encode()
 
 
 def _link_body(model: str, call_id: str | None, extra: Mapping[str, Any] | None) -> bytes:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from api import Settings, create_app
-from guard import Action, CheckResult, Guard, ServiceClient, ServiceError
+from guard import Action, CheckResult, Guard, InputError, ServiceClient, ServiceError
 from guard.integrations.checking import acheck_records, alink_call, check_records, link_call
 from tests.api.conftest import free_port, key_of, keys_file  # noqa: F401 - keys_file is a fixture
-from tests.conftest import EXAMPLE_POLICY
-from tests.integrations.conftest import EXPECTED, LiveService, run_async, serve
+from tests.conftest import EXAMPLE_POLICY, ts
+from tests.integrations.conftest import EXPECTED, LiveService, customer, run_async, serve
 
 
 def outcome(result: CheckResult) -> list[tuple[str, str, list[str]]]:
@@ -122,8 +124,71 @@ def test_a_bad_pipeline_name_is_refused_by_the_service(service_client: ServiceCl
 
 
 def test_records_that_are_not_json_are_refused_before_sending(service_client: ServiceClient) -> None:
-    with pytest.raises(ServiceError, match="cannot be sent as JSON"):
+    with pytest.raises(InputError, match=r"record #0 \('a'\) .* `blob` holds an object, which JSON cannot carry"):
         service_client.check([{"id": "a", "blob": object()}], pipeline="p")
+
+
+def _odd(name: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    record = customer(f"odd-{name}", "C-1042", "salesforce", timedelta(minutes=5))
+    if name == "datetime-observed_at":
+        record["observed_at"] = now - timedelta(minutes=5)
+    elif name == "datetime-lineage":
+        record["lineage"] = [{"system": "salesforce", "at": now - timedelta(minutes=6)}]
+    elif name == "tuple-lineage":
+        record["lineage"] = ({"system": "salesforce", "at": ts(now - timedelta(minutes=6))},)
+    elif name == "decimal-field":
+        record["fields"]["credit_limit"] = Decimal("5000")
+    elif name == "int-key":
+        record["fields"][1] = "x"
+    return record
+
+
+@pytest.mark.parametrize(
+    ("name", "member"),
+    [
+        ("datetime-observed_at", "observed_at"),
+        ("datetime-lineage", r"lineage\[0\]\.at"),
+        ("tuple-lineage", "lineage"),
+        ("decimal-field", r"fields\.credit_limit"),
+        ("int-key", r"fields\[1\]"),
+    ],
+)
+def test_a_value_json_cannot_carry_never_gets_a_kinder_decision_through_the_service(
+    in_process: Guard, service_client: ServiceClient, name: str, member: str
+) -> None:
+    """Converting it would decide another record: in-process it is blocked, the client refuses to send it."""
+    record = _odd(name)
+    local = in_process.check([record], pipeline="p")
+    assert [d.action for d in local.decisions] == [Action.BLOCK] or name == "int-key"
+    with pytest.raises(InputError, match=rf"record #0 \('odd-{name}'\) .*`{member}` holds"):
+        service_client.check([record], pipeline="p")
+    with pytest.raises(InputError):
+        run_async(lambda: service_client.acheck([record], pipeline="p"))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), float("inf"), 10**30, True, "5000", None],
+    ids=["nan", "inf", "bigint", "bool", "text", "null"],
+)
+def test_values_json_carries_are_decided_alike_in_process_and_through_the_service(
+    in_process: Guard, service_client: ServiceClient, value: Any
+) -> None:
+    record = customer("odd", "C-1042", "salesforce", timedelta(minutes=5))
+    record["fields"]["credit_limit"] = value
+    local, remote = in_process.check([record], pipeline="p"), service_client.check([record], pipeline="p")
+    assert outcome(remote) == outcome(local)
+
+
+def test_a_record_model_and_a_read_only_mapping_are_sent_as_json(
+    in_process: Guard, service_client: ServiceClient
+) -> None:
+    from types import MappingProxyType
+
+    record = customer("proxy", "C-1042", "salesforce", timedelta(minutes=5))
+    proxied = MappingProxyType(record)
+    assert outcome(service_client.check([proxied], pipeline="p")) == outcome(in_process.check([proxied], pipeline="p"))
 
 
 def test_the_key_never_shows_in_the_client_repr() -> None:
