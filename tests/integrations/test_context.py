@@ -126,7 +126,8 @@ def test_notices_name_the_entity_and_the_code_and_never_the_records_values(guard
     bad = customer("cust-bad", "C-9", "salesforce", timedelta(minutes=1))
     bad["fields"]["email"] = "secret-ssn-123-45-6789"
     broken = {"id": "cust-broken", "object": "customer", "key": "C-7", "source": "sap", "observed_at": "2026-13-45"}
-    records = [owner, copy, bad, dict(STALE), broken]
+    stale = customer("cust-stale", "C-2001", "sap", timedelta(hours=3, minutes=5, seconds=30), name="Bruno Costa")
+    records = [owner, copy, bad, stale, broken]  # dated now: the suite may run long after this module was imported
 
     said = notices_for(guard, records)
 
