@@ -15,10 +15,12 @@ record through the modules; a property test holds both ways to the same decision
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from guard._accel import native
 from guard.checks.conflicts import resolve_conflicts
 from guard.checks.contract import Violation, describe
 from guard.checks.envelope import Envelope, read_envelope
@@ -29,7 +31,7 @@ from guard.checks.rules import CompiledPolicy
 from guard.checks.signature import check_signature
 from guard.checks.supersession import superseded_reason
 from guard.decisions import Action, DecisionTable, Entity, Reason, ReasonCode
-from guard.signing import signature_matches
+from guard.signing import UNSIGNED_MEMBERS, signature_matches
 
 #: From this many records of one object in a check, the contract runs through pandera itself.
 DEFAULT_PANDERA_THRESHOLD = 2000
@@ -97,9 +99,18 @@ class Batch:
         return env
 
 
-def screen(records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, fast: bool = True) -> Batch:
-    """First pass: envelope, ownership, freshness, provenance and signature checks of every record."""
+def screen(
+    records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, fast: bool = True, use_native: bool = True
+) -> Batch:
+    """First pass: envelope, ownership, freshness, provenance and signature checks of every record.
+
+    `fast=False` sends every record through the check modules; `use_native=False` runs the
+    fast loop in Python rather than in `guard._native` (when built). All three decide alike.
+    """
     batch = Batch(records, compiled, now)
+    if fast and use_native and native is not None and records:
+        _screen_native(batch)
+        return batch
     # Per object: its rules, and the age past which a copy gets STALE or AGING.
     limits = {
         name: (rules, rules.warn_age_s if rules.warn_age_s is not None else rules.max_age_s)
@@ -184,6 +195,37 @@ def screen(records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, f
 
 
 _TEXT_OR_NONE = (str, type(None))
+
+
+def _screen_native(batch: Batch) -> None:
+    """The loop of `screen` in C; the records it does not clear go through the check modules here."""
+    assert native is not None  # noqa: S101  # the caller checked
+    compiled, now = batch.compiled, batch.now
+    limits = {
+        name: (
+            rules,
+            float(rules.warn_age_s if rules.warn_age_s is not None else rules.max_age_s),
+            rules.allowed_sources,
+            rules.owner,
+            bool(rules.require_lineage),
+        )
+        for name, rules in compiled.objects.items()
+    }
+    parsed: dict[str, tuple[datetime, float]] = {}
+
+    def stamp(text: str) -> tuple[datetime, float] | None:
+        return _stamp(text, now, parsed)
+
+    columns = (
+        batch.ids, batch.objects, batch.keys, batch.sources, batch.observed,
+        batch.updated, batch.ages, batch.fields, batch.reasons,
+    )  # fmt: skip
+    slow = native.screen(
+        batch.raw, limits, compiled.signing_keys, compiled.clock_skew_s, parsed, stamp,
+        signature_matches, age_reason, columns, hmac.digest, UNSIGNED_MEMBERS,
+    )  # fmt: skip
+    for index in slow:
+        _full_path(batch, index)
 
 
 def _stamp(value: object, now: datetime, parsed: dict[str, tuple[datetime, float]]) -> tuple[datetime, float] | None:
@@ -313,19 +355,34 @@ def _unique_ids(batch: Batch) -> None:
 
 def _supersession(batch: Batch, watermarks: Mapping[Entity, datetime]) -> None:
     objects, reasons = batch.compiled.objects, batch.reasons
+    for index, mark in superseded_copies(batch, watermarks):
+        obj, key, updated = batch.objects[index], batch.keys[index], batch.updated[index]
+        if updated is None:  # never: a copy without a version is never superseded
+            continue
+        rules = objects.get(obj)  # type: ignore[arg-type]
+        if rules is None:  # a watermark learned under an earlier policy
+            continue
+        found = reasons[index]
+        if found is None:
+            found = reasons[index] = []
+        # Named from the batch's columns, as the envelope would name it (the record is not fatal: it has a version).
+        found.append(superseded_reason(f"{obj} {key} from {batch.sources[index]}", updated, rules, mark))
+
+
+def superseded_copies(
+    batch: Batch, watermarks: Mapping[Entity, datetime], *, use_native: bool = True
+) -> list[tuple[int, datetime]]:
+    """(position, watermark) of every copy whose `updated_at` is older than its entity's watermark."""
+    if use_native and native is not None and type(watermarks) is dict:
+        return native.superseded(batch.objects, batch.keys, batch.updated, watermarks)
+    found = []
     for index, (obj, key, updated) in enumerate(zip(batch.objects, batch.keys, batch.updated, strict=True)):
         if updated is None:
             continue
         mark = watermarks.get((obj, key))  # type: ignore[arg-type]
         if mark is not None and updated < mark:
-            rules = objects.get(obj)  # type: ignore[arg-type]
-            if rules is None:  # a watermark learned under an earlier policy
-                continue
-            found = reasons[index]
-            if found is None:
-                found = reasons[index] = []
-            # Named from the batch's columns, as the envelope would name it (the record is not fatal: it has a version).
-            found.append(superseded_reason(f"{obj} {key} from {batch.sources[index]}", updated, rules, mark))
+            found.append((index, mark))
+    return found
 
 
 def _contracts(batch: Batch, pandera_threshold: int) -> None:
@@ -348,14 +405,57 @@ def _contracts(batch: Batch, pandera_threshold: int) -> None:
         else:
             failed = {position: found for position, row in enumerate(rows) if (found := contract.check_one(row))}
         specs = batch.compiled.policy.objects[name].fields
+        words: dict[tuple[Any, ...], tuple[str, list[dict[str, Any]]]] = {}  # broken copies break alike
         for position, violations in failed.items():
             index = indexes[position]
-            _reasons_of(batch, index).append(schema_reason(label(index), name, violations, specs))
+            named = label(index)
+            token = _violations_token(violations)
+            said = words.get(token) if token is not None else None
+            if said is None:
+                reason = schema_reason(named, name, violations, specs)
+                if token is not None:
+                    words[token] = (reason.message[len(named) :], reason.detail["violations"])
+            else:
+                reason = Reason(
+                    ReasonCode.SCHEMA_VIOLATION, named + said[0], {"violations": [dict(v) for v in said[1]]}
+                )
+            _reasons_of(batch, index).append(reason)
+
+
+def _violations_token(violations: list[Violation]) -> tuple[Any, ...] | None:
+    """What decides a SCHEMA_VIOLATION's words and detail, as a key; None when a value cannot be one."""
+    try:
+        token = tuple(
+            (v.field, v.check, type(v.value), repr(v.value) if type(v.value) is float else v.value) for v in violations
+        )
+        hash(token)
+    except TypeError:
+        return None
+    return token
 
 
 def _conflicts(batch: Batch) -> None:
-    # Group the records that may take part (no reason but AGING) by entity, in one pass; a
-    # list is made only for an entity seen twice.
+    groups = conflict_groups(batch)
+    if not groups:
+        return
+    raw = batch.raw
+    disputed = [m for m in groups if not identical_copies([raw[i] for i in m])]
+    if not disputed:
+        return
+    envelope = batch.envelope
+    blocked = resolve_conflicts(([envelope(i) for i in members] for members in disputed), batch.compiled.objects)
+    for index, reason in blocked.items():
+        _reasons_of(batch, index).append(reason)
+
+
+def conflict_groups(batch: Batch, *, use_native: bool = True) -> list[list[int]]:
+    """The positions of each entity seen more than once among the records that may take part in a conflict.
+
+    Those are the records with no reason but AGING. Groups come in the order they form.
+    """
+    if use_native and native is not None:
+        return native.conflict_groups(batch.objects, batch.keys, batch.reasons, ReasonCode.AGING)
+    # One pass; a list is made only for an entity seen twice.
     reasons = batch.reasons
     aging = ReasonCode.AGING
     first: dict[tuple[str | None, str | None], int] = {}
@@ -371,16 +471,16 @@ def _conflicts(batch: Batch) -> None:
                 groups[entity] = [seen, index]
             else:
                 members.append(index)
-    if not groups:
-        return
-    raw = batch.raw
-    disputed = [m for m in groups.values() if not _all_identical([raw[i] for i in m])]
-    if not disputed:
-        return
-    envelope = batch.envelope
-    blocked = resolve_conflicts(([envelope(i) for i in members] for members in disputed), batch.compiled.objects)
-    for index, reason in blocked.items():
-        _reasons_of(batch, index).append(reason)
+    return list(groups.values())
+
+
+def identical_copies(records: list[Any], *, use_native: bool = True) -> bool:
+    """Whether copies carry equal fields of equal types and equal content, so that none can disagree."""
+    if use_native and native is not None:
+        same = native.all_identical(records)
+        if same is not None:
+            return same
+    return _all_identical(records)
 
 
 def _all_identical(records: list[Any]) -> bool:

@@ -1,0 +1,883 @@
+/*
+ * guard._native: the hot loops of a check, in C. Optional: every function here has a Python
+ * twin that decides the same (the oracle), and the guard runs on the twins when this module
+ * is not built. Property tests hold each function to its twin.
+ *
+ *   canonical_json(mapping, exclude)  -> bytes   twin: guard.signing._canonical_python
+ *   screen(records, ...)              -> [int]   twin: the loop in guard.engine.screen
+ *   field_values(rows, names)         -> [[...]] twin: guard.checks.contract._field_values
+ *
+ * Each function does only the plain case and hands anything else back to Python:
+ * canonical_json raises Unsupported, screen returns the positions of the records the check
+ * modules must look at. So the C code never has to reproduce an edge case to be right.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+static PyObject *Unsupported; /* guard._native.Unsupported */
+static PyObject *s_id, *s_object, *s_key, *s_source, *s_observed_at, *s_updated_at, *s_lineage, *s_fields,
+    *s_signature, *s_content, *s_system, *s_at;
+
+/* --- canonical JSON ---------------------------------------------------------------------- */
+
+typedef struct {
+    char *data;
+    Py_ssize_t size, capacity;
+} Buffer;
+
+static int buffer_reserve(Buffer *b, Py_ssize_t extra) {
+    if (b->size + extra <= b->capacity) return 0;
+    Py_ssize_t wanted = b->capacity ? b->capacity : 256;
+    while (wanted < b->size + extra) wanted *= 2;
+    char *grown = PyMem_Realloc(b->data, (size_t)wanted);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = grown;
+    b->capacity = wanted;
+    return 0;
+}
+
+static int buffer_add(Buffer *b, const char *text, Py_ssize_t size) {
+    if (buffer_reserve(b, size) < 0) return -1;
+    memcpy(b->data + b->size, text, (size_t)size);
+    b->size += size;
+    return 0;
+}
+
+/* A str as json.dumps(ensure_ascii=False) writes it, in UTF-8: only '"', '\\' and controls escaped. */
+static int add_string(Buffer *b, PyObject *text) {
+    Py_ssize_t size;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &size); /* fails on a lone surrogate */
+    if (utf8 == NULL) return -1;
+    if (buffer_reserve(b, size * 6 + 2) < 0) return -1;
+    char *out = b->data + b->size;
+    *out++ = '"';
+    static const char hex[] = "0123456789abcdef";
+    for (Py_ssize_t i = 0; i < size; i++) {
+        unsigned char c = (unsigned char)utf8[i];
+        if (c == '"' || c == '\\') {
+            *out++ = '\\';
+            *out++ = (char)c;
+        } else if (c < 0x20) {
+            *out++ = '\\';
+            switch (c) {
+                case '\b': *out++ = 'b'; break;
+                case '\f': *out++ = 'f'; break;
+                case '\n': *out++ = 'n'; break;
+                case '\r': *out++ = 'r'; break;
+                case '\t': *out++ = 't'; break;
+                default:
+                    *out++ = 'u';
+                    *out++ = '0';
+                    *out++ = '0';
+                    *out++ = hex[c >> 4];
+                    *out++ = hex[c & 0xF];
+            }
+        } else {
+            *out++ = (char)c;
+        }
+    }
+    *out++ = '"';
+    b->size = out - b->data;
+    return 0;
+}
+
+static int add_repr(Buffer *b, PyObject *value) {
+    PyObject *text = PyObject_Repr(value);
+    if (text == NULL) return -1;
+    Py_ssize_t size;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &size);
+    int failed = utf8 == NULL || buffer_add(b, utf8, size) < 0;
+    Py_DECREF(text);
+    return failed ? -1 : 0;
+}
+
+#define MAX_DEPTH 64
+
+static int add_value(Buffer *b, PyObject *value, PyObject *exclude, int depth);
+
+/* A dict with only str keys, sorted by code point as sort_keys sorts them. */
+static int add_object(Buffer *b, PyObject *mapping, PyObject *exclude, int depth) {
+    PyObject *keys = PyDict_Keys(mapping);
+    if (keys == NULL) return -1;
+    Py_ssize_t count = PyList_GET_SIZE(keys);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!PyUnicode_CheckExact(PyList_GET_ITEM(keys, i))) {
+            Py_DECREF(keys);
+            PyErr_SetString(Unsupported, "a key that is not text");
+            return -1;
+        }
+    }
+    if (PyList_Sort(keys) < 0 || buffer_add(b, "{", 1) < 0) {
+        Py_DECREF(keys);
+        return -1;
+    }
+    int first = 1;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (exclude != NULL) {
+            int skip = PySet_Contains(exclude, key);
+            if (skip < 0) goto fail;
+            if (skip) continue;
+        }
+        PyObject *item = PyDict_GetItemWithError(mapping, key);
+        if (item == NULL) {
+            if (!PyErr_Occurred()) PyErr_SetString(Unsupported, "the mapping changed while it was encoded");
+            goto fail;
+        }
+        Py_INCREF(item);
+        int failed = (!first && buffer_add(b, ",", 1) < 0) || add_string(b, key) < 0 || buffer_add(b, ":", 1) < 0 ||
+                     add_value(b, item, NULL, depth + 1) < 0;
+        Py_DECREF(item);
+        if (failed) goto fail;
+        first = 0;
+    }
+    Py_DECREF(keys);
+    return buffer_add(b, "}", 1);
+fail:
+    Py_DECREF(keys);
+    return -1;
+}
+
+static int add_value(Buffer *b, PyObject *value, PyObject *exclude, int depth) {
+    if (depth > MAX_DEPTH) {
+        PyErr_SetString(Unsupported, "nested too deep");
+        return -1;
+    }
+    if (value == Py_None) return buffer_add(b, "null", 4);
+    if (value == Py_True) return buffer_add(b, "true", 4);
+    if (value == Py_False) return buffer_add(b, "false", 5);
+    if (PyUnicode_CheckExact(value)) return add_string(b, value);
+    if (PyLong_CheckExact(value)) return add_repr(b, value);
+    if (PyFloat_CheckExact(value)) {
+        double number = PyFloat_AS_DOUBLE(value);
+        if (!Py_IS_FINITE(number)) {
+            PyErr_SetString(Unsupported, "a float JSON cannot say");
+            return -1;
+        }
+        return add_repr(b, value);
+    }
+    if (PyDict_CheckExact(value)) {
+        if (Py_EnterRecursiveCall(" in canonical_json")) return -1;
+        int result = add_object(b, value, exclude, depth);
+        Py_LeaveRecursiveCall();
+        return result;
+    }
+    if (PyList_CheckExact(value) || PyTuple_CheckExact(value)) {
+        PyObject *items = PySequence_Tuple(value); /* a snapshot: encoding runs no Python code, but be sure */
+        if (items == NULL) return -1;
+        int failed = buffer_add(b, "[", 1) < 0;
+        for (Py_ssize_t i = 0; !failed && i < PyTuple_GET_SIZE(items); i++) {
+            failed = (i && buffer_add(b, ",", 1) < 0) || add_value(b, PyTuple_GET_ITEM(items, i), NULL, depth + 1) < 0;
+        }
+        Py_DECREF(items);
+        return failed ? -1 : buffer_add(b, "]", 1);
+    }
+    PyErr_Format(Unsupported, "a value of type %.100s", Py_TYPE(value)->tp_name);
+    return -1;
+}
+
+/* Any failure but running out of memory becomes Unsupported: Python then decides the case. */
+static void as_unsupported(void) {
+    if (PyErr_ExceptionMatches(Unsupported) || PyErr_ExceptionMatches(PyExc_MemoryError)) return;
+    PyErr_Clear();
+    PyErr_SetString(Unsupported, "a value the plain encoder does not take");
+}
+
+static PyObject *canonical_bytes_of(PyObject *mapping, PyObject *exclude) {
+    if (!PyDict_CheckExact(mapping)) {
+        PyErr_SetString(Unsupported, "not a dict");
+        return NULL;
+    }
+    Buffer b = {NULL, 0, 0};
+    PyObject *result = NULL;
+    if (add_value(&b, mapping, exclude, 0) == 0) {
+        result = PyBytes_FromStringAndSize(b.data, b.size);
+    } else {
+        as_unsupported();
+    }
+    PyMem_Free(b.data);
+    return result;
+}
+
+static PyObject *canonical_json(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "canonical_json(mapping, exclude) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *exclude = args[1] == Py_None ? NULL : args[1];
+    if (exclude != NULL && !PyAnySet_Check(exclude)) {
+        PyErr_SetString(PyExc_TypeError, "exclude must be a set or frozenset, or None");
+        return NULL;
+    }
+    return canonical_bytes_of(args[0], exclude);
+}
+
+/* --- the first pass of a check ------------------------------------------------------------- */
+
+enum { COL_IDS, COL_OBJECTS, COL_KEYS, COL_SOURCES, COL_OBSERVED, COL_UPDATED, COL_AGES, COL_FIELDS, COL_REASONS, COLS };
+
+typedef struct {
+    PyObject *parsed; /* dict: text -> (aware datetime, age in seconds) */
+    PyObject *stamp;  /* callable: text -> that tuple, or None */
+} Stamps;
+
+/* The (datetime, age) of a timestamp text: a new reference, Py_None (new) when it is not one, NULL on error. */
+static PyObject *stamp_of(Stamps *st, PyObject *value) {
+    if (!PyUnicode_CheckExact(value)) Py_RETURN_NONE;
+    PyObject *found = PyDict_GetItemWithError(st->parsed, value);
+    if (found != NULL) {
+        Py_INCREF(found);
+        return found;
+    }
+    if (PyErr_Occurred()) return NULL;
+    found = PyObject_CallOneArg(st->stamp, value);
+    if (found != NULL && found != Py_None && !(PyTuple_CheckExact(found) && PyTuple_GET_SIZE(found) == 2)) {
+        Py_DECREF(found);
+        PyErr_SetString(PyExc_TypeError, "stamp() must return a (datetime, float) tuple or None");
+        return NULL;
+    }
+    return found;
+}
+
+static int age_of(PyObject *stamp, double *age) {
+    *age = PyFloat_AsDouble(PyTuple_GET_ITEM(stamp, 1));
+    return (*age == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* Whether a lineage chain is well-formed, starts at the owner and moves forward in time: 1, 0, or -1 on error. */
+static int plain_lineage(Stamps *st, PyObject *hops, PyObject *owner) {
+    if (!PyList_CheckExact(hops) || PyList_GET_SIZE(hops) == 0) return 0;
+    PyObject *chain = PySequence_Tuple(hops);
+    if (chain == NULL) return -1;
+    PyObject *previous = NULL;
+    int verdict = 1;
+    for (Py_ssize_t position = 0; verdict == 1 && position < PyTuple_GET_SIZE(chain); position++) {
+        PyObject *hop = PyTuple_GET_ITEM(chain, position);
+        if (!PyDict_CheckExact(hop)) {
+            verdict = 0;
+            break;
+        }
+        PyObject *system = PyDict_GetItemWithError(hop, s_system);
+        if (system == NULL && PyErr_Occurred()) {
+            verdict = -1;
+            break;
+        }
+        if (system == NULL || !PyUnicode_CheckExact(system) || PyUnicode_GET_LENGTH(system) == 0) {
+            verdict = 0;
+            break;
+        }
+        if (position == 0) {
+            int same = PyUnicode_Compare(system, owner) == 0;
+            if (!same && PyErr_Occurred()) {
+                verdict = -1;
+                break;
+            }
+            if (!same) {
+                verdict = 0;
+                break;
+            }
+        }
+        PyObject *at = PyDict_GetItemWithError(hop, s_at);
+        if (at == NULL) {
+            verdict = PyErr_Occurred() ? -1 : 0;
+            break;
+        }
+        Py_INCREF(at);
+        PyObject *moment = stamp_of(st, at);
+        Py_DECREF(at);
+        if (moment == NULL) {
+            verdict = -1;
+            break;
+        }
+        if (moment == Py_None) {
+            Py_DECREF(moment);
+            verdict = 0;
+            break;
+        }
+        PyObject *when = PyTuple_GET_ITEM(moment, 0);
+        if (previous != NULL) {
+            int earlier = PyObject_RichCompareBool(when, previous, Py_LT);
+            if (earlier != 0) verdict = earlier < 0 ? -1 : 0;
+        }
+        Py_INCREF(when);
+        Py_XDECREF(previous);
+        previous = when;
+        Py_DECREF(moment);
+    }
+    Py_XDECREF(previous);
+    Py_DECREF(chain);
+    return verdict;
+}
+
+/* A member of a record, as record.get(name) gives it (NULL when missing), as a new reference; *error on failure. */
+static PyObject *member(PyObject *record, PyObject *name, int *error) {
+    PyObject *value = PyDict_GetItemWithError(record, name);
+    if (value == NULL) {
+        if (PyErr_Occurred()) *error = 1;
+        return NULL;
+    }
+    if (value == Py_None) return NULL;
+    Py_INCREF(value);
+    return value;
+}
+
+static int text_member(PyObject *value) {
+    return value != NULL && PyUnicode_CheckExact(value) && PyUnicode_GET_LENGTH(value) > 0;
+}
+
+static int set_column(PyObject *column, Py_ssize_t index, PyObject *value) {
+    Py_INCREF(value);
+    return PyList_SetItem(column, index, value);
+}
+
+typedef struct {
+    PyObject *limits, *signing, *verify, *age_reason, *unsigned_members, *digest;
+    double skew;
+    Stamps stamps;
+    PyObject *columns[COLS];
+} Screen;
+
+/* Whether a hex signature matches the HMAC-SHA256 of the record's canonical bytes, in constant time:
+   1, 0, or -1 on error. What the plain path does not take (non-ASCII signatures, values the C
+   encoder hands back) goes to the Python `verify`, which decides every case. */
+static int signed_by(Screen *sc, PyObject *record, PyObject *signature, PyObject *secret) {
+    PyObject *data = NULL;
+    if (PyUnicode_IS_ASCII(signature) && PyBytes_CheckExact(secret)) {
+        data = canonical_bytes_of(record, sc->unsigned_members);
+        if (data == NULL) {
+            if (!PyErr_ExceptionMatches(Unsupported)) return -1;
+            PyErr_Clear();
+        }
+    }
+    if (data == NULL) {
+        PyObject *matches = PyObject_CallFunctionObjArgs(sc->verify, record, signature, secret, NULL);
+        if (matches == NULL) return -1;
+        int good = PyObject_IsTrue(matches);
+        Py_DECREF(matches);
+        return good;
+    }
+    PyObject *mac = PyObject_CallFunction(sc->digest, "OOs", secret, data, "sha256");
+    Py_DECREF(data);
+    if (mac == NULL) return -1;
+    if (!PyBytes_CheckExact(mac)) {
+        Py_DECREF(mac);
+        PyErr_SetString(PyExc_TypeError, "digest() must return bytes");
+        return -1;
+    }
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(mac);
+    Py_ssize_t size = PyBytes_GET_SIZE(mac), given = PyUnicode_GET_LENGTH(signature);
+    const Py_UCS1 *text = PyUnicode_1BYTE_DATA(signature);
+    int good = given == 2 * size;
+    unsigned char differs = 0;
+    for (Py_ssize_t i = 0; good && i < size; i++) { /* every byte looked at: no early exit on a difference */
+        unsigned char high = (unsigned char)text[2 * i], low = (unsigned char)text[2 * i + 1];
+        if (high >= 'A' && high <= 'Z') high = (unsigned char)(high + 32);
+        if (low >= 'A' && low <= 'Z') low = (unsigned char)(low + 32);
+        differs |= (unsigned char)(high ^ (unsigned char)hex[raw[i] >> 4]) | (unsigned char)(low ^ (unsigned char)hex[raw[i] & 0xF]);
+    }
+    Py_DECREF(mac);
+    return good && differs == 0;
+}
+
+/*
+ * One record: 1 when cleared (its columns set, and its age reason when it is late), 0 when
+ * the check modules must look at it, -1 on error. Exactly the loop of guard.engine.screen.
+ */
+static int screen_one(Screen *sc, PyObject *record, Py_ssize_t index) {
+    if (!PyDict_CheckExact(record)) return 0;
+    int error = 0, verdict = 0;
+    PyObject *rid = member(record, s_id, &error), *obj = member(record, s_object, &error),
+             *key = member(record, s_key, &error), *src = member(record, s_source, &error);
+    PyObject *o = NULL, *u = NULL, *od = NULL, *ud = NULL, *hops = NULL, *f = NULL, *signature = NULL,
+             *content = NULL, *limit = NULL;
+    if (error) goto fail;
+    if (!text_member(rid) || !text_member(obj) || !text_member(key) || !text_member(src)) goto done;
+    limit = PyDict_GetItemWithError(sc->limits, obj);
+    if (limit == NULL) {
+        if (PyErr_Occurred()) goto fail;
+        goto done;
+    }
+    Py_INCREF(limit);
+    /* (rules, late_after, allowed_sources, owner, require_lineage) */
+    PyObject *rules = PyTuple_GET_ITEM(limit, 0), *allowed = PyTuple_GET_ITEM(limit, 2),
+             *owner = PyTuple_GET_ITEM(limit, 3);
+    double late_after = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(limit, 1));
+    int require_lineage = PyTuple_GET_ITEM(limit, 4) == Py_True;
+    int allowed_here = PySet_Contains(allowed, src);
+    if (allowed_here < 0) goto fail;
+    if (!allowed_here) goto done;
+    o = member(record, s_observed_at, &error);
+    u = member(record, s_updated_at, &error);
+    if (error) goto fail;
+    if (o != NULL) {
+        if ((od = stamp_of(&sc->stamps, o)) == NULL) goto fail;
+        if (od == Py_None) goto done;
+    }
+    if (u != NULL) {
+        if ((ud = stamp_of(&sc->stamps, u)) == NULL) goto fail;
+        if (ud == Py_None) goto done;
+    }
+    PyObject *stamp = od != NULL ? od : ud;
+    if (stamp == NULL) goto done;
+    double age, updated_age;
+    if (age_of(stamp, &age) < 0) goto fail;
+    if (-age > sc->skew) goto done;
+    if (ud != NULL) {
+        if (age_of(ud, &updated_age) < 0) goto fail;
+        if (-updated_age > sc->skew) goto done;
+    }
+    hops = member(record, s_lineage, &error);
+    if (error) goto fail;
+    if (hops != NULL) {
+        int plain = plain_lineage(&sc->stamps, hops, owner);
+        if (plain < 0) goto fail;
+        if (!plain) goto done;
+    } else if (require_lineage) {
+        goto done;
+    }
+    f = member(record, s_fields, &error);
+    signature = member(record, s_signature, &error);
+    content = member(record, s_content, &error);
+    if (error) goto fail;
+    if ((f != NULL && !PyDict_CheckExact(f)) || (content != NULL && !PyUnicode_CheckExact(content)) ||
+        (signature != NULL && !PyUnicode_CheckExact(signature)))
+        goto done;
+    PyObject *secret = PyDict_GetItemWithError(sc->signing, src);
+    if (secret == NULL && PyErr_Occurred()) goto fail;
+    if (secret != NULL) {
+        if (signature == NULL) goto done;
+        Py_INCREF(secret);
+        int good = signed_by(sc, record, signature, secret);
+        Py_DECREF(secret);
+        if (good < 0) goto fail;
+        if (!good) goto done;
+    }
+    PyObject **col = sc->columns;
+    if (set_column(col[COL_IDS], index, rid) < 0 || set_column(col[COL_OBJECTS], index, obj) < 0 ||
+        set_column(col[COL_KEYS], index, key) < 0 || set_column(col[COL_SOURCES], index, src) < 0 ||
+        set_column(col[COL_FIELDS], index, f != NULL ? f : Py_None) < 0)
+        goto fail;
+    if (od != NULL && set_column(col[COL_OBSERVED], index, PyTuple_GET_ITEM(od, 0)) < 0) goto fail;
+    if (ud != NULL && set_column(col[COL_UPDATED], index, PyTuple_GET_ITEM(ud, 0)) < 0) goto fail;
+    PyObject *age_value = age > 0 ? PyTuple_GET_ITEM(stamp, 1) : NULL;
+    if (age_value != NULL) {
+        if (set_column(col[COL_AGES], index, age_value) < 0) goto fail;
+    } else {
+        PyObject *zero = PyFloat_FromDouble(0.0);
+        if (zero == NULL || PyList_SetItem(col[COL_AGES], index, zero) < 0) goto fail;
+        age = 0.0;
+    }
+    if (age > late_after) {
+        PyObject *label = PyUnicode_FromFormat("%U %U from %U", obj, key, src);
+        if (label == NULL) goto fail;
+        PyObject *age_arg = PyList_GET_ITEM(col[COL_AGES], index);
+        PyObject *found = PyObject_CallFunctionObjArgs(
+            sc->age_reason, label, age_arg, od != NULL ? s_observed_at : s_updated_at, rules, NULL);
+        Py_DECREF(label);
+        if (found == NULL) goto fail;
+        if (found != Py_None) {
+            PyObject *reasons = PyList_New(1);
+            if (reasons == NULL) {
+                Py_DECREF(found);
+                goto fail;
+            }
+            PyList_SET_ITEM(reasons, 0, found); /* steals */
+            if (PyList_SetItem(col[COL_REASONS], index, reasons) < 0) goto fail;
+        } else {
+            Py_DECREF(found);
+        }
+    }
+    verdict = 1;
+    goto done;
+fail:
+    verdict = -1;
+done:
+    Py_XDECREF(rid);
+    Py_XDECREF(obj);
+    Py_XDECREF(key);
+    Py_XDECREF(src);
+    Py_XDECREF(o);
+    Py_XDECREF(u);
+    Py_XDECREF(od);
+    Py_XDECREF(ud);
+    Py_XDECREF(hops);
+    Py_XDECREF(f);
+    Py_XDECREF(signature);
+    Py_XDECREF(content);
+    Py_XDECREF(limit);
+    return verdict;
+}
+
+static int check_limits(PyObject *limits) {
+    PyObject *name, *limit;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(limits, &pos, &name, &limit)) {
+        if (!PyTuple_CheckExact(limit) || PyTuple_GET_SIZE(limit) != 5 || !PyFloat_CheckExact(PyTuple_GET_ITEM(limit, 1)) ||
+            !PyAnySet_Check(PyTuple_GET_ITEM(limit, 2)) || !PyUnicode_CheckExact(PyTuple_GET_ITEM(limit, 3)) ||
+            !PyBool_Check(PyTuple_GET_ITEM(limit, 4))) {
+            PyErr_SetString(PyExc_TypeError,
+                            "limits values must be (rules, late_after: float, allowed_sources: set, owner: str, "
+                            "require_lineage: bool)");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *screen(PyObject *module, PyObject *args) {
+    PyObject *records, *columns;
+    Screen sc;
+    if (!PyArg_ParseTuple(args, "OO!O!dO!OOOO!OO!:screen", &records, &PyDict_Type, &sc.limits, &PyDict_Type,
+                          &sc.signing, &sc.skew, &PyDict_Type, &sc.stamps.parsed, &sc.stamps.stamp, &sc.verify,
+                          &sc.age_reason, &PyTuple_Type, &columns, &sc.digest, &PyFrozenSet_Type,
+                          &sc.unsigned_members))
+        return NULL;
+    if (check_limits(sc.limits) < 0) return NULL;
+    PyObject *batch = PySequence_Tuple(records);
+    if (batch == NULL) return NULL;
+    Py_ssize_t size = PyTuple_GET_SIZE(batch);
+    if (PyTuple_GET_SIZE(columns) != COLS) {
+        PyErr_Format(PyExc_ValueError, "columns must be %d lists", COLS);
+        Py_DECREF(batch);
+        return NULL;
+    }
+    for (int c = 0; c < COLS; c++) {
+        sc.columns[c] = PyTuple_GET_ITEM(columns, c);
+        if (!PyList_CheckExact(sc.columns[c]) || PyList_GET_SIZE(sc.columns[c]) != size) {
+            PyErr_SetString(PyExc_ValueError, "each column must be a list as long as the records");
+            Py_DECREF(batch);
+            return NULL;
+        }
+    }
+    PyObject *slow = PyList_New(0);
+    if (slow == NULL) {
+        Py_DECREF(batch);
+        return NULL;
+    }
+    for (Py_ssize_t index = 0; index < size; index++) {
+        int cleared = screen_one(&sc, PyTuple_GET_ITEM(batch, index), index);
+        if (cleared < 0) goto fail;
+        if (cleared == 0) {
+            PyObject *position = PyLong_FromSsize_t(index);
+            if (position == NULL || PyList_Append(slow, position) < 0) {
+                Py_XDECREF(position);
+                goto fail;
+            }
+            Py_DECREF(position);
+        }
+    }
+    Py_DECREF(batch);
+    return slow;
+fail:
+    Py_DECREF(batch);
+    Py_DECREF(slow);
+    return NULL;
+}
+
+/* --- contract columns ------------------------------------------------------------------- */
+
+static PyObject *field_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "field_values(rows, names) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *rows = PySequence_Tuple(args[0]);
+    if (rows == NULL) return NULL;
+    PyObject *names = PySequence_Tuple(args[1]);
+    if (names == NULL) {
+        Py_DECREF(rows);
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(rows), fields = PyTuple_GET_SIZE(names);
+    PyObject *out = PyList_New(fields);
+    if (out == NULL) goto fail;
+    for (Py_ssize_t f = 0; f < fields; f++) {
+        PyObject *name = PyTuple_GET_ITEM(names, f);
+        PyObject *column = PyList_New(count);
+        if (column == NULL) goto fail;
+        PyList_SET_ITEM(out, f, column);
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *row = PyTuple_GET_ITEM(rows, i), *value;
+            if (row == Py_None) {
+                value = Py_NewRef(Py_None);
+            } else if (PyDict_CheckExact(row)) {
+                value = PyDict_GetItemWithError(row, name);
+                if (value == NULL && PyErr_Occurred()) goto fail;
+                value = Py_NewRef(value != NULL ? value : Py_None);
+            } else {
+                value = PyObject_CallMethod(row, "get", "O", name);
+                if (value == NULL) goto fail;
+            }
+            PyList_SET_ITEM(column, i, value);
+        }
+    }
+    Py_DECREF(rows);
+    Py_DECREF(names);
+    return out;
+fail:
+    Py_DECREF(rows);
+    Py_DECREF(names);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+/* --- the second pass: supersession and conflicts ------------------------------------------ */
+
+static int check_columns(PyObject *const *columns, Py_ssize_t count, Py_ssize_t *size) {
+    for (Py_ssize_t c = 0; c < count; c++) {
+        if (!PyList_CheckExact(columns[c]) || (c && PyList_GET_SIZE(columns[c]) != PyList_GET_SIZE(columns[0]))) {
+            PyErr_SetString(PyExc_ValueError, "the columns must be lists of one length");
+            return -1;
+        }
+    }
+    *size = PyList_GET_SIZE(columns[0]);
+    return 0;
+}
+
+/* superseded(objects, keys, updated, watermarks) -> [(position, watermark)] where updated < the entity's watermark. */
+static PyObject *superseded(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t size;
+    if (nargs != 4 || !PyDict_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "superseded(objects, keys, updated, watermarks: dict)");
+        return NULL;
+    }
+    if (check_columns(args, 3, &size) < 0) return NULL;
+    PyObject *objects = args[0], *keys = args[1], *updated = args[2], *marks = args[3];
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < size && i < PyList_GET_SIZE(updated); i++) {
+        PyObject *version = PyList_GET_ITEM(updated, i);
+        if (version == Py_None) continue;
+        PyObject *entity = PyTuple_Pack(2, PyList_GET_ITEM(objects, i), PyList_GET_ITEM(keys, i));
+        if (entity == NULL) goto fail;
+        PyObject *mark = PyDict_GetItemWithError(marks, entity);
+        Py_DECREF(entity);
+        if (mark == NULL) {
+            if (PyErr_Occurred()) goto fail;
+            continue;
+        }
+        Py_INCREF(mark);
+        Py_INCREF(version);
+        int older = PyObject_RichCompareBool(version, mark, Py_LT);
+        Py_DECREF(version);
+        PyObject *hit = older > 0 ? Py_BuildValue("(nO)", i, mark) : NULL;
+        Py_DECREF(mark);
+        if (older < 0) goto fail;
+        if (older == 0) continue;
+        if (hit == NULL || PyList_Append(out, hit) < 0) {
+            Py_XDECREF(hit);
+            goto fail;
+        }
+        Py_DECREF(hit);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyObject *s_code;
+
+/* 1 when a record takes part in conflicts (no reasons, or only `aging` ones), 0 when not, -1 on error. */
+static int takes_part(PyObject *found, PyObject *aging) {
+    if (found == Py_None) return 1;
+    if (!PyList_CheckExact(found)) {
+        PyErr_SetString(PyExc_TypeError, "reasons must be lists or None");
+        return -1;
+    }
+    for (Py_ssize_t r = 0; r < PyList_GET_SIZE(found); r++) {
+        PyObject *code = PyObject_GetAttr(PyList_GET_ITEM(found, r), s_code);
+        if (code == NULL) return -1;
+        Py_DECREF(code); /* compared by identity: the enum member lives on */
+        if (code != aging) return 0;
+    }
+    return 1;
+}
+
+/* conflict_groups(objects, keys, reasons, aging) -> the positions of each entity seen more than once
+   among the records that take part, in the order the groups form. */
+static PyObject *conflict_groups(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t size;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "conflict_groups(objects, keys, reasons, aging)");
+        return NULL;
+    }
+    if (check_columns(args, 3, &size) < 0) return NULL;
+    PyObject *objects = args[0], *keys = args[1], *reasons = args[2], *aging = args[3];
+    PyObject *first = PyDict_New(), *groups = PyDict_New(), *out = NULL;
+    if (first == NULL || groups == NULL) goto done;
+    for (Py_ssize_t i = 0; i < size && i < PyList_GET_SIZE(reasons); i++) {
+        int part = takes_part(PyList_GET_ITEM(reasons, i), aging);
+        if (part < 0) goto done;
+        if (!part) continue;
+        PyObject *entity = PyTuple_Pack(2, PyList_GET_ITEM(objects, i), PyList_GET_ITEM(keys, i));
+        if (entity == NULL) goto done;
+        PyObject *position = PyLong_FromSsize_t(i);
+        if (position == NULL) {
+            Py_DECREF(entity);
+            goto done;
+        }
+        PyObject *seen = PyDict_SetDefault(first, entity, position); /* borrowed */
+        int failed = seen == NULL;
+        if (!failed && seen != position) {
+            PyObject *members = PyDict_GetItemWithError(groups, entity);
+            if (members != NULL) {
+                failed = PyList_Append(members, position) < 0;
+            } else if (PyErr_Occurred()) {
+                failed = 1;
+            } else {
+                members = PyList_New(2);
+                failed = members == NULL;
+                if (!failed) {
+                    PyList_SET_ITEM(members, 0, Py_NewRef(seen));
+                    PyList_SET_ITEM(members, 1, Py_NewRef(position));
+                    failed = PyDict_SetItem(groups, entity, members) < 0;
+                    Py_DECREF(members);
+                }
+            }
+        }
+        Py_DECREF(entity);
+        Py_DECREF(position);
+        if (failed) goto done;
+    }
+    out = PyDict_Values(groups);
+done:
+    Py_XDECREF(first);
+    Py_XDECREF(groups);
+    return out;
+}
+
+/* all_identical(records) -> whether every copy carries equal fields of equal types and equal content;
+   None when a record is not a dict (Python decides). RecursionError and KeyError mean False. */
+static PyObject *all_identical(PyObject *module, PyObject *group) {
+    if (!PyList_CheckExact(group) || PyList_GET_SIZE(group) == 0) {
+        PyErr_SetString(PyExc_TypeError, "all_identical takes a non-empty list of records");
+        return NULL;
+    }
+    PyObject *copies = PySequence_Tuple(group);
+    if (copies == NULL) return NULL;
+    Py_ssize_t count = PyTuple_GET_SIZE(copies);
+    PyObject *result = NULL, *fields = NULL, *content = NULL, *names = NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!PyDict_CheckExact(PyTuple_GET_ITEM(copies, i))) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+    }
+    PyObject *record = PyTuple_GET_ITEM(copies, 0);
+    fields = PyDict_GetItemWithError(record, s_fields);
+    if (fields == NULL && PyErr_Occurred()) goto done;
+    fields = Py_NewRef(fields != NULL ? fields : Py_None);
+    content = PyDict_GetItemWithError(record, s_content);
+    if (content == NULL && PyErr_Occurred()) goto done;
+    content = Py_NewRef(content != NULL ? content : Py_None);
+    if (fields != Py_None && !PyDict_CheckExact(fields)) { /* Python's truth, items() and indexing decide */
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (fields != Py_None && PyDict_GET_SIZE(fields) > 0) {
+        names = PyDict_Items(fields);
+        if (names == NULL) goto done;
+    }
+    int same = 1;
+    for (Py_ssize_t i = 1; same && i < count; i++) {
+        PyObject *other = PyTuple_GET_ITEM(copies, i);
+        PyObject *theirs = PyDict_GetItemWithError(other, s_fields);
+        if (theirs == NULL && PyErr_Occurred()) goto error;
+        theirs = Py_NewRef(theirs != NULL ? theirs : Py_None);
+        PyObject *their_content = PyDict_GetItemWithError(other, s_content);
+        if (their_content == NULL && PyErr_Occurred()) {
+            Py_DECREF(theirs);
+            goto error;
+        }
+        their_content = Py_NewRef(their_content != NULL ? their_content : Py_None);
+        int equal = PyObject_RichCompareBool(theirs, fields, Py_NE);
+        if (equal >= 0) equal = !equal;
+        if (equal > 0) {
+            equal = PyObject_RichCompareBool(their_content, content, Py_NE);
+            if (equal >= 0) equal = !equal;
+        }
+        Py_DECREF(their_content);
+        if (equal > 0 && names != NULL) {
+            /* fields == theirs as dicts, so theirs is a mapping holding every name */
+            for (Py_ssize_t n = 0; equal > 0 && n < PyList_GET_SIZE(names); n++) {
+                PyObject *item = PyList_GET_ITEM(names, n);
+                PyObject *value = PyObject_GetItem(theirs, PyTuple_GET_ITEM(item, 0));
+                if (value == NULL) {
+                    equal = -1;
+                    break;
+                }
+                equal = Py_TYPE(value) == Py_TYPE(PyTuple_GET_ITEM(item, 1));
+                Py_DECREF(value);
+            }
+        }
+        Py_DECREF(theirs);
+        if (equal < 0) goto error;
+        same = equal;
+    }
+    result = PyBool_FromLong(same);
+    goto done;
+error:
+    if (PyErr_ExceptionMatches(PyExc_RecursionError) || PyErr_ExceptionMatches(PyExc_KeyError)) {
+        PyErr_Clear();
+        result = Py_NewRef(Py_False);
+    }
+done:
+    Py_XDECREF(fields);
+    Py_XDECREF(content);
+    Py_XDECREF(names);
+    Py_DECREF(copies);
+    return result;
+}
+
+/* --- the module ----------------------------------------------------------------------------- */
+
+static PyMethodDef methods[] = {
+    {"canonical_json", (PyCFunction)(void (*)(void))canonical_json, METH_FASTCALL,
+     "canonical_json(mapping, exclude) -> bytes: sorted compact JSON in UTF-8, top-level members in exclude "
+     "left out; raises Unsupported for anything but plain JSON data."},
+    {"screen", screen, METH_VARARGS,
+     "screen(records, limits, signing, skew, parsed, stamp, verify, age_reason, columns, digest, "
+     "unsigned_members) -> positions the check modules must look at."},
+    {"field_values", (PyCFunction)(void (*)(void))field_values, METH_FASTCALL,
+     "field_values(rows, names) -> one list per name of each row's value (None when missing)."},
+    {"superseded", (PyCFunction)(void (*)(void))superseded, METH_FASTCALL,
+     "superseded(objects, keys, updated, watermarks) -> [(position, watermark)] of the copies older than it."},
+    {"conflict_groups", (PyCFunction)(void (*)(void))conflict_groups, METH_FASTCALL,
+     "conflict_groups(objects, keys, reasons, aging) -> positions of each entity seen twice among the "
+     "records with no reason but aging."},
+    {"all_identical", all_identical, METH_O,
+     "all_identical(records) -> True/False, or None when a record is not a dict."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "guard._native", "The hot loops of a check, in C.", -1,
+                                        methods};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL) return NULL;
+    Unsupported = PyErr_NewExceptionWithDoc("guard._native.Unsupported",
+                                            "A value the C code hands back to Python to decide.", NULL, NULL);
+    if (Unsupported == NULL || PyModule_AddObjectRef(module, "Unsupported", Unsupported) < 0) goto fail;
+    struct {
+        PyObject **slot;
+        const char *text;
+    } names[] = {{&s_id, "id"},         {&s_object, "object"},       {&s_key, "key"},
+                 {&s_source, "source"}, {&s_observed_at, "observed_at"}, {&s_updated_at, "updated_at"},
+                 {&s_lineage, "lineage"}, {&s_fields, "fields"},     {&s_signature, "signature"},
+                 {&s_content, "content"}, {&s_system, "system"},     {&s_at, "at"},
+                 {&s_code, "code"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL) goto fail;
+    }
+    return module;
+fail:
+    Py_DECREF(module);
+    return NULL;
+}

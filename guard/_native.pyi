@@ -1,0 +1,26 @@
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+class Unsupported(Exception): ...  # noqa: N818  # the C code's "hand it back", not an error a user sees
+
+def canonical_json(mapping: Mapping[str, Any], exclude: frozenset[str] | set[str] | None) -> bytes: ...
+def screen(
+    records: Sequence[Any],
+    limits: Mapping[str, tuple[Any, float, frozenset[str], str, bool]],
+    signing: Mapping[str, bytes],
+    skew: float,
+    parsed: dict[str, tuple[datetime, float]],
+    stamp: Callable[[str], tuple[datetime, float] | None],
+    verify: Callable[[Mapping[str, Any], str, bytes], bool],
+    age_reason: Callable[[str, float, str, Any], Any],
+    columns: tuple[list[Any], ...],
+    digest: Callable[[bytes, bytes, str], bytes],
+    unsigned_members: frozenset[str],
+) -> list[int]: ...
+def field_values(rows: Sequence[Mapping[str, Any] | None], names: Sequence[str]) -> list[list[Any]]: ...
+def superseded(
+    objects: list[Any], keys: list[Any], updated: list[Any], watermarks: dict[Any, Any]
+) -> list[tuple[int, datetime]]: ...
+def conflict_groups(objects: list[Any], keys: list[Any], reasons: list[Any], aging: Any) -> list[list[int]]: ...
+def all_identical(records: list[Any]) -> bool | None: ...
