@@ -835,6 +835,187 @@ done:
     return result;
 }
 
+/* --- lineage rows ------------------------------------------------------------------------- */
+
+enum {
+    ROW_IDS, ROW_OBJECTS, ROW_KEYS, ROW_SOURCES, ROW_OBSERVED, ROW_UPDATED, ROW_RECORDS, ROW_AGES, ROW_ACTIONS,
+    ROW_REASONS, ROW_COLUMNS
+};
+
+typedef struct {
+    PyObject *stamp, *stamps;    /* datetime -> stored text (None: as they are), and its memo */
+    PyObject *blake2b, *digest_size, *content_hash, *words, *actions, *dumps, *sort_keys;
+} Rows;
+
+/* An action's stored value: looked up by identity among (member, value) pairs, else its `value`. */
+static PyObject *action_value(Rows *rw, PyObject *action) {
+    for (Py_ssize_t a = 0; a < PyTuple_GET_SIZE(rw->actions); a++) {
+        PyObject *pair = PyTuple_GET_ITEM(rw->actions, a);
+        if (PyTuple_CheckExact(pair) && PyTuple_GET_SIZE(pair) == 2 && PyTuple_GET_ITEM(pair, 0) == action)
+            return Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+    }
+    return PyObject_GetAttrString(action, "value");
+}
+
+static PyObject *s_hexdigest;
+
+/* A timestamp as the store keeps it: a new reference. */
+static PyObject *stored_time(Rows *rw, PyObject *moment) {
+    if (moment == Py_None || rw->stamp == Py_None) return Py_NewRef(moment);
+    PyObject *text = PyDict_GetItemWithError(rw->stamps, moment);
+    if (text != NULL) return Py_NewRef(text);
+    if (PyErr_Occurred()) return NULL;
+    text = PyObject_CallOneArg(rw->stamp, moment);
+    if (text != NULL && PyDict_SetItem(rw->stamps, moment, text) < 0) Py_CLEAR(text);
+    return text;
+}
+
+/* content_hash(record): blake2b-128 of the content text when the record carries one, else the Python twin. */
+static PyObject *hash_of(Rows *rw, PyObject *record) {
+    if (!PyDict_CheckExact(record)) return PyObject_CallOneArg(rw->content_hash, record);
+    PyObject *content = PyDict_GetItemWithError(record, s_content), *data;
+    if (content == NULL && PyErr_Occurred()) return NULL;
+    if (content != NULL && PyUnicode_CheckExact(content)) {
+        data = PyUnicode_AsEncodedString(content, "utf-8", "surrogatepass");
+    } else if (content != NULL && content != Py_None && PyUnicode_Check(content)) {
+        return PyObject_CallOneArg(rw->content_hash, record); /* a str subclass: the twin decides */
+    } else {
+        PyObject *fields = PyDict_GetItemWithError(record, s_fields);
+        if (fields == NULL && PyErr_Occurred()) return NULL;
+        if (fields == NULL || fields == Py_None || (PyDict_CheckExact(fields) && PyDict_GET_SIZE(fields) == 0))
+            Py_RETURN_NONE;
+        if (!PyDict_CheckExact(fields)) return PyObject_CallOneArg(rw->content_hash, record);
+        PyObject *call_args = PyTuple_Pack(1, fields);
+        if (call_args == NULL) return NULL;
+        data = PyObject_Call(rw->dumps, call_args, rw->sort_keys); /* orjson.dumps(fields, option=OPT_SORT_KEYS) */
+        Py_DECREF(call_args);
+        if (data == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_TypeError)) return NULL;
+            PyErr_Clear(); /* what orjson refuses (big ints, odd keys): the twin's way down */
+            return PyObject_CallOneArg(rw->content_hash, record);
+        }
+    }
+    if (data == NULL) return NULL;
+    PyObject *call_args = PyTuple_Pack(1, data);
+    Py_DECREF(data);
+    if (call_args == NULL) return NULL;
+    PyObject *hasher = PyObject_Call(rw->blake2b, call_args, rw->digest_size);
+    Py_DECREF(call_args);
+    if (hasher == NULL) return NULL;
+    PyObject *hex = PyObject_CallMethodNoArgs(hasher, s_hexdigest);
+    Py_DECREF(hasher);
+    return hex;
+}
+
+/* record_rows(run_id, columns, stamp, blake2b, digest_size, content_hash, words, actions, dumps,
+   sort_keys) -> the run_records rows. */
+static PyObject *record_rows(PyObject *module, PyObject *args) {
+    PyObject *run_id, *columns;
+    Rows rw;
+    if (!PyArg_ParseTuple(args, "UO!OOO!OOO!OO!:record_rows", &run_id, &PyTuple_Type, &columns, &rw.stamp,
+                          &rw.blake2b, &PyDict_Type, &rw.digest_size, &rw.content_hash, &rw.words, &PyTuple_Type,
+                          &rw.actions, &rw.dumps, &PyDict_Type, &rw.sort_keys))
+        return NULL;
+    if (PyTuple_GET_SIZE(columns) != ROW_COLUMNS) {
+        PyErr_Format(PyExc_ValueError, "columns must be %d lists", ROW_COLUMNS);
+        return NULL;
+    }
+    PyObject *col[ROW_COLUMNS];
+    for (int c = 0; c < ROW_COLUMNS; c++) col[c] = PyTuple_GET_ITEM(columns, c);
+    Py_ssize_t size;
+    if (check_columns(col, ROW_COLUMNS, &size) < 0) return NULL;
+    rw.stamps = PyDict_New();
+    PyObject *rows = rw.stamps != NULL ? PyList_New(size) : NULL;
+    if (rows == NULL) goto fail;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (PyList_GET_SIZE(col[ROW_IDS]) != size) { /* a column changed length under a callback */
+            PyErr_SetString(PyExc_ValueError, "a column changed while the rows were built");
+            goto fail;
+        }
+        PyObject *row = PyTuple_New(13);
+        if (row == NULL) goto fail;
+        PyList_SET_ITEM(rows, i, row);
+        PyObject *position = PyLong_FromSsize_t(i);
+        PyObject *observed = stored_time(&rw, PyList_GET_ITEM(col[ROW_OBSERVED], i));
+        PyObject *updated = observed != NULL ? stored_time(&rw, PyList_GET_ITEM(col[ROW_UPDATED], i)) : NULL;
+        PyObject *record = Py_NewRef(PyList_GET_ITEM(col[ROW_RECORDS], i));
+        PyObject *hash = updated != NULL ? hash_of(&rw, record) : NULL;
+        Py_DECREF(record);
+        PyObject *action = hash != NULL ? action_value(&rw, PyList_GET_ITEM(col[ROW_ACTIONS], i)) : NULL;
+        PyObject *found = PyList_GET_ITEM(col[ROW_REASONS], i), *codes = NULL, *explained = NULL;
+        if (action != NULL) {
+            int any = PyObject_IsTrue(found);
+            if (any > 0) {
+                PyObject *said = PyObject_CallOneArg(rw.words, found);
+                if (said != NULL && PyTuple_CheckExact(said) && PyTuple_GET_SIZE(said) == 2) {
+                    codes = Py_NewRef(PyTuple_GET_ITEM(said, 0));
+                    explained = Py_NewRef(PyTuple_GET_ITEM(said, 1));
+                } else if (said != NULL) {
+                    PyErr_SetString(PyExc_TypeError, "words() must return (codes, explanations)");
+                }
+                Py_XDECREF(said);
+            } else if (any == 0) {
+                codes = PyUnicode_FromStringAndSize("", 0);
+                explained = Py_NewRef(Py_None);
+            }
+        }
+        if (position == NULL || observed == NULL || updated == NULL || hash == NULL || action == NULL || codes == NULL ||
+            explained == NULL) {
+            Py_XDECREF(position);
+            Py_XDECREF(observed);
+            Py_XDECREF(updated);
+            Py_XDECREF(hash);
+            Py_XDECREF(action);
+            Py_XDECREF(codes);
+            Py_XDECREF(explained);
+            goto fail;
+        }
+        PyObject *cells[13] = {Py_NewRef(run_id), position, Py_NewRef(PyList_GET_ITEM(col[ROW_IDS], i)),
+                               Py_NewRef(PyList_GET_ITEM(col[ROW_OBJECTS], i)),
+                               Py_NewRef(PyList_GET_ITEM(col[ROW_KEYS], i)),
+                               Py_NewRef(PyList_GET_ITEM(col[ROW_SOURCES], i)), observed, updated, hash,
+                               Py_NewRef(PyList_GET_ITEM(col[ROW_AGES], i)), action, codes, explained};
+        for (int c = 0; c < 13; c++) PyTuple_SET_ITEM(row, c, cells[c]);
+    }
+    Py_DECREF(rw.stamps);
+    return rows;
+fail:
+    Py_XDECREF(rw.stamps);
+    Py_XDECREF(rows);
+    return NULL;
+}
+
+/* --- the floor ---------------------------------------------------------------------------- */
+
+/* read_members(records, names, nested, nested_names) -> how many values were found: reads each named
+   member of every record once, row by row, and each nested_names member of its `nested` dict. Decides
+   nothing: bench/bench_floor.py times it as the least any check of these records must do. */
+static PyObject *read_members(PyObject *module, PyObject *args) {
+    PyObject *records, *names, *nested, *nested_names;
+    if (!PyArg_ParseTuple(args, "O!O!UO!:read_members", &PyList_Type, &records, &PyTuple_Type, &names, &nested,
+                          &PyTuple_Type, &nested_names))
+        return NULL;
+    Py_ssize_t found = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
+        PyObject *record = PyList_GET_ITEM(records, i);
+        if (!PyDict_CheckExact(record)) continue;
+        for (Py_ssize_t n = 0; n < PyTuple_GET_SIZE(names); n++) {
+            PyObject *value = PyDict_GetItemWithError(record, PyTuple_GET_ITEM(names, n));
+            if (value == NULL && PyErr_Occurred()) return NULL;
+            found += value != NULL;
+        }
+        PyObject *inner = PyDict_GetItemWithError(record, nested);
+        if (inner == NULL && PyErr_Occurred()) return NULL;
+        if (inner == NULL || !PyDict_CheckExact(inner)) continue;
+        for (Py_ssize_t n = 0; n < PyTuple_GET_SIZE(nested_names); n++) {
+            PyObject *value = PyDict_GetItemWithError(inner, PyTuple_GET_ITEM(nested_names, n));
+            if (value == NULL && PyErr_Occurred()) return NULL;
+            found += value != NULL;
+        }
+    }
+    return PyLong_FromSsize_t(found);
+}
+
 /* --- the module ----------------------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
@@ -851,6 +1032,11 @@ static PyMethodDef methods[] = {
     {"conflict_groups", (PyCFunction)(void (*)(void))conflict_groups, METH_FASTCALL,
      "conflict_groups(objects, keys, reasons, aging) -> positions of each entity seen twice among the "
      "records with no reason but aging."},
+    {"record_rows", record_rows, METH_VARARGS,
+     "record_rows(run_id, columns, stamp, blake2b, digest_size, content_hash, words, actions, dumps, sort_keys) "
+     "-> the run_records rows."},
+    {"read_members", read_members, METH_VARARGS,
+     "read_members(records, names, nested, nested_names) -> values found; decides nothing (the bench's floor)."},
     {"all_identical", all_identical, METH_O,
      "all_identical(records) -> True/False, or None when a record is not a dict."},
     {NULL, NULL, 0, NULL},
@@ -872,7 +1058,7 @@ PyMODINIT_FUNC PyInit__native(void) {
                  {&s_source, "source"}, {&s_observed_at, "observed_at"}, {&s_updated_at, "updated_at"},
                  {&s_lineage, "lineage"}, {&s_fields, "fields"},     {&s_signature, "signature"},
                  {&s_content, "content"}, {&s_system, "system"},     {&s_at, "at"},
-                 {&s_code, "code"}};
+                 {&s_code, "code"}, {&s_hexdigest, "hexdigest"}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL) goto fail;
     }

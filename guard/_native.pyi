@@ -24,3 +24,16 @@ def superseded(
 ) -> list[tuple[int, datetime]]: ...
 def conflict_groups(objects: list[Any], keys: list[Any], reasons: list[Any], aging: Any) -> list[list[int]]: ...
 def all_identical(records: list[Any]) -> bool | None: ...
+def record_rows(
+    run_id: str,
+    columns: tuple[list[Any], ...],
+    stamp: Callable[[datetime], str] | None,
+    blake2b: Callable[..., Any],
+    digest_size: dict[str, int],
+    content_hash: Callable[[Any], str | None],
+    words: Callable[[Any], tuple[str, str]],
+    actions: tuple[tuple[Any, str], ...],
+    dumps: Callable[..., bytes],
+    sort_keys: dict[str, int],
+) -> list[tuple[Any, ...]]: ...
+def read_members(records: list[Any], names: tuple[str, ...], nested: str, nested_names: tuple[str, ...]) -> int: ...

@@ -14,16 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guard import Policy
+from guard import Guard, Policy
 from guard._accel import native
 from guard.checks.contract import field_values_python
 from guard.engine import finish, screen
 from guard.guard import compile_policy
+from guard.lineage._base import _sqlite_time
+from guard.lineage.store import record_rows, record_rows_python
 from guard.signing import UNSIGNED_MEMBERS, canonical_bytes, canonical_bytes_python
 from tests.conftest import NOW, STRIPE_KEY
+from tests.test_engine import records as engine_records
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from workload import SIGNING_KEY, make_records
@@ -189,3 +192,41 @@ def test_the_bench_workload_decides_alike_in_c_and_in_python(example_policy: Pol
     full = decided(fast=False)
     assert decided(fast=True, use_native=True) == full
     assert decided(fast=True, use_native=False) == full
+
+
+odd_contents = st.one_of(
+    st.none(), texts, texts.map(Text), st.integers(), st.just(b"bytes"), st.lists(st.integers(), max_size=2)
+)
+odd_fields = st.one_of(
+    st.none(),
+    st.just({}),
+    st.dictionaries(st.sampled_from(["email", "tier", "n"]), scalars, max_size=3),
+    st.just({1: "a", "b": 2}),  # keys orjson refuses
+    st.just({"n": 2**80}),  # a number orjson refuses
+    st.just(UserDict(a=1)),
+    st.just([1, 2]),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    batch=st.lists(engine_records(), max_size=8),
+    contents=st.lists(st.tuples(odd_contents, odd_fields), max_size=8),
+    sqlite=st.booleans(),
+)
+def test_record_rows_are_the_python_rows(
+    example_policy: Policy, batch: list[Any], contents: list[tuple[Any, Any]], sqlite: bool
+) -> None:
+    """The lineage rows built in C are the Python rows: every cell, every content hash, every timestamp."""
+    for record, (content, fields) in zip(batch, contents, strict=False):
+        if isinstance(record, dict):
+            record["content"], record["fields"] = content, fields
+    guard = Guard(example_policy, environ={"STRIPE_SIGNING_KEY": STRIPE_KEY})
+    result = guard.check(batch, pipeline="t", now=NOW)
+    table = result.decisions
+    columns = (
+        table.ids, table.objects, table.keys, table.sources, table.observed, table.updated, list(batch),
+        table.ages, table.actions, table.reasons,
+    )  # fmt: skip
+    stamp = _sqlite_time if sqlite else None
+    assert record_rows(result.run_id, columns, stamp) == record_rows_python(result.run_id, columns, stamp)

@@ -10,15 +10,18 @@ its tallies and its watermark updates.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy.engine import Connection
 
-from guard.decisions import Action, CheckResult, Entity
+from guard._accel import native
+from guard.decisions import Action, CheckResult, Entity, Reason
 from guard.errors import StoreError
 from guard.lineage import _feeds, _tallies
 from guard.lineage._base import _sqlite_time
@@ -98,31 +101,12 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
             "duration_ms": result.duration_s * 1000,
             "consumer": json_value(result.consumer) if result.consumer is not None else None,
         }
-        stamp = _memo(_sqlite_time) if self.dialect == "sqlite" else _identity
-        rows = [
-            (
-                run_id,
-                position,
-                record_id,
-                obj,
-                key,
-                source,
-                None if observed is None else stamp(observed),
-                None if updated is None else stamp(updated),
-                content_hash(record),
-                age,
-                action.value,
-                ",".join([r.code.value for r in reasons]) if reasons else "",
-                explain(reasons) if reasons else None,
-            )
-            for position, (record_id, obj, key, source, observed, updated, record, age, action, reasons) in enumerate(
-                zip(
-                    storable_column(table.ids), storable_column(table.objects), storable_column(table.keys),
-                    storable_column(table.sources), table.observed, table.updated,
-                    records, table.ages, table.actions, table.reasons, strict=True,
-                )
-            )
-        ]  # fmt: skip
+        columns = (
+            storable_column(table.ids), storable_column(table.objects), storable_column(table.keys),
+            storable_column(table.sources), table.observed, table.updated, records, table.ages,
+            table.actions, table.reasons,
+        )  # fmt: skip
+        rows = record_rows(run_id, columns, _sqlite_time if self.dialect == "sqlite" else None)
         call = _feeds.consumer_call(result.consumer)
         tallies = tally_check(table)
         with self._connect("record a check") as conn:
@@ -148,6 +132,47 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         else:
             marks = ", ".join("?" for _ in _RECORD_COLUMNS)
             conn.exec_driver_sql(f"INSERT INTO run_records ({columns}) VALUES ({marks})", rows)  # noqa: S608
+
+
+def record_rows(
+    run_id: str, columns: tuple[Sequence[Any], ...], stamp: Callable[[datetime], str] | None
+) -> list[tuple[Any, ...]]:
+    """The `run_records` rows of a check, from its decision columns (and the records, for content hashes).
+
+    `stamp` is how the dialect stores a timestamp (None: as it is). Built in C when `guard._native`
+    is there; `record_rows_python` is the definition.
+    """
+    if native is not None:
+        return native.record_rows(
+            run_id, tuple(c if type(c) is list else list(c) for c in columns), stamp, hashlib.blake2b,
+            {"digest_size": 16}, content_hash, _words, _ACTION_VALUES, orjson.dumps, {"option": orjson.OPT_SORT_KEYS},
+        )  # fmt: skip
+    return record_rows_python(run_id, columns, stamp)
+
+
+def record_rows_python(
+    run_id: str, columns: tuple[Sequence[Any], ...], stamp: Callable[[datetime], str] | None
+) -> list[tuple[Any, ...]]:
+    """`record_rows` in Python."""
+    when = _memo(stamp) if stamp is not None else _identity
+    return [
+        (
+            run_id, position, record_id, obj, key, source,
+            None if observed is None else when(observed), None if updated is None else when(updated),
+            content_hash(record), age, action.value, *(_words(reasons) if reasons else ("", None)),
+        )
+        for position, (record_id, obj, key, source, observed, updated, record, age, action, reasons) in enumerate(
+            zip(*columns, strict=True)
+        )
+    ]  # fmt: skip
+
+
+_ACTION_VALUES = tuple((action, action.value) for action in Action)
+
+
+def _words(reasons: Sequence[Reason]) -> tuple[str, str]:
+    """The stored `reasons` (codes) and `explanations` (JSON) of one decision."""
+    return ",".join([r.code.value for r in reasons]), explain(reasons)
 
 
 def alembic_config(connection: Connection) -> Config:
