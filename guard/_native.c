@@ -701,6 +701,10 @@ static int takes_part(PyObject *found, PyObject *aging) {
 
 /* conflict_groups(objects, keys, reasons, aging) -> the positions of each entity seen more than once
    among the records that take part, in the order the groups form. */
+static int same_value(PyObject *a, PyObject *b) {
+    return a == b ? 1 : PyObject_RichCompareBool(a, b, Py_EQ);
+}
+
 static PyObject *conflict_groups(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t size;
     if (nargs != 4) {
@@ -709,47 +713,83 @@ static PyObject *conflict_groups(PyObject *module, PyObject *const *args, Py_ssi
     }
     if (check_columns(args, 3, &size) < 0) return NULL;
     PyObject *objects = args[0], *keys = args[1], *reasons = args[2], *aging = args[3];
-    PyObject *first = PyDict_New(), *groups = PyDict_New(), *out = NULL;
-    if (first == NULL || groups == NULL) goto done;
-    for (Py_ssize_t i = 0; i < size && i < PyList_GET_SIZE(reasons); i++) {
-        int part = takes_part(PyList_GET_ITEM(reasons, i), aging);
-        if (part < 0) goto done;
-        if (!part) continue;
-        PyObject *entity = PyTuple_Pack(2, PyList_GET_ITEM(objects, i), PyList_GET_ITEM(keys, i));
-        if (entity == NULL) goto done;
-        PyObject *position = PyLong_FromSsize_t(i);
-        if (position == NULL) {
-            Py_DECREF(entity);
-            goto done;
+    /* An open-addressing table of first positions by entity hash: no tuple, int or dict entry per record. */
+    size_t capacity = 16;
+    while (capacity < (size_t)size * 2) capacity *= 2;
+    size_t mask = capacity - 1;
+    Py_ssize_t *slots = PyMem_Malloc(capacity * sizeof(Py_ssize_t));
+    Py_hash_t *hashes = PyMem_Malloc(((size_t)size + 1) * sizeof(Py_hash_t));
+    Py_ssize_t *group_of = PyMem_Malloc(((size_t)size + 1) * sizeof(Py_ssize_t));
+    PyObject *groups = PyList_New(0);
+    if (slots == NULL || hashes == NULL || group_of == NULL || groups == NULL) {
+        if (groups != NULL) PyErr_NoMemory();
+        goto fail;
+    }
+    for (size_t j = 0; j < capacity; j++) slots[j] = -1;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (PyList_GET_SIZE(objects) != size || PyList_GET_SIZE(keys) != size || PyList_GET_SIZE(reasons) != size) {
+            PyErr_SetString(PyExc_ValueError, "a column changed while the groups were made");
+            goto fail;
         }
-        PyObject *seen = PyDict_SetDefault(first, entity, position); /* borrowed */
-        int failed = seen == NULL;
-        if (!failed && seen != position) {
-            PyObject *members = PyDict_GetItemWithError(groups, entity);
-            if (members != NULL) {
-                failed = PyList_Append(members, position) < 0;
-            } else if (PyErr_Occurred()) {
-                failed = 1;
-            } else {
-                members = PyList_New(2);
-                failed = members == NULL;
-                if (!failed) {
-                    PyList_SET_ITEM(members, 0, Py_NewRef(seen));
-                    PyList_SET_ITEM(members, 1, Py_NewRef(position));
-                    failed = PyDict_SetItem(groups, entity, members) < 0;
-                    Py_DECREF(members);
+        int part = takes_part(PyList_GET_ITEM(reasons, i), aging);
+        if (part < 0) goto fail;
+        if (!part) continue;
+        PyObject *obj = PyList_GET_ITEM(objects, i), *key = PyList_GET_ITEM(keys, i);
+        Py_hash_t ho = PyObject_Hash(obj), hk = ho == -1 ? -1 : PyObject_Hash(key);
+        if (hk == -1) goto fail;
+        Py_hash_t h = (Py_hash_t)(((size_t)ho * 1000003u) ^ (size_t)hk);
+        hashes[i] = h;
+        group_of[i] = -1;
+        size_t j = (size_t)h & mask;
+        Py_ssize_t found = -1;
+        while (slots[j] != -1) {
+            Py_ssize_t other = slots[j];
+            if (hashes[other] == h) {
+                int same = same_value(PyList_GET_ITEM(objects, other), obj);
+                if (same > 0) same = same_value(PyList_GET_ITEM(keys, other), key);
+                if (same < 0) goto fail;
+                if (same) {
+                    found = other;
+                    break;
                 }
             }
+            j = (j + 1) & mask;
         }
-        Py_DECREF(entity);
+        if (found == -1) {
+            slots[j] = i;
+            continue;
+        }
+        PyObject *position = PyLong_FromSsize_t(i);
+        if (position == NULL) goto fail;
+        int failed;
+        if (group_of[found] == -1) {
+            PyObject *members = PyList_New(2), *head = PyLong_FromSsize_t(found);
+            failed = members == NULL || head == NULL;
+            if (!failed) {
+                PyList_SET_ITEM(members, 0, head);
+                PyList_SET_ITEM(members, 1, Py_NewRef(position));
+                group_of[found] = PyList_GET_SIZE(groups);
+                failed = PyList_Append(groups, members) < 0;
+            } else {
+                Py_XDECREF(head);
+            }
+            Py_XDECREF(members);
+        } else {
+            failed = PyList_Append(PyList_GET_ITEM(groups, group_of[found]), position) < 0;
+        }
         Py_DECREF(position);
-        if (failed) goto done;
+        if (failed) goto fail;
     }
-    out = PyDict_Values(groups);
-done:
-    Py_XDECREF(first);
+    PyMem_Free(slots);
+    PyMem_Free(hashes);
+    PyMem_Free(group_of);
+    return groups;
+fail:
+    PyMem_Free(slots);
+    PyMem_Free(hashes);
+    PyMem_Free(group_of);
     Py_XDECREF(groups);
-    return out;
+    return NULL;
 }
 
 /* all_identical(records) -> whether every copy carries equal fields of equal types and equal content;
@@ -833,6 +873,106 @@ done:
     Py_XDECREF(names);
     Py_DECREF(copies);
     return result;
+}
+
+/* owner_versions(objects, keys, sources, updated, actions, owners, block) -> {(object, key): newest updated_at}
+   among the records the check did not block that came from their object's owner. */
+static PyObject *owner_versions(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t size;
+    if (nargs != 7 || !PyDict_CheckExact(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "owner_versions(objects, keys, sources, updated, actions, owners: dict, block)");
+        return NULL;
+    }
+    if (check_columns(args, 5, &size) < 0) return NULL;
+    PyObject *objects = args[0], *keys = args[1], *sources = args[2], *updated = args[3], *actions = args[4],
+             *owners = args[5], *block = args[6];
+    PyObject *learned = PyDict_New();
+    if (learned == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (PyList_GET_SIZE(objects) != size || PyList_GET_SIZE(updated) != size || PyList_GET_SIZE(actions) != size ||
+            PyList_GET_SIZE(sources) != size || PyList_GET_SIZE(keys) != size) {
+            PyErr_SetString(PyExc_ValueError, "a column changed while owner versions were read");
+            goto fail;
+        }
+        PyObject *version = PyList_GET_ITEM(updated, i), *obj = PyList_GET_ITEM(objects, i);
+        if (version == Py_None || PyList_GET_ITEM(actions, i) == block || obj == Py_None) continue;
+        PyObject *owner = PyDict_GetItemWithError(owners, obj);
+        if (owner == NULL) {
+            if (PyErr_Occurred()) goto fail;
+            continue;
+        }
+        int other = PyObject_RichCompareBool(owner, PyList_GET_ITEM(sources, i), Py_NE);
+        if (other < 0) goto fail;
+        if (other) continue;
+        PyObject *entity = PyTuple_Pack(2, obj, PyList_GET_ITEM(keys, i));
+        if (entity == NULL) goto fail;
+        Py_INCREF(version);
+        PyObject *known = PyDict_GetItemWithError(learned, entity);
+        int newer = known == NULL ? (PyErr_Occurred() ? -1 : 1) : PyObject_RichCompareBool(version, known, Py_GT);
+        int failed = newer < 0 || (newer > 0 && PyDict_SetItem(learned, entity, version) < 0);
+        Py_DECREF(version);
+        Py_DECREF(entity);
+        if (failed) goto fail;
+    }
+    return learned;
+fail:
+    Py_DECREF(learned);
+    return NULL;
+}
+
+/* fold(reasons, aging, allow, warn, block) -> (actions, reasons as tuples): the most severe action of each
+   record's reasons (none: allow; only aging: warn; any other: block). */
+static PyObject *fold(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "fold(reasons: list, aging, allow, warn, block)");
+        return NULL;
+    }
+    PyObject *reasons = args[0], *aging = args[1], *allow = args[2], *warn = args[3], *block = args[4];
+    Py_ssize_t size = PyList_GET_SIZE(reasons);
+    PyObject *actions = PyList_New(size), *tuples = PyList_New(size), *empty = PyTuple_New(0);
+    if (actions == NULL || tuples == NULL || empty == NULL) goto fail;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (PyList_GET_SIZE(reasons) != size) {
+            PyErr_SetString(PyExc_ValueError, "the reasons changed while they were folded");
+            goto fail;
+        }
+        PyObject *found = PyList_GET_ITEM(reasons, i), *action = allow, *kept;
+        if (found == Py_None) {
+            kept = Py_NewRef(empty);
+        } else {
+            if (!PyList_CheckExact(found)) {
+                PyErr_SetString(PyExc_TypeError, "reasons must be lists or None");
+                goto fail;
+            }
+            kept = PyList_AsTuple(found);
+            if (kept == NULL) goto fail;
+            for (Py_ssize_t r = 0; r < PyTuple_GET_SIZE(kept); r++) {
+                PyObject *code = PyObject_GetAttr(PyTuple_GET_ITEM(kept, r), s_code);
+                if (code == NULL) {
+                    Py_DECREF(kept);
+                    goto fail;
+                }
+                Py_DECREF(code); /* compared by identity: the enum member lives on */
+                if (code != aging) {
+                    action = block;
+                    break;
+                }
+                action = warn;
+            }
+        }
+        PyList_SET_ITEM(tuples, i, kept);
+        PyList_SET_ITEM(actions, i, Py_NewRef(action));
+    }
+    Py_DECREF(empty);
+    PyObject *out = PyTuple_Pack(2, actions, tuples);
+    Py_DECREF(actions);
+    Py_DECREF(tuples);
+    return out;
+fail:
+    Py_XDECREF(actions);
+    Py_XDECREF(tuples);
+    Py_XDECREF(empty);
+    return NULL;
 }
 
 /* --- lineage rows ------------------------------------------------------------------------- */
@@ -1037,6 +1177,10 @@ static PyMethodDef methods[] = {
      "-> the run_records rows."},
     {"read_members", read_members, METH_VARARGS,
      "read_members(records, names, nested, nested_names) -> values found; decides nothing (the bench's floor)."},
+    {"owner_versions", (PyCFunction)(void (*)(void))owner_versions, METH_FASTCALL,
+     "owner_versions(objects, keys, sources, updated, actions, owners, block) -> newest owner version per entity."},
+    {"fold", (PyCFunction)(void (*)(void))fold, METH_FASTCALL,
+     "fold(reasons, aging, allow, warn, block) -> (actions, reasons as tuples)."},
     {"all_identical", all_identical, METH_O,
      "all_identical(records) -> True/False, or None when a record is not a dict."},
     {NULL, NULL, 0, NULL},

@@ -37,3 +37,10 @@ def record_rows(
     sort_keys: dict[str, int],
 ) -> list[tuple[Any, ...]]: ...
 def read_members(records: list[Any], names: tuple[str, ...], nested: str, nested_names: tuple[str, ...]) -> int: ...
+def owner_versions(
+    objects: list[Any], keys: list[Any], sources: list[Any], updated: list[Any], actions: list[Any],
+    owners: dict[str, str], block: Any,
+) -> dict[tuple[str, str], datetime]: ...  # fmt: skip
+def fold(
+    reasons: list[Any], aging: Any, allow: Any, warn: Any, block: Any
+) -> tuple[list[Any], list[tuple[Any, ...]]]: ...

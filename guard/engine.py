@@ -313,12 +313,11 @@ def finish(
         _supersession(batch, watermarks)
     _contracts(batch, pandera_threshold)
     _conflicts(batch)
-    reasons = batch.reasons
-    actions = [Action.ALLOW if found is None else action_of(found) for found in reasons]
+    actions, reasons = fold_reasons(batch.reasons)
     return DecisionTable(
         ids=batch.ids,
         actions=actions,
-        reasons=[() if found is None else tuple(found) for found in reasons],
+        reasons=reasons,
         objects=batch.objects,
         keys=batch.keys,
         sources=batch.sources,
@@ -532,11 +531,27 @@ def action_of(reasons: Sequence[Reason]) -> Action:
     return action
 
 
-def owner_versions(batch: Batch, table: DecisionTable) -> dict[Entity, datetime]:
+def fold_reasons(
+    found: list[list[Reason] | None], *, use_native: bool = True
+) -> tuple[list[Action], list[tuple[Reason, ...]]]:
+    """Each record's action (`action_of` its reasons) and its reasons as a tuple."""
+    if use_native and native is not None:
+        return native.fold(found, ReasonCode.AGING, Action.ALLOW, Action.WARN, Action.BLOCK)
+    return (
+        [Action.ALLOW if reasons is None else action_of(reasons) for reasons in found],
+        [() if reasons is None else tuple(reasons) for reasons in found],
+    )
+
+
+def owner_versions(batch: Batch, table: DecisionTable, *, use_native: bool = True) -> dict[Entity, datetime]:
     """The newest `updated_at` per entity among the owner's records this check allowed."""
-    learned: dict[Entity, datetime] = {}
     owners = {name: rules.owner for name, rules in batch.compiled.objects.items()}
     block = Action.BLOCK
+    if use_native and native is not None:
+        return native.owner_versions(
+            batch.objects, batch.keys, batch.sources, batch.updated, table.actions, owners, block
+        )
+    learned: dict[Entity, datetime] = {}
     for obj, key, source, updated, action in zip(
         batch.objects, batch.keys, batch.sources, batch.updated, table.actions, strict=True
     ):

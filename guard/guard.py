@@ -10,6 +10,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
+from itertools import compress, repeat
+from operator import is_not
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -143,7 +145,10 @@ class Guard:
         # Pausing the collector pays off on big batches only; small checks leave it alone.
         pause = gc_paused() if len(batch) >= _PAUSE_GC_FROM else nullcontext()
         with pause:
-            envelopes = [r.to_envelope() if isinstance(r, Record) else r for r in batch]
+            if any(map(isinstance, batch, repeat(Record))):
+                envelopes = [r.to_envelope() if isinstance(r, Record) else r for r in batch]
+            else:  # as nearly always: mappings, as sent (a copy of the list, not of the records)
+                envelopes = list(batch)
             first = screen(envelopes, compiled, moment)
             known = self._watermarks(first)
             table = finish(first, known, pandera_threshold=self._pandera_threshold)
@@ -155,9 +160,7 @@ class Guard:
                 policy=PolicyRef(compiled.policy.name, compiled.policy.version, compiled.hash),
                 checked_at=moment,
                 decisions=table,
-                allowed=tuple(
-                    record for record, action in zip(batch, table.actions, strict=True) if action is not block
-                ),
+                allowed=tuple(compress(batch, map(is_not, table.actions, repeat(block)))),
                 duration_s=time.perf_counter() - started,
                 consumer=dict(consumer) if consumer is not None else None,
             )

@@ -20,7 +20,15 @@ from hypothesis import strategies as st
 from guard import Guard, Policy
 from guard._accel import native
 from guard.checks.contract import field_values_python
-from guard.engine import finish, screen
+from guard.engine import (
+    conflict_groups,
+    finish,
+    fold_reasons,
+    identical_copies,
+    owner_versions,
+    screen,
+    superseded_copies,
+)
 from guard.guard import compile_policy
 from guard.lineage._base import _sqlite_time
 from guard.lineage.store import record_rows, record_rows_python
@@ -230,3 +238,38 @@ def test_record_rows_are_the_python_rows(
     )  # fmt: skip
     stamp = _sqlite_time if sqlite else None
     assert record_rows(result.run_id, columns, stamp) == record_rows_python(result.run_id, columns, stamp)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(engine_records(), max_size=14), shifts=st.lists(st.integers(-90, 90), max_size=14))
+def test_the_second_pass_loops_are_their_python_twins(
+    example_policy: Policy, batch: list[Any], shifts: list[int]
+) -> None:
+    """Supersession, conflict groups, identical copies, actions and owner versions: C and Python agree."""
+    compiled = compile_policy(example_policy, {"STRIPE_SIGNING_KEY": STRIPE_KEY})
+    first = screen(batch, compiled, NOW)
+    marks = {
+        (obj, key): NOW + timedelta(minutes=shift)
+        for obj, key, shift in zip(first.objects, first.keys, shifts, strict=False)
+        if obj is not None and key is not None
+    }
+    assert superseded_copies(first, marks) == superseded_copies(first, marks, use_native=False)
+    groups = conflict_groups(first)
+    assert groups == conflict_groups(first, use_native=False)
+    for members in groups:
+        copies = [first.raw[i] for i in members]
+        assert identical_copies(copies) == identical_copies(copies, use_native=False)
+    assert fold_reasons(first.reasons) == fold_reasons(first.reasons, use_native=False)
+    table = finish(first, marks)
+    assert owner_versions(first, table) == owner_versions(first, table, use_native=False)
+
+
+def test_identical_copies_compare_field_types_and_survive_odd_values() -> None:
+    base = {"fields": {"n": 1, "s": "a"}, "content": "c"}
+    assert identical_copies([base, dict(base)])
+    assert not identical_copies([base, {**base, "fields": {"n": 1.0, "s": "a"}}])  # equal, but not the same type
+    assert not identical_copies([base, {**base, "content": "d"}])
+    deep: Any = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert not identical_copies([{"fields": {"x": deep}}, {"fields": {"x": deep[0]}}])  # RecursionError: not identical
