@@ -264,6 +264,61 @@ def main() -> None:
         ),
     ]
     report(f"The same floor with the C loops (best of {repeats}, collector paused):", in_c, count)
+    store_floor(records, compiled, repeats)
+
+
+def store_floor(records: list[dict[str, Any]], compiled: Any, repeats: int) -> None:
+    """What SQLite alone takes to keep a check's rows: the run, then its run_records rows, committed.
+
+    The rows are the ones the store writes for this check (built outside the timing), inserted
+    through the driver's executemany in one transaction, as `LineageStore.record_check` does;
+    once into the store's real schema, and once with its (object, key) lineage index dropped.
+    """
+    import sqlite3
+    import tempfile
+    import uuid
+
+    from guard import Guard, LineageStore
+    from guard.lineage._base import _sqlite_time
+    from guard.lineage.store import _RECORD_COLUMNS, record_rows
+
+    guard = Guard(compiled.policy, environ={"STRIPE_SIGNING_KEY": SIGNING_KEY})
+    table = guard.check(records, pipeline="bench", now=NOW).decisions
+    columns = (
+        table.ids, table.objects, table.keys, table.sources, table.observed, table.updated, records,
+        table.ages, table.actions, table.reasons,
+    )  # fmt: skip
+    marks = ", ".join("?" for _ in _RECORD_COLUMNS)
+    insert = f"INSERT INTO run_records ({', '.join(_RECORD_COLUMNS)}) VALUES ({marks})"  # noqa: S608
+    print(f"SQLite keeping one check's {len(records):,} rows (best of {repeats}; each run adds to the same file):")
+    for indexed in (True, False):
+        with tempfile.TemporaryDirectory() as folder:
+            path = f"{folder}/floor.db"
+            LineageStore(f"sqlite:///{path}").engine.dispose()  # the store's schema, by its migrations
+            conn = sqlite3.connect(path, isolation_level=None)
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+                conn.execute(f"PRAGMA {pragma}")
+            if not indexed:
+                conn.execute("DROP INDEX ix_run_records_entity")
+            times = []
+            for _ in range(repeats):
+                run_id = str(uuid.uuid4())
+                rows = record_rows(run_id, columns, _sqlite_time)
+                started = time.perf_counter()
+                conn.execute("BEGIN")
+                conn.execute(
+                    "INSERT INTO runs (run_id, pipeline, checked_at, policy_name, policy_version, policy_hash, "
+                    "verdict, records, allowed, warned, blocked, duration_ms) "
+                    "VALUES (?, 'bench', ?, 'p', 1, 'h', 'block', ?, 0, 0, 0, 0)",
+                    (run_id, _sqlite_time(NOW), len(rows)),
+                )
+                conn.executemany(insert, rows)
+                conn.execute("COMMIT")
+                times.append(time.perf_counter() - started)
+            conn.close()
+        seconds = min(times)
+        what = "the store's schema, (object, key) index included" if indexed else "without the (object, key) index"
+        print(f"  {what:<50} {seconds * 1e3:6.1f} ms  {len(rows) / seconds:>11,.0f} rows/s")
 
 
 def report(title: str, parts: list[tuple[str, str, float]], count: int) -> None:

@@ -145,10 +145,10 @@ class Guard:
         # Pausing the collector pays off on big batches only; small checks leave it alone.
         pause = gc_paused() if len(batch) >= _PAUSE_GC_FROM else nullcontext()
         with pause:
-            if any(map(isinstance, batch, repeat(Record))):
-                envelopes = [r.to_envelope() if isinstance(r, Record) else r for r in batch]
-            else:  # as nearly always: mappings, as sent (a copy of the list, not of the records)
+            if set(map(type, batch)) <= _PLAIN:  # as nearly always: dicts, as sent (a copy of the list)
                 envelopes = list(batch)
+            else:  # isinstance asks pydantic's metaclass, in Python: only when some record may be a Record
+                envelopes = [r.to_envelope() if isinstance(r, Record) else r for r in batch]
             first = screen(envelopes, compiled, moment)
             known = self._watermarks(first)
             table = finish(first, known, pandera_threshold=self._pandera_threshold)
@@ -327,6 +327,9 @@ def policy_of_version(row: Mapping[str, Any]) -> Policy:
     from guard.policy import parse_policy_text
 
     return parse_policy_text(row["text"], row["media_type"], origin=f"policy version {row['version']} in the store")
+
+
+_PLAIN = frozenset({dict})
 
 
 def _as_sequence(records: Iterable[Any]) -> Sequence[Any]:
