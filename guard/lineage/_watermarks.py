@@ -19,10 +19,12 @@ _LOOKUP_CHUNK = 400
 #: PostgreSQL looks up every key of an object at once, joined to an array: psycopg prepares a
 #: statement it runs often, and the generic plan of `key IN ($2, ..., $401)` made while the table
 #: was small scans it (25 s for 50,000 keys); a join stays a hash or an index join whatever the plan.
+#: All objects' keys go in one statement: one round trip before a check, however many objects it names.
 _PG_WATERMARK_LOOKUP = sa.text(
-    "SELECT w.key, w.updated_at FROM unnest(CAST(:keys AS text[])) AS wanted(key) "
-    "JOIN watermarks AS w ON w.object = :object AND w.key = wanted.key"
-).columns(sa.column("key", sa.Text), sa.column("updated_at", UTCDateTime()))
+    "SELECT w.object, w.key, w.updated_at "
+    "FROM unnest(CAST(:objects AS text[]), CAST(:keys AS text[])) AS wanted(object, key) "
+    "JOIN watermarks AS w ON w.object = wanted.object AND w.key = wanted.key"
+).columns(sa.column("object", sa.Text), sa.column("key", sa.Text), sa.column("updated_at", UTCDateTime()))
 
 
 class WatermarkStore(StoreBase):
@@ -40,9 +42,10 @@ class WatermarkStore(StoreBase):
             return found
         with self._connect("read watermarks") as conn:
             if self.dialect == "postgresql":
-                for obj, keys in wanted.items():
-                    for key, updated_at in conn.execute(_PG_WATERMARK_LOOKUP, {"object": obj, "keys": keys}):
-                        found[(obj, key)] = updated_at
+                objects = [obj for obj, keys in wanted.items() for _ in keys]
+                keys = [key for found_keys in wanted.values() for key in found_keys]
+                for obj, key, updated_at in conn.execute(_PG_WATERMARK_LOOKUP, {"objects": objects, "keys": keys}):
+                    found[(obj, key)] = updated_at
             else:
                 _sqlite_watermarks(conn, wanted, found)
         if stored is asked:
