@@ -975,6 +975,53 @@ fail:
     return NULL;
 }
 
+/* members_by_object(objects, fields, wanted, skip) -> {name: (positions, fields rows)} for each wanted
+   object name, in record order; positions in `skip` (a set) are left out. */
+static PyObject *members_by_object(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t size;
+    if (nargs != 4 || !PyTuple_CheckExact(args[2]) || !PyAnySet_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "members_by_object(objects, fields, wanted: tuple, skip: set)");
+        return NULL;
+    }
+    if (check_columns(args, 2, &size) < 0) return NULL;
+    PyObject *objects = args[0], *fields = args[1], *wanted = args[2], *skip = args[3];
+    int skipping = PySet_GET_SIZE(skip) > 0;
+    PyObject *out = PyDict_New();
+    if (out == NULL) return NULL;
+    for (Py_ssize_t w = 0; w < PyTuple_GET_SIZE(wanted); w++) {
+        PyObject *pair = Py_BuildValue("([][])");
+        if (pair == NULL || PyDict_SetItem(out, PyTuple_GET_ITEM(wanted, w), pair) < 0) {
+            Py_XDECREF(pair);
+            goto fail;
+        }
+        Py_DECREF(pair);
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (PyList_GET_SIZE(objects) != size || PyList_GET_SIZE(fields) != size) {
+            PyErr_SetString(PyExc_ValueError, "a column changed while members were gathered");
+            goto fail;
+        }
+        PyObject *obj = PyList_GET_ITEM(objects, i);
+        if (obj == Py_None) continue;
+        PyObject *pair = PyDict_GetItemWithError(out, obj);
+        if (pair == NULL) {
+            if (PyErr_Occurred()) goto fail;
+            continue;
+        }
+        PyObject *position = PyLong_FromSsize_t(i);
+        if (position == NULL) goto fail;
+        int left_out = skipping ? PySet_Contains(skip, position) : 0;
+        int failed = left_out < 0 || (!left_out && (PyList_Append(PyTuple_GET_ITEM(pair, 0), position) < 0 ||
+                                                    PyList_Append(PyTuple_GET_ITEM(pair, 1), PyList_GET_ITEM(fields, i)) < 0));
+        Py_DECREF(position);
+        if (failed) goto fail;
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 /* --- lineage rows ------------------------------------------------------------------------- */
 
 enum {
@@ -1181,6 +1228,8 @@ static PyMethodDef methods[] = {
      "owner_versions(objects, keys, sources, updated, actions, owners, block) -> newest owner version per entity."},
     {"fold", (PyCFunction)(void (*)(void))fold, METH_FASTCALL,
      "fold(reasons, aging, allow, warn, block) -> (actions, reasons as tuples)."},
+    {"members_by_object", (PyCFunction)(void (*)(void))members_by_object, METH_FASTCALL,
+     "members_by_object(objects, fields, wanted, skip) -> {name: (positions, fields rows)}."},
     {"all_identical", all_identical, METH_O,
      "all_identical(records) -> True/False, or None when a record is not a dict."},
     {NULL, NULL, 0, NULL},

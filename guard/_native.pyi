@@ -44,3 +44,6 @@ def owner_versions(
 def fold(
     reasons: list[Any], aging: Any, allow: Any, warn: Any, block: Any
 ) -> tuple[list[Any], list[tuple[Any, ...]]]: ...
+def members_by_object(
+    objects: list[Any], fields: list[Any], wanted: tuple[str, ...], skip: set[int] | frozenset[int]
+) -> dict[str, tuple[list[int], list[Any]]]: ...

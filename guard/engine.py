@@ -384,21 +384,30 @@ def superseded_copies(
     return found
 
 
-def _contracts(batch: Batch, pandera_threshold: int) -> None:
-    objects = batch.compiled.objects
-    by_object: dict[str, list[int]] = {name: [] for name, rules in objects.items() if rules.contract}
+def contract_members(
+    batch: Batch, *, use_native: bool = True
+) -> dict[str, tuple[list[int], list[Mapping[str, Any] | None]]]:
+    """For each object with a contract: the positions of its checkable records, and their `fields`."""
+    wanted = tuple(name for name, rules in batch.compiled.objects.items() if rules.contract)
+    if use_native and native is not None:
+        return native.members_by_object(batch.objects, batch.fields, wanted, batch.uncheckable)
+    by_object: dict[str, tuple[list[int], list[Mapping[str, Any] | None]]] = {name: ([], []) for name in wanted}
+    skip, fields = batch.uncheckable, batch.fields
     for index, obj in enumerate(batch.objects):
         members = by_object.get(obj)  # type: ignore[arg-type]  # None (a fatal record) is in no list
-        if members is not None:
-            members.append(index)
-    skip = batch.uncheckable
-    fields, label = batch.fields, batch.label
-    for name, members in by_object.items():
-        indexes = [i for i in members if i not in skip] if skip else members
+        if members is not None and index not in skip:
+            members[0].append(index)
+            members[1].append(fields[index])
+    return by_object
+
+
+def _contracts(batch: Batch, pandera_threshold: int) -> None:
+    objects = batch.compiled.objects
+    label = batch.label
+    for name, (indexes, rows) in contract_members(batch).items():
         if not indexes:
             continue
         contract = objects[name].contract
-        rows = [fields[i] for i in indexes]
         if len(rows) >= pandera_threshold:
             failed = contract.failures(rows)
         else:

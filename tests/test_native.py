@@ -22,6 +22,7 @@ from guard._accel import native
 from guard.checks.contract import field_values_python
 from guard.engine import (
     conflict_groups,
+    contract_members,
     finish,
     fold_reasons,
     identical_copies,
@@ -245,7 +246,7 @@ def test_record_rows_are_the_python_rows(
 def test_the_second_pass_loops_are_their_python_twins(
     example_policy: Policy, batch: list[Any], shifts: list[int]
 ) -> None:
-    """Supersession, conflict groups, identical copies, actions and owner versions: C and Python agree."""
+    """Supersession, conflict groups, identical copies, contract members, actions, owner versions: C = Python."""
     compiled = compile_policy(example_policy, {"STRIPE_SIGNING_KEY": STRIPE_KEY})
     first = screen(batch, compiled, NOW)
     marks = {
@@ -260,6 +261,7 @@ def test_the_second_pass_loops_are_their_python_twins(
         copies = [first.raw[i] for i in members]
         assert identical_copies(copies) == identical_copies(copies, use_native=False)
     assert fold_reasons(first.reasons) == fold_reasons(first.reasons, use_native=False)
+    assert contract_members(first) == contract_members(first, use_native=False)
     table = finish(first, marks)
     assert owner_versions(first, table) == owner_versions(first, table, use_native=False)
 
