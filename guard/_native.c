@@ -1022,6 +1022,34 @@ fail:
     return NULL;
 }
 
+/* all_storable(values) -> True when no text in the list holds a NUL or a lone surrogate (what a database
+   cannot store), False when one does, None when an item is neither text nor None (Python decides). */
+static PyObject *all_storable(PyObject *module, PyObject *values) {
+    if (!PyList_CheckExact(values)) Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values); i++) {
+        PyObject *value = PyList_GET_ITEM(values, i);
+        if (value == Py_None) continue;
+        if (!PyUnicode_Check(value)) Py_RETURN_NONE;
+        Py_ssize_t length = PyUnicode_GET_LENGTH(value);
+        if (length == 0) continue;
+        if (PyUnicode_IS_ASCII(value)) {
+            if (memchr(PyUnicode_1BYTE_DATA(value), 0, (size_t)length) != NULL) Py_RETURN_FALSE;
+            continue;
+        }
+        Py_ssize_t nul = PyUnicode_FindChar(value, 0, 0, length, 1);
+        if (nul == -2) return NULL;
+        if (nul >= 0) Py_RETURN_FALSE;
+        PyObject *encoded = PyUnicode_AsEncodedString(value, "utf-8", "strict");
+        if (encoded == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return NULL;
+            PyErr_Clear(); /* a lone surrogate */
+            Py_RETURN_FALSE;
+        }
+        Py_DECREF(encoded);
+    }
+    Py_RETURN_TRUE;
+}
+
 /* --- lineage rows ------------------------------------------------------------------------- */
 
 enum {
@@ -1230,6 +1258,8 @@ static PyMethodDef methods[] = {
      "fold(reasons, aging, allow, warn, block) -> (actions, reasons as tuples)."},
     {"members_by_object", (PyCFunction)(void (*)(void))members_by_object, METH_FASTCALL,
      "members_by_object(objects, fields, wanted, skip) -> {name: (positions, fields rows)}."},
+    {"all_storable", all_storable, METH_O,
+     "all_storable(values) -> True/False: no text holds a NUL or a lone surrogate; None when an item is not text."},
     {"all_identical", all_identical, METH_O,
      "all_identical(records) -> True/False, or None when a record is not a dict."},
     {NULL, NULL, 0, NULL},

@@ -32,6 +32,7 @@ from guard.engine import (
 )
 from guard.guard import compile_policy
 from guard.lineage._base import _sqlite_time
+from guard.lineage._values import all_storable
 from guard.lineage.store import record_rows, record_rows_python
 from guard.signing import UNSIGNED_MEMBERS, canonical_bytes, canonical_bytes_python
 from tests.conftest import NOW, STRIPE_KEY
@@ -275,3 +276,15 @@ def test_identical_copies_compare_field_types_and_survive_odd_values() -> None:
     for _ in range(100_000):
         deep = [deep]
     assert not identical_copies([{"fields": {"x": deep}}, {"fields": {"x": deep[0]}}])  # RecursionError: not identical
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), texts, texts.map(Text), st.just("a\x00b"), st.just("é\x00")), max_size=6))
+def test_all_storable_is_its_python_twin(values: list[str | None]) -> None:
+    """A NUL or a lone surrogate anywhere in a column, and only that, sends it through `storable`."""
+    assert all_storable(values) == all_storable(values, use_native=False)
+
+
+def test_all_storable_hands_back_what_is_not_text() -> None:
+    assert native.all_storable(["a", 5]) is None
+    assert native.all_storable(("a",)) is None  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ Messages show the URL without its password, and the driver's words without SQL o
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
@@ -128,3 +128,16 @@ def _safe(url: str) -> str:
         return "<unparseable URL>"
     secret = {name: "***" for name in parsed.query if name.lower() in ("password", "passwd", "sslpassword")}
     return parsed.update_query_dict(secret).render_as_string(hide_password=True)
+
+
+def _memo(convert: Callable[[datetime], str]) -> Callable[[datetime], str]:
+    """`convert` remembered per value: a check's records share few distinct timestamps."""
+    seen: dict[datetime, str] = {}
+
+    def remembered(moment: datetime) -> str:
+        text = seen.get(moment)
+        if text is None:
+            text = seen[moment] = convert(moment)
+        return text
+
+    return remembered

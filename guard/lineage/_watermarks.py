@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from guard.decisions import Entity
-from guard.lineage._base import StoreBase, _sqlite_time
+from guard.lineage._base import StoreBase, _memo, _sqlite_time
 from guard.lineage._values import storable_column
 from guard.lineage.tables import UTCDateTime
 
@@ -60,7 +60,7 @@ class WatermarkStore(StoreBase):
             self._advance(conn, versions, learned_from, at)
 
     def _advance(self, conn: Connection, versions: Mapping[Entity, datetime], learned_from: str, at: datetime) -> None:
-        stamp = _sqlite_time if self.dialect == "sqlite" else _identity
+        stamp = _memo(_sqlite_time) if self.dialect == "sqlite" else _identity  # versions repeat: convert once
         mark = "?" if self.dialect == "sqlite" else "%s"
         sql = (
             f'INSERT INTO watermarks (object, "key", updated_at, learned_from, learned_at) '  # noqa: S608

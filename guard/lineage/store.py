@@ -24,7 +24,7 @@ from guard._accel import native
 from guard.decisions import Action, CheckResult, Entity, Reason
 from guard.errors import StoreError
 from guard.lineage import _feeds, _tallies
-from guard.lineage._base import _sqlite_time
+from guard.lineage._base import _memo, _sqlite_time
 from guard.lineage._feeds import FeedStore
 from guard.lineage._history import HistoryStore
 from guard.lineage._operations import OperationsStore
@@ -172,7 +172,8 @@ _ACTION_VALUES = tuple((action, action.value) for action in Action)
 
 def _words(reasons: Sequence[Reason]) -> tuple[str, str]:
     """The stored `reasons` (codes) and `explanations` (JSON) of one decision."""
-    return ",".join([r.code.value for r in reasons]), explain(reasons)
+    # ReasonCode is a StrEnum: its members are their values as text, without the enum's `value` lookup.
+    return ",".join([r.code for r in reasons]), explain(reasons)
 
 
 def alembic_config(connection: Connection) -> Config:
@@ -183,16 +184,3 @@ def alembic_config(connection: Connection) -> Config:
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     config.attributes["connection"] = connection
     return config
-
-
-def _memo(convert: Callable[[datetime], str]) -> Callable[[datetime], str]:
-    """`convert` remembered per value: a check's records share few distinct timestamps."""
-    seen: dict[datetime, str] = {}
-
-    def remembered(moment: datetime) -> str:
-        text = seen.get(moment)
-        if text is None:
-            text = seen[moment] = convert(moment)
-        return text
-
-    return remembered
