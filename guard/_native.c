@@ -1050,6 +1050,170 @@ static PyObject *all_storable(PyObject *module, PyObject *values) {
     Py_RETURN_TRUE;
 }
 
+/* --- tallies ------------------------------------------------------------------------------ */
+
+#define MAX_BUCKETS 64
+
+typedef struct {
+    PyObject *source, *object, *reasons, *age_max; /* strong references */
+    Py_ssize_t records, allowed, warned, blocked, buckets[MAX_BUCKETS];
+    double age_sum;
+} Point;
+
+static PyObject *s_value;
+
+/* tally(sources, objects, actions, ages, reasons, bounds, block, warn) -> per integration point, first seen
+   first: (source, object, records, allowed, warned, blocked, {code: records}, buckets, age_max, age_sum).
+   None when an age is neither a float nor None (Python decides). */
+static PyObject *tally(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t size;
+    if (nargs != 8 || !PyTuple_CheckExact(args[5]) || PyTuple_GET_SIZE(args[5]) + 1 > MAX_BUCKETS) {
+        PyErr_SetString(PyExc_TypeError, "tally(sources, objects, actions, ages, reasons, bounds: tuple, block, warn)");
+        return NULL;
+    }
+    if (check_columns(args, 5, &size) < 0) return NULL;
+    PyObject *sources = args[0], *objects = args[1], *actions = args[2], *ages = args[3], *reasons = args[4],
+             *block = args[6], *warn = args[7];
+    Py_ssize_t nbounds = PyTuple_GET_SIZE(args[5]);
+    double bounds[MAX_BUCKETS];
+    for (Py_ssize_t b = 0; b < nbounds; b++) {
+        bounds[b] = PyFloat_AsDouble(PyTuple_GET_ITEM(args[5], b));
+        if (bounds[b] == -1.0 && PyErr_Occurred()) return NULL;
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *age = PyList_GET_ITEM(ages, i);
+        if (age != Py_None && !PyFloat_CheckExact(age)) Py_RETURN_NONE;
+    }
+    Point *points = NULL;
+    Py_ssize_t count = 0, capacity = 0;
+    PyObject *index = PyDict_New(), *out = NULL; /* source -> {object -> position in points} */
+    if (index == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *source = PyList_GET_ITEM(sources, i), *obj = PyList_GET_ITEM(objects, i);
+        PyObject *inner = PyDict_GetItemWithError(index, source);
+        if (inner == NULL) {
+            if (PyErr_Occurred()) goto done;
+            inner = PyDict_New();
+            if (inner == NULL || PyDict_SetItem(index, source, inner) < 0) {
+                Py_XDECREF(inner);
+                goto done;
+            }
+            Py_DECREF(inner); /* the index holds it */
+        }
+        PyObject *where = PyDict_GetItemWithError(inner, obj);
+        Py_ssize_t at;
+        if (where == NULL) {
+            if (PyErr_Occurred()) goto done;
+            if (count == capacity) {
+                Py_ssize_t grown = capacity ? capacity * 2 : 8;
+                Point *more = PyMem_Realloc(points, (size_t)grown * sizeof(Point));
+                if (more == NULL) {
+                    PyErr_NoMemory();
+                    goto done;
+                }
+                points = more;
+                capacity = grown;
+            }
+            Point *p = &points[count];
+            memset(p, 0, sizeof(Point));
+            p->source = Py_NewRef(source);
+            p->object = Py_NewRef(obj);
+            p->age_max = Py_NewRef(Py_None);
+            at = count++;
+            p->reasons = PyDict_New();
+            PyObject *position = PyLong_FromSsize_t(at);
+            if (p->reasons == NULL || position == NULL || PyDict_SetItem(inner, obj, position) < 0) {
+                Py_XDECREF(position);
+                goto done;
+            }
+            Py_DECREF(position);
+        } else {
+            at = PyLong_AsSsize_t(where);
+        }
+        Point *p = &points[at];
+        p->records++;
+        PyObject *action = PyList_GET_ITEM(actions, i);
+        if (action == block) p->blocked++;
+        else if (action == warn) p->warned++;
+        else p->allowed++;
+        PyObject *found = PyList_GET_ITEM(reasons, i);
+        if (found != Py_None && PyObject_IsTrue(found)) {
+            PyObject *seen = PySequence_Tuple(found), *codes = PyList_New(0);
+            if (seen == NULL || codes == NULL) {
+                Py_XDECREF(seen);
+                Py_XDECREF(codes);
+                goto done;
+            }
+            int failed = 0;
+            for (Py_ssize_t r = 0; !failed && r < PyTuple_GET_SIZE(seen); r++) {
+                PyObject *code = PyObject_GetAttr(PyTuple_GET_ITEM(seen, r), s_code);
+                PyObject *value = code != NULL ? PyObject_GetAttr(code, s_value) : NULL;
+                Py_XDECREF(code);
+                if (value == NULL) {
+                    failed = 1;
+                    break;
+                }
+                int known = PySequence_Contains(codes, value); /* a record counts once per code */
+                if (known < 0 || (!known && PyList_Append(codes, value) < 0)) failed = 1;
+                if (!failed && !known) {
+                    PyObject *sofar = PyDict_GetItemWithError(p->reasons, value);
+                    Py_ssize_t now = sofar != NULL ? PyLong_AsSsize_t(sofar) + 1 : 1;
+                    PyObject *number = PyErr_Occurred() ? NULL : PyLong_FromSsize_t(now);
+                    failed = number == NULL || PyDict_SetItem(p->reasons, value, number) < 0;
+                    Py_XDECREF(number);
+                }
+                Py_DECREF(value);
+            }
+            Py_DECREF(seen);
+            Py_DECREF(codes);
+            if (failed) goto done;
+        } else if (PyErr_Occurred()) {
+            goto done;
+        }
+        PyObject *age = PyList_GET_ITEM(ages, i);
+        if (age != Py_None) {
+            double years = PyFloat_AS_DOUBLE(age);
+            Py_ssize_t bucket = 0;
+            while (bucket < nbounds && bounds[bucket] < years) bucket++; /* bisect_left */
+            p->buckets[bucket]++;
+            p->age_sum += years;
+            if (p->age_max == Py_None || years > PyFloat_AS_DOUBLE(p->age_max)) Py_SETREF(p->age_max, Py_NewRef(age));
+        }
+    }
+    out = PyList_New(count);
+    if (out == NULL) goto done;
+    for (Py_ssize_t t = 0; t < count; t++) {
+        Point *p = &points[t];
+        PyObject *buckets = PyList_New(nbounds + 1);
+        if (buckets == NULL) goto drop;
+        for (Py_ssize_t b = 0; b <= nbounds; b++) {
+            PyObject *number = PyLong_FromSsize_t(p->buckets[b]);
+            if (number == NULL) {
+                Py_DECREF(buckets);
+                goto drop;
+            }
+            PyList_SET_ITEM(buckets, b, number);
+        }
+        PyObject *row = Py_BuildValue("(OOnnnnONOd)", p->source, p->object, p->records, p->allowed, p->warned,
+                                      p->blocked, p->reasons, buckets, p->age_max, p->age_sum);
+        if (row == NULL) goto drop;
+        PyList_SET_ITEM(out, t, row);
+    }
+    goto done;
+drop:
+    Py_CLEAR(out);
+done:
+    for (Py_ssize_t t = 0; t < count; t++) {
+        Py_XDECREF(points[t].source);
+        Py_XDECREF(points[t].object);
+        Py_XDECREF(points[t].reasons);
+        Py_XDECREF(points[t].age_max);
+    }
+    PyMem_Free(points);
+    Py_DECREF(index);
+    return out;
+}
+
 /* --- lineage rows ------------------------------------------------------------------------- */
 
 enum {
@@ -1260,6 +1424,8 @@ static PyMethodDef methods[] = {
      "members_by_object(objects, fields, wanted, skip) -> {name: (positions, fields rows)}."},
     {"all_storable", all_storable, METH_O,
      "all_storable(values) -> True/False: no text holds a NUL or a lone surrogate; None when an item is not text."},
+    {"tally", (PyCFunction)(void (*)(void))tally, METH_FASTCALL,
+     "tally(sources, objects, actions, ages, reasons, bounds, block, warn) -> per integration point counts."},
     {"all_identical", all_identical, METH_O,
      "all_identical(records) -> True/False, or None when a record is not a dict."},
     {NULL, NULL, 0, NULL},
@@ -1281,7 +1447,7 @@ PyMODINIT_FUNC PyInit__native(void) {
                  {&s_source, "source"}, {&s_observed_at, "observed_at"}, {&s_updated_at, "updated_at"},
                  {&s_lineage, "lineage"}, {&s_fields, "fields"},     {&s_signature, "signature"},
                  {&s_content, "content"}, {&s_system, "system"},     {&s_at, "at"},
-                 {&s_code, "code"}, {&s_hexdigest, "hexdigest"}};
+                 {&s_code, "code"}, {&s_hexdigest, "hexdigest"}, {&s_value, "value"}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL) goto fail;
     }

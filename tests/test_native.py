@@ -35,6 +35,7 @@ from guard.lineage._base import _sqlite_time
 from guard.lineage._values import all_storable
 from guard.lineage.store import record_rows, record_rows_python
 from guard.signing import UNSIGNED_MEMBERS, canonical_bytes, canonical_bytes_python
+from guard.tallies import tally_check
 from tests.conftest import NOW, STRIPE_KEY
 from tests.test_engine import records as engine_records
 
@@ -288,3 +289,19 @@ def test_all_storable_is_its_python_twin(values: list[str | None]) -> None:
 def test_all_storable_hands_back_what_is_not_text() -> None:
     assert native.all_storable(["a", 5]) is None
     assert native.all_storable(("a",)) is None  # type: ignore[arg-type]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(engine_records(), max_size=14))
+def test_tallies_are_their_python_twins(example_policy: Policy, batch: list[Any]) -> None:
+    """Counts, reason counts, the age histogram, the largest age and the exact sum of ages: C = Python."""
+    table = Guard(example_policy, environ={"STRIPE_SIGNING_KEY": STRIPE_KEY}).check(batch, pipeline="t", now=NOW)
+    assert tally_check(table.decisions) == tally_check(table.decisions, use_native=False)
+
+
+def test_tallies_of_the_bench_workload_are_their_python_twins(example_policy: Policy) -> None:
+    guard = Guard(example_policy, environ={"STRIPE_SIGNING_KEY": SIGNING_KEY})
+    table = guard.check(make_records(3000, NOW - timedelta(minutes=1)), pipeline="t", now=NOW).decisions
+    native_tallies = tally_check(table)
+    assert native_tallies == tally_check(table, use_native=False)
+    assert sum(t.records for t in native_tallies) == 3000
