@@ -1286,6 +1286,56 @@ static PyObject *hash_of(Rows *rw, PyObject *record) {
     return hex;
 }
 
+static PyObject *s_detail, *s_comma;
+
+/* The stored codes and explanations of a tuple of reasons whose details are all dicts: the codes joined
+   (ReasonCode members are their text), orjson's JSON of the dataclasses. 0 with *codes NULL when the
+   Python words() must decide (another shape, or what orjson refuses), -1 on error. */
+static int plain_words(Rows *rw, PyObject *found, PyObject **codes, PyObject **explained) {
+    *codes = *explained = NULL;
+    if (!PyTuple_CheckExact(found)) return 0;
+    Py_ssize_t count = PyTuple_GET_SIZE(found);
+    PyObject *names = PyList_New(count);
+    if (names == NULL) return -1;
+    for (Py_ssize_t r = 0; r < count; r++) {
+        PyObject *reason = PyTuple_GET_ITEM(found, r);
+        PyObject *detail = PyObject_GetAttr(reason, s_detail);
+        int plain = detail != NULL && PyDict_CheckExact(detail);
+        Py_XDECREF(detail);
+        PyObject *code = plain ? PyObject_GetAttr(reason, s_code) : NULL;
+        if (code == NULL || !PyUnicode_Check(code)) {
+            Py_XDECREF(code);
+            Py_DECREF(names);
+            if (PyErr_Occurred()) {
+                if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+                PyErr_Clear();
+            }
+            return 0;
+        }
+        PyList_SET_ITEM(names, r, code);
+    }
+    PyObject *joined = PyUnicode_Join(s_comma, names);
+    Py_DECREF(names);
+    if (joined == NULL) return -1;
+    PyObject *data = PyObject_CallOneArg(rw->dumps, found);
+    if (data == NULL) {
+        Py_DECREF(joined);
+        if (!PyErr_ExceptionMatches(PyExc_TypeError)) return -1;
+        PyErr_Clear(); /* what orjson refuses: words() takes the slow way */
+        return 0;
+    }
+    PyObject *text = PyBytes_CheckExact(data) ? PyUnicode_DecodeUTF8(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), "strict") : NULL;
+    Py_DECREF(data);
+    if (text == NULL) {
+        Py_DECREF(joined);
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "dumps() must return bytes");
+        return -1;
+    }
+    *codes = joined;
+    *explained = text;
+    return 0;
+}
+
 /* record_rows(run_id, columns, stamp, blake2b, digest_size, content_hash, words, actions, dumps,
    sort_keys) -> the run_records rows. */
 static PyObject *record_rows(PyObject *module, PyObject *args) {
@@ -1324,7 +1374,9 @@ static PyObject *record_rows(PyObject *module, PyObject *args) {
         PyObject *found = PyList_GET_ITEM(col[ROW_REASONS], i), *codes = NULL, *explained = NULL;
         if (action != NULL) {
             int any = PyObject_IsTrue(found);
-            if (any > 0) {
+            if (any > 0 && plain_words(&rw, found, &codes, &explained) < 0) {
+                any = -1;
+            } else if (any > 0 && codes == NULL) {
                 PyObject *said = PyObject_CallOneArg(rw.words, found);
                 if (said != NULL && PyTuple_CheckExact(said) && PyTuple_GET_SIZE(said) == 2) {
                     codes = Py_NewRef(PyTuple_GET_ITEM(said, 0));
@@ -1447,7 +1499,8 @@ PyMODINIT_FUNC PyInit__native(void) {
                  {&s_source, "source"}, {&s_observed_at, "observed_at"}, {&s_updated_at, "updated_at"},
                  {&s_lineage, "lineage"}, {&s_fields, "fields"},     {&s_signature, "signature"},
                  {&s_content, "content"}, {&s_system, "system"},     {&s_at, "at"},
-                 {&s_code, "code"}, {&s_hexdigest, "hexdigest"}, {&s_value, "value"}};
+                 {&s_code, "code"}, {&s_hexdigest, "hexdigest"}, {&s_value, "value"},
+                 {&s_detail, "detail"}, {&s_comma, ","}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL) goto fail;
     }

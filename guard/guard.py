@@ -152,7 +152,12 @@ class Guard:
             first = screen(envelopes, compiled, moment)
             known = self._watermarks(first)
             table = finish(first, known, pandera_threshold=self._pandera_threshold)
-            learned = owner_versions(first, table)
+            # Only versions newer than the watermark just read can raise it (watermarks never go down).
+            learned = {
+                entity: version
+                for entity, version in owner_versions(first, table).items()
+                if (mark := known.get(entity)) is None or version > mark
+            }
             block = Action.BLOCK
             result = CheckResult(
                 run_id=str(uuid.uuid4()),

@@ -6,18 +6,21 @@ function is held to its twin directly, on values built to reach every branch of 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections import UserDict
 from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guard import Guard, Policy
+from guard import Guard, Policy, Reason, ReasonCode
 from guard._accel import native
 from guard.checks.contract import field_values_python
 from guard.engine import (
@@ -32,7 +35,7 @@ from guard.engine import (
 )
 from guard.guard import compile_policy
 from guard.lineage._base import _sqlite_time
-from guard.lineage._values import all_storable
+from guard.lineage._values import all_storable, explain
 from guard.lineage.store import record_rows, record_rows_python
 from guard.signing import UNSIGNED_MEMBERS, canonical_bytes, canonical_bytes_python
 from guard.tallies import tally_check
@@ -305,3 +308,30 @@ def test_tallies_of_the_bench_workload_are_their_python_twins(example_policy: Po
     native_tallies = tally_check(table)
     assert native_tallies == tally_check(table, use_native=False)
     assert sum(t.records for t in native_tallies) == 3000
+
+
+details = st.dictionaries(
+    st.text(max_size=4),
+    st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=2)),
+    max_size=3,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    reasons=st.lists(
+        st.builds(Reason, st.sampled_from(list(ReasonCode)), texts, details | details.map(MappingProxyType)),
+        max_size=3,
+    )
+)
+def test_explanations_written_from_the_dataclasses_are_to_dicts_json(reasons: list[Reason]) -> None:
+    """What the store keeps as a decision's explanations is the JSON of each reason's to_dict(), whichever path."""
+    listed = [reason.to_dict() for reason in reasons]
+    try:
+        expected = orjson.dumps(listed).decode()
+    except TypeError:
+        expected = None
+    found = explain(tuple(reasons))
+    if expected is not None:
+        assert found == expected
+    assert json.loads(found) == json.loads(explain(list(reasons)))

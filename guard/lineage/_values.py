@@ -110,6 +110,11 @@ def _fields_bytes(fields: Any) -> bytes:
 
 def explain(reasons: Sequence[Reason]) -> str:
     """The reasons of one decision as JSON text: what the store keeps so that "why" can be asked later."""
+    if type(reasons) is tuple and all(type(reason.detail) is dict for reason in reasons):
+        try:  # orjson writes a Reason (a dataclass) as its to_dict(): code (by value), message, detail
+            return orjson.dumps(reasons).decode()
+        except TypeError:
+            pass
     listed = [reason.to_dict() for reason in reasons]
     try:
         return orjson.dumps(listed).decode()
