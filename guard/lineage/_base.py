@@ -7,6 +7,7 @@ Messages show the URL without its password, and the driver's words without SQL o
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
@@ -108,12 +109,43 @@ def _engine_options(url: URL) -> dict[str, Any]:
     return {"pool_pre_ping": True}
 
 
+#: How long a new connection keeps trying to put a database that another process holds into WAL mode.
+_WAL_PATIENCE_S = 30.0
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+    try:
+        _wal(cursor)
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _wal(cursor: Any) -> None:
+    """Put the database in WAL mode (it stays so), waiting out another process that holds it.
+
+    Switching the mode needs the database to itself, and SQLite answers "database is locked" at
+    once rather than through the busy timeout while another process migrates a new file; a
+    database already in WAL mode (every one after its first connection) needs no switch.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + _WAL_PATIENCE_S
+    pause = 0.005
+    while True:
+        try:
+            (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() == "wal" or str(mode).lower() == "memory":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def _sqlite_time(moment: datetime) -> str:

@@ -179,3 +179,52 @@ def test_stores_migrating_at_once_in_processes_do_not_fail(store_url: str, tmp_p
 
     assert outcomes == [("", 0)] * 4
     assert scalar(store_url, "SELECT count(*) FROM alembic_version") == 1
+
+
+class LockedCursor:
+    """A cursor whose database is held by another process for the first `busy` asks (SQLite's BUSY_RECOVERY case)."""
+
+    def __init__(self, busy: int, mode: str = "delete", error: str = "database is locked") -> None:
+        self.busy, self.mode, self.error = busy, mode, error
+        self.asked: list[str] = []
+
+    def execute(self, sql: str) -> LockedCursor:
+        import sqlite3
+
+        self.asked.append(sql)
+        if self.busy:
+            self.busy -= 1
+            raise sqlite3.OperationalError(self.error)
+        if sql == "PRAGMA journal_mode=WAL":
+            self.mode = "wal"
+        return self
+
+    def fetchone(self) -> tuple[str]:
+        return (self.mode,)
+
+
+def test_a_new_connection_waits_out_a_database_another_process_holds() -> None:
+    """SQLite can answer "database is locked" at once, past its busy timeout, while a new file is set up."""
+    from guard.lineage._base import _wal
+
+    cursor = LockedCursor(busy=3)
+    _wal(cursor)
+    assert cursor.mode == "wal"
+    assert cursor.asked[-1] == "PRAGMA journal_mode=WAL"
+
+
+def test_a_database_already_in_wal_mode_is_not_switched_again() -> None:
+    from guard.lineage._base import _wal
+
+    cursor = LockedCursor(busy=0, mode="wal")
+    _wal(cursor)
+    assert cursor.asked == ["PRAGMA journal_mode"]
+
+
+def test_other_errors_while_switching_to_wal_are_not_waited_out() -> None:
+    import sqlite3
+
+    from guard.lineage._base import _wal
+
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        _wal(LockedCursor(busy=1, error="disk I/O error"))
