@@ -22,7 +22,7 @@ class NativeBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        if self.target_name not in {"wheel", "editable"} and version != "editable":
+        if self.target_name != "wheel":  # editable installs are wheels too (version "editable"); sdists carry the C
             return
         try:
             built = self._compile()

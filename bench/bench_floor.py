@@ -167,11 +167,11 @@ def validate(contract: Contract, frame: pl.DataFrame) -> int:
     return 0
 
 
-def verify(signed: list[tuple[dict[str, Any], str]], key: bytes) -> int:
-    """HMAC verification of every signed record, canonical JSON by the json module; how many verify."""
+def verify(signed: list[tuple[dict[str, Any], str]], key: bytes, canonical: Callable[[dict[str, Any]], bytes]) -> int:
+    """HMAC verification of every signed record, over the canonical bytes `canonical` writes; how many verify."""
     good = 0
     for record, signature in signed:
-        expected = hmac.digest(key, canonical_bytes_python(record), "sha256").hex()
+        expected = hmac.digest(key, canonical(record), "sha256").hex()
         good += hmac.compare_digest(expected, signature.lower())
     return good
 
@@ -204,7 +204,7 @@ def main() -> None:
     frames = {name: build_frame(contracts[name], found) for name, found in rows.items()}
     failures = {name: validate(contracts[name], frame) for name, frame in frames.items()}
     signed = [(r, r["signature"]) for r in records if r.get("source") == "stripe" and type(r.get("signature")) is str]
-    if verify(signed, key) != len(signed):
+    if verify(signed, key, canonical_bytes_python) != len(signed):
         raise SystemExit("the workload's signatures do not verify: the HMAC figure would measure the wrong path")
 
     groups = group(cols)
@@ -225,7 +225,11 @@ def main() -> None:
             ", ".join(f"{n} {failures[n]:,} failure cases" for n in frames),
             best(repeats, lambda: [validate(contracts[n], f) for n, f in frames.items()]),
         ),
-        ("verify HMAC signatures", f"{len(signed):,} signed records", best(repeats, lambda: verify(signed, key))),
+        (
+            "verify HMAC signatures",
+            f"{len(signed):,} signed records",
+            best(repeats, lambda: verify(signed, key, canonical_bytes_python)),
+        ),
         ("group by (object, key)", f"{len(groups):,} entities seen twice or more", best(repeats, lambda: group(cols))),
     ]
     count = len(records)
@@ -234,6 +238,10 @@ def main() -> None:
         print("guard._native is not built: no C floor")
         return
     field_names = tuple(sorted({rule.name for contract in contracts.values() for rule in contract.rules}))
+
+    def canonical_native(record: dict[str, Any]) -> bytes:
+        return native.canonical_json(record, UNSIGNED_MEMBERS)
+
     texts = sorted({t for t in (*cols.observed, *cols.updated) if type(t) is str})
     in_c = [
         (
@@ -256,7 +264,11 @@ def main() -> None:
             "as above",
             best(repeats, lambda: [validate(contracts[n], f) for n, f in frames.items()]),
         ),
-        ("verify HMAC (C JSON)", f"{len(signed):,} signed records", best(repeats, lambda: verify_native(signed, key))),
+        (
+            "verify HMAC (C JSON)",
+            f"{len(signed):,} signed records",
+            best(repeats, lambda: verify(signed, key, canonical_native)),
+        ),
         (
             "group by (object, key) (C)",
             "first-index dict, lists for repeats",
@@ -349,17 +361,6 @@ def build_frame_native(contract: Contract, rows: list[Any]) -> pl.DataFrame:
             for rule, column in zip(contract.rules, values, strict=True)
         ]
     )
-
-
-def verify_native(signed: list[tuple[dict[str, Any], str]], key: bytes) -> int:
-    """HMAC verification with the canonical JSON written in C."""
-    if native is None:
-        raise SystemExit("guard._native is not built")
-    good = 0
-    for record, signature in signed:
-        expected = hmac.digest(key, native.canonical_json(record, UNSIGNED_MEMBERS), "sha256").hex()
-        good += hmac.compare_digest(expected, signature.lower())
-    return good
 
 
 if __name__ == "__main__":

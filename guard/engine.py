@@ -111,11 +111,7 @@ def screen(
     if fast and use_native and native is not None and records:
         _screen_native(batch)
         return batch
-    # Per object: its rules, and the age past which a copy gets STALE or AGING.
-    limits = {
-        name: (rules, rules.warn_age_s if rules.warn_age_s is not None else rules.max_age_s)
-        for name, rules in compiled.objects.items()
-    }
+    limits = compiled.screen_limits
     signing = compiled.signing_keys
     skew = compiled.clock_skew_s
     parsed: dict[str, tuple[datetime, float]] = {}
@@ -139,10 +135,10 @@ def screen(
             slow(batch, index)
             continue
         limit = limits.get(obj)
-        if limit is None or src not in limit[0].allowed_sources:
+        if limit is None or src not in limit[2]:
             slow(batch, index)
             continue
-        rules, late_after = limit
+        rules, late_after = limit[0], limit[1]
         # Timestamps as (aware datetime, age in seconds), parsed once per text in a check.
         o, u = get("observed_at"), get("updated_at")
         od = ud = None
@@ -201,16 +197,6 @@ def _screen_native(batch: Batch) -> None:
     """The loop of `screen` in C; the records it does not clear go through the check modules here."""
     assert native is not None  # noqa: S101  # the caller checked
     compiled, now = batch.compiled, batch.now
-    limits = {
-        name: (
-            rules,
-            float(rules.warn_age_s if rules.warn_age_s is not None else rules.max_age_s),
-            rules.allowed_sources,
-            rules.owner,
-            bool(rules.require_lineage),
-        )
-        for name, rules in compiled.objects.items()
-    }
     parsed: dict[str, tuple[datetime, float]] = {}
 
     def stamp(text: str) -> tuple[datetime, float] | None:
@@ -221,7 +207,7 @@ def _screen_native(batch: Batch) -> None:
         batch.updated, batch.ages, batch.fields, batch.reasons,
     )  # fmt: skip
     slow = native.screen(
-        batch.raw, limits, compiled.signing_keys, compiled.clock_skew_s, parsed, stamp,
+        batch.raw, compiled.screen_limits, compiled.signing_keys, compiled.clock_skew_s, parsed, stamp,
         signature_matches, age_reason, columns, hmac.digest, UNSIGNED_MEMBERS,
     )  # fmt: skip
     for index in slow:
@@ -554,7 +540,7 @@ def fold_reasons(
 
 def owner_versions(batch: Batch, table: DecisionTable, *, use_native: bool = True) -> dict[Entity, datetime]:
     """The newest `updated_at` per entity among the owner's records this check allowed."""
-    owners = {name: rules.owner for name, rules in batch.compiled.objects.items()}
+    owners = batch.compiled.owners
     block = Action.BLOCK
     if use_native and native is not None:
         return native.owner_versions(

@@ -11,7 +11,6 @@ from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from guard._accel import native
 from guard.decisions import Action, DecisionTable
@@ -85,8 +84,9 @@ def bucket_quantile(buckets: Sequence[int], quantile: float, observed_max: float
 
 def tally_check(table: DecisionTable, *, use_native: bool = True) -> list[Tally]:
     """One tally per integration point the check's records named, in the order first seen."""
-    if use_native and native is not None and all(type(column) is list for column in _tallied(table)):
-        rows = native.tally(*_tallied(table), AGE_BOUNDS_S, Action.BLOCK, Action.WARN)
+    columns = (table.sources, table.objects, table.actions, table.ages, table.reasons)
+    if use_native and native is not None and all(type(column) is list for column in columns):
+        rows = native.tally(*columns, AGE_BOUNDS_S, Action.BLOCK, Action.WARN)
         if rows is not None:
             return [
                 Tally(source, obj, records, allowed, warned, blocked, reasons, buckets, age_max, age_sum)
@@ -119,10 +119,6 @@ def tally_check(table: DecisionTable, *, use_native: bool = True) -> list[Tally]
             if tally.age_max_s is None or age > tally.age_max_s:
                 tally.age_max_s = age
     return list(found.values())
-
-
-def _tallied(table: DecisionTable) -> tuple[Sequence[Any], Sequence[Any], Sequence[Any], Sequence[Any], Sequence[Any]]:
-    return table.sources, table.objects, table.actions, table.ages, table.reasons
 
 
 def merge_tallies(tallies: Sequence[Tally]) -> dict[IntegrationPoint, Tally]:

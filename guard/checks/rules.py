@@ -63,3 +63,16 @@ class CompiledPolicy:
         self.signing_keys = dict(signing_keys)
         self.clock_skew_s = policy.clock_skew.total_seconds()
         self.naive_is_utc = policy.naive_timestamps == "utc"
+        #: What the first pass reads per object, made once here rather than on every check:
+        #: (rules, the age past which a copy gets STALE or AGING, allowed sources, owner, require_lineage).
+        self.screen_limits: dict[str, tuple[ObjectRules, float, frozenset[str], str, bool]] = {
+            name: (
+                rules,
+                float(rules.warn_age_s if rules.warn_age_s is not None else rules.max_age_s),
+                rules.allowed_sources,
+                rules.owner,
+                bool(rules.require_lineage),
+            )
+            for name, rules in self.objects.items()
+        }
+        self.owners = {name: rules.owner for name, rules in self.objects.items()}
