@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
 from api import Settings, create_app
 from api.keys import hash_key
 from tests.conftest import EXAMPLE_POLICY, RecordFactory, ts
+from tests.serving import free_port, freshguard_serve, serving
 
 SAMPLE_KEY = "example-stripe-key"  # the key policies/support-assistant.records.jsonl is signed with
 
@@ -101,41 +99,14 @@ def auth_as(name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key_of(name)}"}
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on now, on loopback."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`freshguard serve` in a subprocess on a free loopback port: its base URL once /readyz answers, its log."""
     port = free_port()
     env = {**os.environ, "STRIPE_SIGNING_KEY": SAMPLE_KEY, "FRESHGUARD_POLICY": str(EXAMPLE_POLICY)}
-    command = [str(Path(sys.executable).parent / "freshguard"), "serve", "--database", f"sqlite:///{tmp_path / 'l.db'}"]
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([*command, "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"freshguard serve exited {process.returncode}: {log.read_text()}")
-            try:
-                if httpx2.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("freshguard serve did not become ready within 30 s")
-            time.sleep(0.1)
-        yield base, log
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    command = freshguard_serve("--database", f"sqlite:///{tmp_path / 'l.db'}", port=port)
+    with serving(command, port=port, env=env, log=tmp_path / "serve.log") as served:
+        yield served.base, served.log
 
 
 def seed_store(url: str) -> None:

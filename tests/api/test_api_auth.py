@@ -22,8 +22,9 @@ from api import Settings, create_app
 from api.auth import OPEN_CALLER, Caller, allow_source, require_source
 from api.keys import KeyFileError, KeyRing, Role, hash_key, load_keyring
 from guard.cli.main import app as cli
-from tests.api.conftest import KEYS, SAMPLE_KEY, auth_as, free_port, key_entries, key_of
+from tests.api.conftest import KEYS, SAMPLE_KEY, auth_as, key_entries, key_of
 from tests.conftest import EXAMPLE_POLICY
+from tests.serving import free_port, freshguard_serve, serving
 
 Fresh = Callable[..., dict[str, Any]]
 PROBLEM = "application/problem+json"
@@ -386,33 +387,10 @@ def keyed_server(tmp_path: Path, keys_file: Path) -> Iterator[tuple[str, Path]]:
     port = free_port()
     env = {**os.environ, "STRIPE_SIGNING_KEY": SAMPLE_KEY, "FRESHGUARD_POLICY": str(EXAMPLE_POLICY)}
     env.pop("FRESHGUARD_API_KEYS", None)
-    command = [str(Path(sys.executable).parent / "freshguard"), "serve", "--database", f"sqlite:///{tmp_path / 'l.db'}"]
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [*command, "--port", str(port), "--keys-file", str(keys_file)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"freshguard serve exited {process.returncode}: {log.read_text()}")
-            try:
-                if httpx2.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("freshguard serve did not become ready within 30 s")
-            time.sleep(0.1)
-        yield base, log
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    database = f"sqlite:///{tmp_path / 'l.db'}"
+    command = freshguard_serve("--database", database, "--keys-file", str(keys_file), port=port)
+    with serving(command, port=port, env=env, log=tmp_path / "serve.log") as served:
+        yield served.base, served.log
 
 
 def test_a_served_keyed_api_never_logs_a_key_or_a_digest(keyed_server: tuple[str, Path], fresh: Fresh) -> None:

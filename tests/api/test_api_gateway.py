@@ -18,10 +18,11 @@ from openai import OpenAI
 from api import Settings
 from api.app import create_app
 from guard import LineageStore, StoreError
-from tests.api.conftest import SAMPLE_KEY, free_port, key_of
+from tests.api.conftest import SAMPLE_KEY, key_of
 from tests.conftest import EXAMPLE_POLICY
 from tests.integrations.conftest import customer, serve
 from tests.integrations.upstream import MODEL_VERSION, STALL_S, Upstream, make_upstream, system_texts
+from tests.serving import free_port
 
 QUESTION: Any = {"role": "user", "content": "What is the credit limit of C-1042 and C-2001?"}
 

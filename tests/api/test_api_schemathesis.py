@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -18,8 +13,9 @@ from schemathesis import checks
 
 from api import Settings, create_app
 from api.keys import hash_key
-from tests.api.conftest import SAMPLE_KEY, free_port
+from tests.api.conftest import SAMPLE_KEY
 from tests.conftest import EXAMPLE_POLICY
+from tests.serving import free_port, freshguard_serve, serving
 
 ADMIN_KEY = "adm-fuzz-3e9d1c7b5a2f4e8d6c0b"
 
@@ -30,32 +26,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("schemathesis")
     port = free_port()
     env = {**os.environ, "STRIPE_SIGNING_KEY": SAMPLE_KEY, "FRESHGUARD_API_KEYS": f"fuzz:admin:{hash_key(ADMIN_KEY)}"}
-    command = [
-        str(Path(sys.executable).parent / "freshguard"), "serve", "--policy", str(EXAMPLE_POLICY),
-        "--database", f"sqlite:///{folder / 'lineage.db'}", "--port", str(port),
-    ]  # fmt: skip
-    log = folder / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"freshguard serve exited {process.returncode}: {log.read_text()}")
-            try:
-                if httpx2.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("freshguard serve did not become ready within 30 s")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-    assert "Traceback" not in log.read_text(), log.read_text()
+    database = f"sqlite:///{folder / 'lineage.db'}"
+    command = freshguard_serve("--policy", str(EXAMPLE_POLICY), "--database", database, port=port)
+    with serving(command, port=port, env=env, log=folder / "serve.log") as service:
+        yield service.base
+    assert "Traceback" not in service.log_text(), service.log_text()
 
 
 def _operations() -> list[tuple[str, str]]:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -20,8 +17,9 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.keys import hash_key
-from tests.api.conftest import SAMPLE_KEY, free_port
+from tests.api.conftest import SAMPLE_KEY
 from tests.conftest import EXAMPLE_POLICY, ts
+from tests.serving import free_port, freshguard_serve, serving
 
 PIPELINE_KEY = "pip-workers-5c1e7a9d3b2f4e6a8c0d"
 CRM_KEY = "src-workers-9a8b7c6d5e4f3a2b1c0d"
@@ -55,31 +53,9 @@ def two_workers(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "FRESHGUARD_API_KEYS": f"bot:pipeline:{hash_key(PIPELINE_KEY)},crm:source:salesforce:{hash_key(CRM_KEY)}",
     }
-    command = [
-        str(Path(sys.executable).parent / "freshguard"), "serve", "--policy", str(EXAMPLE_POLICY),
-        "--database", pg_url, "--port", str(port), "--workers", "2",
-    ]  # fmt: skip
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"freshguard serve exited {process.returncode}: {log.read_text()}")
-            try:
-                if httpx2.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"freshguard serve did not become ready within 60 s: {log.read_text()}")
-            time.sleep(0.2)
-        yield base, metrics_dir
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    command = freshguard_serve("--policy", str(EXAMPLE_POLICY), "--database", pg_url, "--workers", "2", port=port)
+    with serving(command, port=port, env=env, log=tmp_path / "serve.log", ready_within_s=60) as served:
+        yield served.base, metrics_dir
 
 
 def _owner_records(rng: random.Random, now: datetime, tag: str) -> list[dict[str, Any]]:

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 
 from api.keys import hash_key
-from tests.api.conftest import SAMPLE_KEY, free_port, seed_store
+from tests.api.conftest import SAMPLE_KEY, seed_store
 from tests.conftest import EXAMPLE_POLICY
+from tests.serving import free_port, freshguard_serve, serving
 
 VIEWER_KEY = "vwr-browser-7c2e9a4b1d6f3e8a5c0b"
 
@@ -28,30 +25,10 @@ def board(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "STRIPE_SIGNING_KEY": SAMPLE_KEY, "FRESHGUARD_WATCH_EVERY_S": "0",
            "FRESHGUARD_API_KEYS": f"ops-board:viewer:{hash_key(VIEWER_KEY)}"}  # fmt: skip
-    command = [str(Path(sys.executable).parent / "freshguard"), "serve", "--policy", str(EXAMPLE_POLICY),
-               "--database", url, "--port", str(port)]  # fmt: skip
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"freshguard serve exited {process.returncode}: {log.read_text()}")
-            try:
-                if httpx2.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("freshguard serve did not become ready within 30 s")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-    assert "Traceback" not in log.read_text(), log.read_text()
+    command = freshguard_serve("--policy", str(EXAMPLE_POLICY), "--database", url, port=port)
+    with serving(command, port=port, env=env, log=tmp_path / "serve.log") as served:
+        yield served.base
+    assert "Traceback" not in served.log_text(), served.log_text()
 
 
 def test_an_operator_logs_in_reads_the_state_of_every_point_and_acknowledges(

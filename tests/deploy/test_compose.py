@@ -13,6 +13,7 @@ PostgreSQL of FRESHGUARD_TEST_POSTGRES_URL, these tests skip, and fail when FRES
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -20,12 +21,11 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,13 +34,13 @@ import httpx2
 import pytest
 import yaml
 
+from tests.deploy.dockerfile import DOCKERIGNORE, ROOT, dockerfile_instructions
+from tests.serving import free_port, serving
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
-ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-DOCKERFILE = ROOT / "Dockerfile"
-DOCKERIGNORE = ROOT / ".dockerignore"
 REPO_POLICY = ROOT / "policies" / "support-assistant.yaml"
 DEFAULT_TEST_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REQUIRED = os.environ.get("FRESHGUARD_REQUIRE_POSTGRES") == "1"
@@ -218,25 +218,6 @@ def test_the_service_gets_its_api_keys(config: dict[str, Any]) -> None:
 # --- the Dockerfile -------------------------------------------------------------------------------
 
 
-def dockerfile_instructions(name: str | None = None) -> list[str]:
-    """The Dockerfile's instructions ('FROM x', ...), continuations joined, comments dropped; or one kind's args."""
-    logical: list[str] = []
-    pending = ""
-    for line in DOCKERFILE.read_text().splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        logical.append(pending + stripped)
-        pending = ""
-    assert not pending, "the Dockerfile ends in a continuation line"
-    if name is None:
-        return logical
-    return [rest for keyword, _, rest in (item.partition(" ") for item in logical) if keyword.upper() == name]
-
-
 def final_stage() -> list[str]:
     instructions = dockerfile_instructions()
     starts = [i for i, item in enumerate(instructions) if item.upper().startswith("FROM ")]
@@ -350,13 +331,6 @@ def test_the_build_context_keeps_what_the_dockerfile_copies() -> None:
 # --- the start command, run for real ---------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def fresh_database() -> Iterator[URL]:
     """A new, empty PostgreSQL database on the test server (its SQLAlchemy URL), dropped afterwards."""
@@ -393,32 +367,15 @@ Serve = Callable[[list[str], Mapping[str, str], int], Started]
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Serve]:
     """Start a command, wait for its /readyz to answer 200, give (base URL, process, log); stop it after."""
-    started: list[tuple[subprocess.Popen[bytes], Path]] = []
+    numbers = itertools.count()
+    with ExitStack() as stack:
 
-    def start(argv: list[str], env: Mapping[str, str], port: int) -> Started:
-        log = tmp_path / f"serve-{len(started)}.log"
-        with log.open("w") as out:
-            process = subprocess.Popen(argv, env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
-        started.append((process, log))
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"{argv[:3]} exited {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx2.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    return base, process, log
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the service did not become ready within 60 s:\n{log.read_text()}")
-            time.sleep(0.2)
+        def start(argv: list[str], env: Mapping[str, str], port: int) -> Started:
+            log = tmp_path / f"serve-{next(numbers)}.log"
+            served = stack.enter_context(serving(argv, port=port, env=env, log=log, cwd=tmp_path, ready_within_s=60))
+            return served.base, served.process, served.log
 
-    yield start
-    for process, _ in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+        yield start
 
 
 def _fresh_customer() -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.test_compose import DOCKERIGNORE, ROOT, dockerfile_instructions
+from tests.deploy.dockerfile import DOCKERIGNORE, ROOT, dockerfile_instructions
 
 
 def build_context_copies() -> list[tuple[str, str]]:

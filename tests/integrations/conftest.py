@@ -22,9 +22,10 @@ from fastapi import FastAPI
 
 from api import Settings, create_app
 from guard import Guard, LineageStore, ServiceClient, load_policy
-from tests.api.conftest import SAMPLE_KEY, free_port
+from tests.api.conftest import SAMPLE_KEY
 from tests.conftest import EXAMPLE_POLICY, ts
 from tests.integrations.upstream import Upstream, make_upstream
+from tests.serving import free_port
 
 T = TypeVar("T")
 

@@ -13,9 +13,10 @@ import pytest
 from api import Settings, create_app
 from guard import Action, CheckResult, Guard, InputError, ServiceClient, ServiceError
 from guard.integrations.checking import acheck_records, alink_call, check_records, link_call
-from tests.api.conftest import free_port, key_of, keys_file  # noqa: F401 - keys_file is a fixture
+from tests.api.conftest import key_of, keys_file  # noqa: F401 - keys_file is a fixture
 from tests.conftest import EXAMPLE_POLICY, ts
 from tests.integrations.conftest import EXPECTED, LiveService, customer, run_async, serve
+from tests.serving import free_port
 
 
 def outcome(result: CheckResult) -> list[tuple[str, str, list[str]]]:
