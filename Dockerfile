@@ -8,16 +8,10 @@
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    FRESHGUARD_REQUIRE_NATIVE=1
-# A C compiler for guard._native, the check's hot loops; the final image needs none.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev \
- && rm -rf /var/lib/apt/lists/*
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# Only what the wheel is built from: pyproject.toml names README.md as its long description,
-# and hatch_build.py compiles guard/_native.c.
-COPY pyproject.toml README.md hatch_build.py ./
+# Only what the wheel is built from: pyproject.toml names README.md as its long description.
+COPY pyproject.toml README.md ./
 COPY guard ./guard
 COPY api ./api
 RUN python -m venv /opt/freshguard \

@@ -1,4 +1,4 @@
-"""The floor under the big check, in Python and in C. Prints figures; run: python bench/bench_floor.py.
+"""The floor under the big check. Prints figures; run: python bench/bench_floor.py.
 
 On the 100,000-record mixed workload of bench_check.py, this times the parts that every
 check written in Python pays for whatever its design, each on its own and each as cheaply
@@ -14,11 +14,7 @@ as we know how to write it, and adds them up:
 The sum is a lower bound on the time of a check, and 100,000 records over it is a ceiling
 on the throughput of any such design: deciding, writing reasons and building results all
 come on top. Each figure is the best of `--repeats` runs, with the cyclic garbage collector
-paused, as the guard pauses it during big checks.
-
-A second table does the same parts with guard._native's C loops where C can do them (reading
-the members, the canonical JSON under each HMAC, the frame columns, grouping): what is left is
-the cost of touching 100,000 Python dicts and their values at all, and of pandera itself.
+paused (the guard itself leaves the collector alone), so that the floor is the work itself.
 """
 
 from __future__ import annotations
@@ -41,13 +37,9 @@ import polars as pl
 from workload import SIGNING_KEY, make_records
 
 from guard import load_policy
-from guard._accel import native
 from guard.checks.contract import Contract
-from guard.decisions import ReasonCode
 from guard.guard import compile_policy
-from guard.signing import UNSIGNED_MEMBERS, canonical_bytes_python
-
-ENVELOPE = ("id", "object", "key", "source", "observed_at", "updated_at", "lineage", "fields", "signature", "content")
+from guard.signing import canonical_bytes
 
 POLICY = Path(__file__).parent.parent / "policies" / "support-assistant.yaml"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -204,7 +196,7 @@ def main() -> None:
     frames = {name: build_frame(contracts[name], found) for name, found in rows.items()}
     failures = {name: validate(contracts[name], frame) for name, frame in frames.items()}
     signed = [(r, r["signature"]) for r in records if r.get("source") == "stripe" and type(r.get("signature")) is str]
-    if verify(signed, key, canonical_bytes_python) != len(signed):
+    if verify(signed, key, canonical_bytes) != len(signed):
         raise SystemExit("the workload's signatures do not verify: the HMAC figure would measure the wrong path")
 
     groups = group(cols)
@@ -228,54 +220,12 @@ def main() -> None:
         (
             "verify HMAC signatures",
             f"{len(signed):,} signed records",
-            best(repeats, lambda: verify(signed, key, canonical_bytes_python)),
+            best(repeats, lambda: verify(signed, key, canonical_bytes)),
         ),
         ("group by (object, key)", f"{len(groups):,} entities seen twice or more", best(repeats, lambda: group(cols))),
     ]
     count = len(records)
     report(f"Floor of a {count:,}-record mixed check in Python (best of {repeats}, collector paused):", parts, count)
-    if native is None:
-        print("guard._native is not built: no C floor")
-        return
-    field_names = tuple(sorted({rule.name for contract in contracts.values() for rule in contract.rules}))
-
-    def canonical_native(record: dict[str, Any]) -> bytes:
-        return native.canonical_json(record, UNSIGNED_MEMBERS)
-
-    texts = sorted({t for t in (*cols.observed, *cols.updated) if type(t) is str})
-    in_c = [
-        (
-            "read members (C)",
-            f"the 10 envelope members and {len(field_names)} field names, row by row",
-            best(repeats, lambda: native.read_members(records, ENVELOPE, "fields", field_names)),
-        ),
-        (
-            "parse timestamps",
-            f"{len(texts):,} distinct texts, each once",
-            best(repeats, lambda: [_parse_or_none(t) for t in texts]),
-        ),
-        (
-            "build contract frames (C)",
-            "columns read in C, then typed polars Series",
-            best(repeats, lambda: [build_frame_native(contracts[n], r) for n, r in rows.items()]),
-        ),
-        (
-            "pandera validate(lazy=True)",
-            "as above",
-            best(repeats, lambda: [validate(contracts[n], f) for n, f in frames.items()]),
-        ),
-        (
-            "verify HMAC (C JSON)",
-            f"{len(signed):,} signed records",
-            best(repeats, lambda: verify(signed, key, canonical_native)),
-        ),
-        (
-            "group by (object, key) (C)",
-            "first-index dict, lists for repeats",
-            best(repeats, lambda: native.conflict_groups(cols.objects, cols.keys, [None] * count, ReasonCode.AGING)),
-        ),
-    ]
-    report(f"The same floor with the C loops (best of {repeats}, collector paused):", in_c, count)
     store_floor(records, compiled, repeats)
 
 
@@ -340,27 +290,6 @@ def report(title: str, parts: list[tuple[str, str, float]], count: int) -> None:
     total = sum(seconds for _, _, seconds in parts)
     print(f"  {'total':<28} {total * 1e3:6.1f} ms  {count / total:>11,.0f} records/s")
     print(f"Implied ceiling: {count / total:,.0f} records/s, before deciding anything or writing a single reason")
-
-
-def _parse_or_none(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def build_frame_native(contract: Contract, rows: list[Any]) -> pl.DataFrame:
-    """`build_frame` with the columns read by guard._native."""
-    if native is None:
-        raise SystemExit("guard._native is not built")
-    names = [rule.name for rule in contract.rules]
-    values = native.field_values(rows, names)
-    return pl.DataFrame(
-        [
-            pl.Series(rule.name, column, dtype=_POLARS_TYPES[rule.type], strict=True)
-            for rule, column in zip(contract.rules, values, strict=True)
-        ]
-    )
 
 
 if __name__ == "__main__":

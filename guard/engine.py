@@ -15,12 +15,10 @@ record through the modules; a property test holds both ways to the same decision
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from guard._accel import native
 from guard.checks.conflicts import resolve_conflicts
 from guard.checks.contract import Violation, describe
 from guard.checks.envelope import Envelope, read_envelope
@@ -31,7 +29,7 @@ from guard.checks.rules import CompiledPolicy
 from guard.checks.signature import check_signature
 from guard.checks.supersession import superseded_reason
 from guard.decisions import Action, DecisionTable, Entity, Reason, ReasonCode
-from guard.signing import UNSIGNED_MEMBERS, signature_matches
+from guard.signing import signature_matches
 
 #: From this many records of one object in a check, the contract runs through pandera itself.
 DEFAULT_PANDERA_THRESHOLD = 2000
@@ -99,18 +97,12 @@ class Batch:
         return env
 
 
-def screen(
-    records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, fast: bool = True, use_native: bool = True
-) -> Batch:
+def screen(records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, fast: bool = True) -> Batch:
     """First pass: envelope, ownership, freshness, provenance and signature checks of every record.
 
-    `fast=False` sends every record through the check modules; `use_native=False` runs the
-    fast loop in Python rather than in `guard._native` (when built). All three decide alike.
+    `fast=False` sends every record through the check modules; both ways decide alike.
     """
     batch = Batch(records, compiled, now)
-    if fast and use_native and native is not None and records:
-        _screen_native(batch)
-        return batch
     limits = compiled.screen_limits
     signing = compiled.signing_keys
     skew = compiled.clock_skew_s
@@ -191,27 +183,6 @@ def screen(
 
 
 _TEXT_OR_NONE = (str, type(None))
-
-
-def _screen_native(batch: Batch) -> None:
-    """The loop of `screen` in C; the records it does not clear go through the check modules here."""
-    assert native is not None  # noqa: S101  # the caller checked
-    compiled, now = batch.compiled, batch.now
-    parsed: dict[str, tuple[datetime, float]] = {}
-
-    def stamp(text: str) -> tuple[datetime, float] | None:
-        return _stamp(text, now, parsed)
-
-    columns = (
-        batch.ids, batch.objects, batch.keys, batch.sources, batch.observed,
-        batch.updated, batch.ages, batch.fields, batch.reasons,
-    )  # fmt: skip
-    slow = native.screen(
-        batch.raw, compiled.screen_limits, compiled.signing_keys, compiled.clock_skew_s, parsed, stamp,
-        signature_matches, age_reason, columns, hmac.digest, UNSIGNED_MEMBERS,
-    )  # fmt: skip
-    for index in slow:
-        _full_path(batch, index)
 
 
 def _stamp(value: object, now: datetime, parsed: dict[str, tuple[datetime, float]]) -> tuple[datetime, float] | None:
@@ -354,12 +325,8 @@ def _supersession(batch: Batch, watermarks: Mapping[Entity, datetime]) -> None:
         found.append(superseded_reason(f"{obj} {key} from {batch.sources[index]}", updated, rules, mark))
 
 
-def superseded_copies(
-    batch: Batch, watermarks: Mapping[Entity, datetime], *, use_native: bool = True
-) -> list[tuple[int, datetime]]:
+def superseded_copies(batch: Batch, watermarks: Mapping[Entity, datetime]) -> list[tuple[int, datetime]]:
     """(position, watermark) of every copy whose `updated_at` is older than its entity's watermark."""
-    if use_native and native is not None and type(watermarks) is dict:
-        return native.superseded(batch.objects, batch.keys, batch.updated, watermarks)
     found = []
     for index, (obj, key, updated) in enumerate(zip(batch.objects, batch.keys, batch.updated, strict=True)):
         if updated is None:
@@ -370,13 +337,9 @@ def superseded_copies(
     return found
 
 
-def contract_members(
-    batch: Batch, *, use_native: bool = True
-) -> dict[str, tuple[list[int], list[Mapping[str, Any] | None]]]:
+def contract_members(batch: Batch) -> dict[str, tuple[list[int], list[Mapping[str, Any] | None]]]:
     """For each object with a contract: the positions of its checkable records, and their `fields`."""
     wanted = tuple(name for name, rules in batch.compiled.objects.items() if rules.contract)
-    if use_native and native is not None:
-        return native.members_by_object(batch.objects, batch.fields, wanted, batch.uncheckable)
     by_object: dict[str, tuple[list[int], list[Mapping[str, Any] | None]]] = {name: ([], []) for name in wanted}
     skip, fields = batch.uncheckable, batch.fields
     for index, obj in enumerate(batch.objects):
@@ -442,13 +405,11 @@ def _conflicts(batch: Batch) -> None:
         _reasons_of(batch, index).append(reason)
 
 
-def conflict_groups(batch: Batch, *, use_native: bool = True) -> list[list[int]]:
+def conflict_groups(batch: Batch) -> list[list[int]]:
     """The positions of each entity seen more than once among the records that may take part in a conflict.
 
     Those are the records with no reason but AGING. Groups come in the order they form.
     """
-    if use_native and native is not None:
-        return native.conflict_groups(batch.objects, batch.keys, batch.reasons, ReasonCode.AGING)
     # One pass; a list is made only for an entity seen twice.
     reasons = batch.reasons
     aging = ReasonCode.AGING
@@ -468,16 +429,7 @@ def conflict_groups(batch: Batch, *, use_native: bool = True) -> list[list[int]]
     return list(groups.values())
 
 
-def identical_copies(records: list[Any], *, use_native: bool = True) -> bool:
-    """Whether copies carry equal fields of equal types and equal content, so that none can disagree."""
-    if use_native and native is not None:
-        same = native.all_identical(records)
-        if same is not None:
-            return same
-    return _all_identical(records)
-
-
-def _all_identical(records: list[Any]) -> bool:
+def identical_copies(records: list[Any]) -> bool:
     """Whether copies carry equal fields of equal types and equal content, so that none can disagree.
 
     A cheap, conservative pre-filter: False sends the group to the exact comparison.
@@ -526,26 +478,18 @@ def action_of(reasons: Sequence[Reason]) -> Action:
     return action
 
 
-def fold_reasons(
-    found: list[list[Reason] | None], *, use_native: bool = True
-) -> tuple[list[Action], list[tuple[Reason, ...]]]:
+def fold_reasons(found: list[list[Reason] | None]) -> tuple[list[Action], list[tuple[Reason, ...]]]:
     """Each record's action (`action_of` its reasons) and its reasons as a tuple."""
-    if use_native and native is not None:
-        return native.fold(found, ReasonCode.AGING, Action.ALLOW, Action.WARN, Action.BLOCK)
     return (
         [Action.ALLOW if reasons is None else action_of(reasons) for reasons in found],
         [() if reasons is None else tuple(reasons) for reasons in found],
     )
 
 
-def owner_versions(batch: Batch, table: DecisionTable, *, use_native: bool = True) -> dict[Entity, datetime]:
+def owner_versions(batch: Batch, table: DecisionTable) -> dict[Entity, datetime]:
     """The newest `updated_at` per entity among the owner's records this check allowed."""
     owners = batch.compiled.owners
     block = Action.BLOCK
-    if use_native and native is not None:
-        return native.owner_versions(
-            batch.objects, batch.keys, batch.sources, batch.updated, table.actions, owners, block
-        )
     learned: dict[Entity, datetime] = {}
     for obj, key, source, updated, action in zip(
         batch.objects, batch.keys, batch.sources, batch.updated, table.actions, strict=True

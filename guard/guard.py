@@ -8,14 +8,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import nullcontext
 from datetime import UTC, datetime
 from itertools import compress, repeat
 from operator import is_not
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from guard._gc import gc_paused
 from guard._timestamps import utc_now
 from guard.checks.rules import CompiledPolicy
 from guard.decisions import Action, CheckResult, Entity, PolicyRef
@@ -33,7 +31,6 @@ CheckListener = Callable[[CheckResult, Sequence[Any]], None]
 _log = logging.getLogger("freshguard")
 
 MAX_NAME_LENGTH = 200  # pipeline names, as the lineage store keeps them
-_PAUSE_GC_FROM = 5000
 
 
 class Guard:
@@ -142,37 +139,34 @@ class Guard:
         batch = _as_sequence(records)
         moment = utc_now() if now is None else _aware_utc(now, "now")
         compiled = self._compiled
-        # Pausing the collector pays off on big batches only; small checks leave it alone.
-        pause = gc_paused() if len(batch) >= _PAUSE_GC_FROM else nullcontext()
-        with pause:
-            if set(map(type, batch)) <= _PLAIN:  # as nearly always: dicts, as sent (a copy of the list)
-                envelopes = list(batch)
-            else:  # isinstance asks pydantic's metaclass, in Python: only when some record may be a Record
-                envelopes = [r.to_envelope() if isinstance(r, Record) else r for r in batch]
-            first = screen(envelopes, compiled, moment)
-            known = self._watermarks(first)
-            table = finish(first, known, pandera_threshold=self._pandera_threshold)
-            # Only versions newer than the watermark just read can raise it (watermarks never go down).
-            learned = {
-                entity: version
-                for entity, version in owner_versions(first, table).items()
-                if (mark := known.get(entity)) is None or version > mark
-            }
-            block = Action.BLOCK
-            result = CheckResult(
-                run_id=str(uuid.uuid4()),
-                pipeline=pipeline,
-                policy=PolicyRef(compiled.policy.name, compiled.policy.version, compiled.hash),
-                checked_at=moment,
-                decisions=table,
-                allowed=tuple(compress(batch, map(is_not, table.actions, repeat(block)))),
-                duration_s=time.perf_counter() - started,
-                consumer=dict(consumer) if consumer is not None else None,
-            )
-            if self.store is not None:
-                self.store.record_check(result, envelopes, learned)
-            elif learned:
-                self._remember(learned)
+        if set(map(type, batch)) <= _PLAIN:  # as nearly always: dicts, as sent (a copy of the list)
+            envelopes = list(batch)
+        else:  # isinstance asks pydantic's metaclass, in Python: only when some record may be a Record
+            envelopes = [r.to_envelope() if isinstance(r, Record) else r for r in batch]
+        first = screen(envelopes, compiled, moment)
+        known = self._watermarks(first)
+        table = finish(first, known, pandera_threshold=self._pandera_threshold)
+        # Only versions newer than the watermark just read can raise it (watermarks never go down).
+        learned = {
+            entity: version
+            for entity, version in owner_versions(first, table).items()
+            if (mark := known.get(entity)) is None or version > mark
+        }
+        block = Action.BLOCK
+        result = CheckResult(
+            run_id=str(uuid.uuid4()),
+            pipeline=pipeline,
+            policy=PolicyRef(compiled.policy.name, compiled.policy.version, compiled.hash),
+            checked_at=moment,
+            decisions=table,
+            allowed=tuple(compress(batch, map(is_not, table.actions, repeat(block)))),
+            duration_s=time.perf_counter() - started,
+            consumer=dict(consumer) if consumer is not None else None,
+        )
+        if self.store is not None:
+            self.store.record_check(result, envelopes, learned)
+        elif learned:
+            self._remember(learned)
         for listener in self._listeners:
             _tell(listener, result, envelopes)
         return result

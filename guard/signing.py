@@ -8,7 +8,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from guard._accel import native
 from guard.records import Record, as_envelope
 
 UNSIGNED_MEMBERS = frozenset({"id", "signature", "lineage"})
@@ -22,16 +21,6 @@ def canonical_bytes(record: Mapping[str, Any] | Record) -> bytes:
     envelope = record if type(record) is dict else as_envelope(record)
     if not isinstance(envelope, Mapping):
         raise TypeError(f"a record must be a mapping, got {type(envelope).__name__}")
-    if native is not None and type(envelope) is dict:
-        try:
-            return native.canonical_json(envelope, UNSIGNED_MEMBERS)
-        except native.Unsupported:  # anything but plain JSON data: the encoder below decides it
-            pass
-    return canonical_bytes_python(envelope)
-
-
-def canonical_bytes_python(envelope: Mapping[str, Any]) -> bytes:
-    """`canonical_bytes` of a mapping by the json module: the definition, and the C encoder's oracle."""
     signed = {name: value for name, value in envelope.items() if name not in UNSIGNED_MEMBERS}
     return _CANONICAL_JSON.encode(signed).encode("utf-8")
 

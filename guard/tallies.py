@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from guard._accel import native
 from guard.decisions import Action, DecisionTable
 
 #: Upper bounds (seconds) of the age histogram's buckets; a last bucket takes everything older.
@@ -82,16 +81,8 @@ def bucket_quantile(buckets: Sequence[int], quantile: float, observed_max: float
     return observed_max if observed_max is not None else lower
 
 
-def tally_check(table: DecisionTable, *, use_native: bool = True) -> list[Tally]:
+def tally_check(table: DecisionTable) -> list[Tally]:
     """One tally per integration point the check's records named, in the order first seen."""
-    columns = (table.sources, table.objects, table.actions, table.ages, table.reasons)
-    if use_native and native is not None and all(type(column) is list for column in columns):
-        rows = native.tally(*columns, AGE_BOUNDS_S, Action.BLOCK, Action.WARN)
-        if rows is not None:
-            return [
-                Tally(source, obj, records, allowed, warned, blocked, reasons, buckets, age_max, age_sum)
-                for source, obj, records, allowed, warned, blocked, reasons, buckets, age_max, age_sum in rows
-            ]
     found: dict[IntegrationPoint, Tally] = {}
     bounds = AGE_BOUNDS_S
     block, warn = Action.BLOCK, Action.WARN

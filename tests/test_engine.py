@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 import guard as guard_package
 from guard import Action, Guard, Policy, ReasonCode, with_signature
-from guard._accel import native
 from guard.engine import finish, schema_reason, screen
 from guard.guard import compile_policy
 from tests.conftest import NOW, STRIPE_KEY
@@ -113,10 +112,10 @@ ODD_VALUES: list[Any] = [
 
 
 def decisions(
-    policy: Policy, batch: list[Any], *, fast: bool, use_native: bool = False
+    policy: Policy, batch: list[Any], *, fast: bool
 ) -> list[tuple[str, Action, tuple[Any, ...], float | None, Any, Any]]:
     compiled = compile_policy(policy, {"STRIPE_SIGNING_KEY": STRIPE_KEY})
-    table = finish(screen(batch, compiled, NOW, fast=fast, use_native=use_native), {})
+    table = finish(screen(batch, compiled, NOW, fast=fast), {})
     return [
         (d.id, d.action, tuple((r.code, r.message, r.detail) for r in d.reasons), d.age_s, d.observed_at, d.updated_at)
         for d in table
@@ -129,8 +128,6 @@ def test_screen_decides_exactly_as_the_check_modules(example_policy: Policy, bat
     """The fast screen only ever clears records the check modules would pass: same decisions, same words."""
     full = decisions(example_policy, batch, fast=False)
     assert decisions(example_policy, batch, fast=True) == full
-    if native is not None:
-        assert decisions(example_policy, batch, fast=True, use_native=True) == full
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

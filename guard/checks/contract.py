@@ -34,8 +34,6 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
-from guard._accel import native
-from guard._gc import gc_paused
 from guard._timestamps import TimestampError, parse_timestamp
 from guard.checks._regex import (
     anchored_pattern,
@@ -208,10 +206,6 @@ class Contract:
         """The failed checks of many records' fields, with the pandera schema, by position of the rows that fail."""
         if not self.rules or not rows:
             return {}
-        with gc_paused():  # a list per failing record: collections would walk them all, and every record too
-            return self._check_many(rows)
-
-    def _check_many(self, rows: Sequence[Mapping[str, Any] | None]) -> dict[int, list[Violation]]:
         import pandera.errors as pa_errors  # heavy: only big batches need it
         import polars as pl
 
@@ -358,16 +352,8 @@ _PLAIN_TYPES: dict[str, frozenset[type]] = {
 
 def _field_values(rules: Sequence[FieldRule], rows: Sequence[Mapping[str, Any] | None]) -> list[list[Any]]:
     """Each field's values as sent (None when missing)."""
-    names = [rule.name for rule in rules]
-    if native is not None:
-        return native.field_values(rows, names)
-    return field_values_python(names, rows)
-
-
-def field_values_python(names: Sequence[str], rows: Sequence[Mapping[str, Any] | None]) -> list[list[Any]]:
-    """`_field_values` in Python: the C loop's oracle."""
     # One comprehension per field beats one pass building a tuple per record (measured).
-    return [[row.get(name) if row is not None else None for row in rows] for name in names]
+    return [[row.get(rule.name) if row is not None else None for row in rows] for rule in rules]
 
 
 def _column(

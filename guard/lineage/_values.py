@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import orjson
 
-from guard._accel import native
 from guard.decisions import Reason
 
 #: What a NUL or a lone surrogate becomes in the store (U+FFFD REPLACEMENT CHARACTER).
@@ -40,12 +39,8 @@ def storable_column(values: Sequence[_T]) -> Sequence[_T]:
     return [value if value is None else storable(value) for value in values]
 
 
-def all_storable(values: Sequence[str | None], *, use_native: bool = True) -> bool:
+def all_storable(values: Sequence[str | None]) -> bool:
     """Whether no text of the column holds what a database cannot store (a NUL, a lone surrogate)."""
-    if use_native and native is not None and type(values) is list:
-        found = native.all_storable(values)
-        if found is not None:
-            return found
     joined = "".join([value for value in values if value])
     return "\x00" not in joined and (joined.isascii() or _encodes(joined))
 

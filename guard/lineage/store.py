@@ -10,17 +10,14 @@ its tallies and its watermark updates.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from sqlalchemy.engine import Connection
 
-from guard._accel import native
 from guard.decisions import Action, CheckResult, Entity, Reason
 from guard.errors import StoreError
 from guard.lineage import _feeds, _tallies
@@ -139,21 +136,8 @@ def record_rows(
 ) -> list[tuple[Any, ...]]:
     """The `run_records` rows of a check, from its decision columns (and the records, for content hashes).
 
-    `stamp` is how the dialect stores a timestamp (None: as it is). Built in C when `guard._native`
-    is there; `record_rows_python` is the definition.
+    `stamp` is how the dialect stores a timestamp (None: as it is).
     """
-    if native is not None:
-        return native.record_rows(
-            run_id, tuple(c if type(c) is list else list(c) for c in columns), stamp, hashlib.blake2b,
-            {"digest_size": 16}, content_hash, _words, _ACTION_VALUES, orjson.dumps, {"option": orjson.OPT_SORT_KEYS},
-        )  # fmt: skip
-    return record_rows_python(run_id, columns, stamp)
-
-
-def record_rows_python(
-    run_id: str, columns: tuple[Sequence[Any], ...], stamp: Callable[[datetime], str] | None
-) -> list[tuple[Any, ...]]:
-    """`record_rows` in Python."""
     when = _memo(stamp) if stamp is not None else _identity
     return [
         (
@@ -165,9 +149,6 @@ def record_rows_python(
             zip(*columns, strict=True)
         )
     ]  # fmt: skip
-
-
-_ACTION_VALUES = tuple((action, action.value) for action in Action)
 
 
 def _words(reasons: Sequence[Reason]) -> tuple[str, str]:
