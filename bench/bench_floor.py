@@ -37,8 +37,8 @@ import polars as pl
 from workload import SIGNING_KEY, make_records
 
 from guard import load_policy
+from guard.checks.compiled import compile_policy
 from guard.checks.contract import Contract
-from guard.guard import compile_policy
 from guard.signing import canonical_bytes
 
 POLICY = Path(__file__).parent.parent / "policies" / "support-assistant.yaml"

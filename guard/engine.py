@@ -19,13 +19,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from guard.checks.compiled import CompiledPolicy
 from guard.checks.conflicts import resolve_conflicts
 from guard.checks.contract import Violation, describe
 from guard.checks.envelope import Envelope, read_envelope
 from guard.checks.freshness import age_reason, check_freshness
 from guard.checks.ownership import check_ownership
 from guard.checks.provenance import check_provenance
-from guard.checks.rules import CompiledPolicy
 from guard.checks.signature import check_signature
 from guard.checks.supersession import superseded_reason
 from guard.decisions import Action, DecisionTable, Entity, Reason, ReasonCode

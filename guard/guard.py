@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from guard._timestamps import utc_now
-from guard.checks.rules import CompiledPolicy
+from guard.checks.compiled import compile_policy
 from guard.decisions import Action, CheckResult, Entity, PolicyRef
 from guard.engine import DEFAULT_PANDERA_THRESHOLD, Batch, finish, owner_versions, screen
 from guard.errors import ConfigurationError, InputError
@@ -70,7 +70,9 @@ class Guard:
 
     def use_policy(self, policy: Policy) -> None:
         """Switch to another policy; checks already running finish under the old one."""
-        self._compiled = compile_policy(policy, self._environ)
+        compiled = compile_policy(policy, self._environ)
+        with self._policy_lock:
+            self._compiled = compiled
 
     def publish_policy(
         self, policy: Policy, *, text: str, media_type: str = "application/yaml", published_by: str
@@ -292,26 +294,6 @@ def _aware_utc(moment: object, what: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InputError(f"{what} must be timezone-aware (for example datetime.now(UTC))")
     return moment.astimezone(UTC)
-
-
-def compile_policy(policy: Policy, environ: Mapping[str, str]) -> CompiledPolicy:
-    """Compile a policy for checking; every signing key it names must be set in `environ`."""
-    keys: dict[str, bytes] = {}
-    missing: list[str] = []
-    for name, source in policy.sources.items():
-        if source.signing_key_env is None:
-            continue
-        value = environ.get(source.signing_key_env)
-        if not value:
-            missing.append(f"{source.signing_key_env} (for {name})")
-        else:
-            keys[name] = value.encode("utf-8")
-    if missing:
-        raise ConfigurationError(
-            f"policy {policy.name} requires signed records, but these environment variables are not set: "
-            f"{', '.join(missing)}; set each to the source's HMAC signing key"
-        )
-    return CompiledPolicy(policy, keys)
 
 
 def _tell(listener: CheckListener, result: CheckResult, records: Sequence[Any]) -> None:

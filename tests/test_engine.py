@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 import guard as guard_package
 from guard import Action, Guard, Policy, ReasonCode, with_signature
+from guard.checks.compiled import compile_policy
 from guard.engine import finish, schema_reason, screen
-from guard.guard import compile_policy
 from tests.conftest import NOW, STRIPE_KEY
 
 SEVERITY = {Action.ALLOW: 0, Action.WARN: 1, Action.BLOCK: 2}

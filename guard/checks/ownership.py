@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from guard.checks.compiled import CompiledPolicy
 from guard.checks.envelope import Envelope
-from guard.checks.rules import CompiledPolicy, ObjectRules
+from guard.checks.rules import ObjectRules
 from guard.decisions import Reason, ReasonCode
 
 

@@ -1,9 +1,8 @@
-"""A policy compiled for checking: lookups the engine needs, built once per policy."""
+"""What the checks know about each object of a policy, compiled once per policy."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from guard._durations import humanize_seconds
@@ -50,29 +49,3 @@ class ObjectRules:
     def max_age_text(self) -> str:
         """The freshness limit as people read it."""
         return humanized(self.max_age_s)
-
-
-class CompiledPolicy:
-    """A policy plus its compiled rules, its hash and the signing keys of its sources."""
-
-    def __init__(self, policy: Policy, signing_keys: Mapping[str, bytes]) -> None:
-        self.policy = policy
-        self.hash = policy.content_hash()
-        self.objects = {name: ObjectRules.build(name, spec, policy) for name, spec in policy.objects.items()}
-        self.sources = frozenset(policy.sources)
-        self.signing_keys = dict(signing_keys)
-        self.clock_skew_s = policy.clock_skew.total_seconds()
-        self.naive_is_utc = policy.naive_timestamps == "utc"
-        #: What the first pass reads per object, made once here rather than on every check:
-        #: (rules, the age past which a copy gets STALE or AGING, allowed sources, owner, require_lineage).
-        self.screen_limits: dict[str, tuple[ObjectRules, float, frozenset[str], str, bool]] = {
-            name: (
-                rules,
-                float(rules.warn_age_s if rules.warn_age_s is not None else rules.max_age_s),
-                rules.allowed_sources,
-                rules.owner,
-                bool(rules.require_lineage),
-            )
-            for name, rules in self.objects.items()
-        }
-        self.owners = {name: rules.owner for name, rules in self.objects.items()}
