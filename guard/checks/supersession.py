@@ -5,16 +5,8 @@ from __future__ import annotations
 import functools
 from datetime import UTC, datetime
 
-from guard.checks.envelope import Envelope
 from guard.checks.rules import ObjectRules, humanized
 from guard.decisions import Reason, ReasonCode
-
-
-def check_supersession(env: Envelope, rules: ObjectRules, watermark: datetime | None, out: list[Reason]) -> None:
-    """Append SUPERSEDED when the owner already has a newer `updated_at` for this entity."""
-    if watermark is None or env.updated_at is None or env.updated_at >= watermark:
-        return
-    out.append(superseded_reason(env.label(), env.updated_at, rules, watermark))
 
 
 def superseded_reason(label: str, updated_at: datetime, rules: ObjectRules, watermark: datetime) -> Reason:

@@ -37,8 +37,6 @@ from guard._durations import humanize_seconds
 
 #: The envelope's required members; two of them make a JSON object record-like.
 REQUIRED_MEMBERS = ("id", "object", "key", "source")
-#: The members that name an envelope's entity (kept for callers of the first release).
-ENVELOPE_MEMBERS = ("object", "key", "source")
 NOTICE_PREFIX = "record withheld: "
 UNREADABLE_PREFIX = "tool result withheld: "
 
@@ -53,11 +51,6 @@ def is_record_like(value: object) -> bool:
     if not isinstance(value, Mapping):
         return False
     return sum(1 for member in REQUIRED_MEMBERS if member in value) >= 2
-
-
-def is_envelope(value: object) -> bool:
-    """Kept for the first release's callers: the same as `is_record_like`."""
-    return is_record_like(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,14 +157,6 @@ def replaced(document: Any, replacements: Sequence[tuple[JsonPath, Any]]) -> Any
             parent = parent[step]
         parent[path[-1]] = value
     return copy
-
-
-def envelopes_in_text(text: object) -> list[Any] | None:
-    """The records a text carries, in order; None when it carries none (or cannot be read: see `read_text`)."""
-    read = read_text(text)
-    if not isinstance(read, TextRecords):
-        return None
-    return [record for _, record in read.records]
 
 
 # -- notices: what the model reads in place of a blocked record ------------------------------------------
