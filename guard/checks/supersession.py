@@ -22,6 +22,8 @@ def superseded_reason(label: str, updated_at: datetime, rules: ObjectRules, wate
 
 @functools.lru_cache(maxsize=8192)
 def _when(moment: datetime) -> str:
-    # Cached: a big check supersedes thousands of copies, of a few distinct versions. Equal
-    # instants (whatever their offsets) hash and compare equal, and read the same in UTC.
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """`2026-11-22 09:58:00 UTC`. Cached: equal instants (whatever their offsets) read the same in UTC."""
+    utc = moment.astimezone(UTC)
+    if utc.year < 1000:  # strftime writes such years unpadded; isoformat would pad them
+        return utc.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return utc.isoformat(" ", "seconds")[:19] + " UTC"
