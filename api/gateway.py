@@ -1,12 +1,13 @@
-"""The OpenAI-compatible gateway's request logic: where records sit in a chat request, and what is forwarded.
+"""The OpenAI-compatible gateway's request logic: where records sit in a request, and what is forwarded.
 
-Pure (no HTTP, no FastAPI): `read_request` finds the records, `forwarded` builds the body sent upstream
-once they are decided, `refusal` words a refused request. Records come from two places:
+Pure (no HTTP, no FastAPI): `read_request` finds the records of a chat completions or Responses API
+request, `forwarded` builds the body sent upstream once they are decided, `refusal` words a refused
+request. Records come from two places:
 
-- `tool` (and legacy `function`) messages whose content holds records, as a string or as text parts,
-  read by the fail-closed rules of `guard.integrations.context` (a record, a list with a record in it,
-  an object wrapping records one level deep); a tool text that seems to hold records the rules cannot
-  take apart (JSON followed by prose, records nested deeper) is *unreadable*: withheld whole;
+- tool results (chat `tool` and legacy `function` messages; Responses `function_call_output` items),
+  read by the rules every integration shares (`guard.integrations.tool_results`): a tool text that seems
+  to hold records the rules cannot take apart (JSON followed by prose, records nested deeper) is
+  withheld whole;
 - the extension member `freshguard` (`extra_body={"freshguard": {...}}` with the `openai` client):
   `records` (context records to show the model), `pipeline` (the name its checks are kept under) and
   `on_block` (`withhold` or `refuse`). The gateway removes it before forwarding.
@@ -21,23 +22,22 @@ become one system message first in the conversation, with a notice for each bloc
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from guard import Action, CheckResult, Decision
+from guard import Action, CheckResult
 from guard.guard import MAX_NAME_LENGTH
-from guard.integrations.context import (
-    JsonPath,
-    TextRecords,
-    Unreadable,
-    context_text_for,
-    notice,
-    path_text,
-    read_text,
-    read_value,
-    replaced,
-    summary,
+from guard.integrations.context import summary
+from guard.integrations.tool_results import (
+    CHAT,
+    RESPONSES,
+    Carried,
+    Found,
+    RequestShape,
+    Withheld,
+    guarded_request,
+    read_tool_results,
 )
 
 OnBlock = Literal["withhold", "refuse"]
@@ -54,66 +54,55 @@ class GatewayInputError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Found:
-    """A record found in a request, and where: in a tool message (a text part, a list position) or the extension."""
-
-    envelope: Any  # what is checked: a record-like object, or any item of a list that holds one
-    where: str  # messages[3].content, messages[3].content[0].text.results[2], freshguard.records[1]
-    message: int | None = None  # the tool message's index; None for a context record
-    part: int | None = None  # the text part's index, when the content is a list of parts
-    path: JsonPath = ()  # where the record sits in the text's JSON; () when the text is the record
-    document: Any = None  # the text's JSON value (shared by every record found in that text)
-
-
-@dataclass(frozen=True, slots=True)
-class Withheld:
-    """A tool text withheld whole, unchecked: it seems to hold records that cannot be read one by one."""
-
-    where: str
-    message: int
-    part: int | None
-    why: Unreadable
-
-
-@dataclass(frozen=True, slots=True)
 class GatewayRequest:
-    """A chat request, read: the body to forward (without the extension) and the records it carries."""
+    """A model request, read: the body to forward (without the extension) and the records it carries."""
 
     body: dict[str, Any]
-    found: list[Found] = field(default_factory=list)
+    shape: RequestShape = CHAT
+    carried: Carried = field(default_factory=Carried)
     pipeline: str | None = None
     on_block: OnBlock | None = None
-    withheld: list[Withheld] = field(default_factory=list)
+
+    @property
+    def found(self) -> list[Found]:
+        return self.carried.found
+
+    @property
+    def withheld(self) -> list[Withheld]:
+        return self.carried.withheld
 
     @property
     def envelopes(self) -> list[Any]:
-        return [f.envelope for f in self.found]
+        return self.carried.envelopes
 
     @property
     def streamed(self) -> bool:
         return self.body.get("stream") is True
 
 
-def read_request(body: object) -> GatewayRequest:
-    """Find the records of a chat completions request; GatewayInputError when it is not one."""
+def read_request(body: object, shape: RequestShape = CHAT) -> GatewayRequest:
+    """Find the records of a chat completions (or Responses API) request; GatewayInputError when it is not one."""
+    what = "a chat completions request" if shape is CHAT else "a Responses API request"
     if not isinstance(body, dict):
-        raise GatewayInputError("the body must be a JSON object: a chat completions request", None)
-    messages = body.get("messages")
-    if not isinstance(messages, list):
+        raise GatewayInputError(f"the body must be a JSON object: {what}", None)
+    items = body.get(shape.items)
+    if shape is CHAT and not isinstance(items, list):
         raise GatewayInputError("messages must be a list of chat messages", "messages")
+    if shape is RESPONSES and not isinstance(items, list | str | None):
+        raise GatewayInputError("input must be a text or a list of input items", "input")
     if not isinstance(body.get("model"), str):
         raise GatewayInputError("model must name the model to call, as a string", "model")
-    forwarded = {name: value for name, value in body.items() if name != EXTENSION}
+    forwarded_body = {name: value for name, value in body.items() if name != EXTENSION}
     extension = body.get(EXTENSION, {})
     if not isinstance(extension, dict):
         raise GatewayInputError(
             f"{EXTENSION} must be an object such as {{'records': [...], 'pipeline': ..., 'on_block': 'withhold'}}",
             EXTENSION,
         )
-    found, withheld = _tool_records(messages)
-    found += _context_records(extension.get("records", []))
+    carried = read_tool_results(items, shape).with_context(_context_records(extension.get("records", [])),
+                                                           f"{EXTENSION}.records")  # fmt: skip
     pipeline, on_block = _pipeline(extension.get("pipeline")), _on_block(extension.get("on_block"))
-    return GatewayRequest(forwarded, found, pipeline, on_block, withheld)
+    return GatewayRequest(forwarded_body, shape, carried, pipeline, on_block)
 
 
 def _pipeline(value: object) -> str | None:
@@ -138,111 +127,21 @@ def _on_block(value: object) -> OnBlock | None:
     return value  # type: ignore[return-value]  # one of _ON_BLOCK
 
 
-def _context_records(records: object) -> list[Found]:
+def _context_records(records: object) -> list[dict[str, Any]]:
     if not isinstance(records, list):
         raise GatewayInputError(f"{EXTENSION}.records must be a list of record envelopes", f"{EXTENSION}.records")
-    found = []
     for i, record in enumerate(records):
         if not isinstance(record, dict):
             raise GatewayInputError(
                 f"{EXTENSION}.records[{i}] must be a record envelope (a JSON object)", f"{EXTENSION}.records[{i}]"
             )
-        found.append(Found(record, f"{EXTENSION}.records[{i}]"))
-    return found
-
-
-#: The roles whose content is a tool's result (`function` is the legacy form of `tool`).
-TOOL_ROLES = ("tool", "function")
-
-
-def _tool_records(messages: Sequence[Any]) -> tuple[list[Found], list[Withheld]]:
-    found: list[Found] = []
-    withheld: list[Withheld] = []
-
-    def take(read: TextRecords | Unreadable | None, where: str, m: int, p: int | None) -> None:
-        records, unreadable = placed(read, where, m, p)
-        found.extend(records)
-        withheld.extend(unreadable)
-
-    for m, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in TOOL_ROLES:
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            take(read_text(content), f"messages[{m}].content", m, None)
-        elif isinstance(content, list):
-            for p, part in enumerate(content):
-                if isinstance(part, dict) and part.get("type") == "text":
-                    take(read_text(part.get("text")), f"messages[{m}].content[{p}].text", m, p)
-                elif not (isinstance(part, dict) and isinstance(part.get("type"), str)):
-                    take(_as_unreadable(read_value(part)), f"messages[{m}].content[{p}]", m, p)
-        elif content is not None:  # not a shape OpenAI takes, but a lenient upstream might show it to the model
-            take(_as_unreadable(read_value(content)), f"messages[{m}].content", m, None)
-    return found, withheld
-
-
-def _as_unreadable(read: TextRecords | Unreadable | None) -> Unreadable | None:
-    """Content that is not text but holds records: withheld whole (the gateway rewrites text, not other shapes)."""
-    if isinstance(read, TextRecords):
-        return Unreadable("records in a tool result that is not text")
-    return read
-
-
-def records_in_text(text: object, where: str, message: int, part: int | None) -> tuple[list[Found], list[Withheld]]:
-    """The records a text carries, each with where it sits, or the text itself when it is unreadable."""
-    return placed(read_text(text), where, message, part)
-
-
-def placed(
-    read: TextRecords | Unreadable | None, where: str, message: int, part: int | None
-) -> tuple[list[Found], list[Withheld]]:
-    """What `read_text` found in the text at `where`, as records found there or the text withheld."""
-    if isinstance(read, Unreadable):
-        return [], [Withheld(where, message, part, read)]
-    if isinstance(read, TextRecords):
-        records = [Found(record, f"{where}{path_text(path)}", message, part, path, read.document)
-                   for path, record in read.records]  # fmt: skip
-        return records, []
-    return [], []
+    return records
 
 
 def forwarded(request: GatewayRequest, result: CheckResult | None) -> dict[str, Any]:
     """The body sent upstream: blocked tool records and unreadable texts replaced by notices, context records
-    as a system message."""
-    if result is None and not request.withheld:
-        return request.body
-    pairs = list(zip(request.found, result.decisions, strict=True)) if result is not None else []
-    body: dict[str, Any] = json.loads(json.dumps(request.body))  # a deep copy of JSON values
-    messages: list[Any] = body["messages"]
-    by_text: dict[tuple[int, int | None], list[tuple[Found, Decision]]] = {}
-    for found, decision in pairs:
-        if found.message is not None:
-            by_text.setdefault((found.message, found.part), []).append((found, decision))
-    rewritten: dict[tuple[int, int | None], str] = {}
-    for place, items in by_text.items():
-        if any(d.action is Action.BLOCK for _, d in items):
-            rewritten[place] = withheld_text(items)  # else the text is forwarded as the tool sent it
-    for unreadable in request.withheld:
-        rewritten[(unreadable.message, unreadable.part)] = unreadable.why.notice()
-    for (m, p), text in rewritten.items():
-        if p is None:
-            messages[m]["content"] = text
-        elif isinstance(messages[m]["content"][p], dict) and messages[m]["content"][p].get("type") == "text":
-            messages[m]["content"][p]["text"] = text
-        else:
-            messages[m]["content"][p] = {"type": "text", "text": text}
-    context = [(f.envelope, d) for f, d in pairs if f.message is None]
-    if context and result is not None:
-        messages.insert(0, {"role": "system", "content": context_text_for(context, result, include_notices=True)})
-    return body
-
-
-def withheld_text(items: list[tuple[Found, Decision]]) -> str:
-    """A text's records once decided: a notice for a lone blocked record, else its JSON with notices in place."""
-    if len(items) == 1 and items[0][0].path == ():
-        return notice(items[0][1])
-    blocked = [(found.path, notice(d)) for found, d in items if d.action is Action.BLOCK]
-    return json.dumps(replaced(items[0][0].document, blocked), ensure_ascii=False)
+    as a system message (with a notice for each blocked one)."""
+    return guarded_request(request.body, request.shape, request.carried, result, include_notices=True)
 
 
 def refusal(request: GatewayRequest, result: CheckResult | None) -> tuple[str, str | None]:
@@ -274,7 +173,10 @@ def refusal(request: GatewayRequest, result: CheckResult | None) -> tuple[str, s
 
 
 def model_call(document: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """(model, call id) of a chat completion or a chunk of one."""
+    """(model, call id) of a chat completion, a chunk of one, a response, or a Responses stream event."""
+    inner = document.get("response")
+    if isinstance(inner, Mapping):  # response.created and the other lifecycle events carry the response
+        document = inner
     model, call_id = document.get("model"), document.get("id")
     return (model if isinstance(model, str) else None), (call_id if isinstance(call_id, str) else None)
 

@@ -1,7 +1,8 @@
 """LiteLLM's Generic Guardrail API, read and answered: which texts carry records, and the action to answer.
 
 Pure (no HTTP). LiteLLM sends the texts it extracted from a request (and the structured messages they
-came from). Texts are read by the gateway's fail-closed rules (`guard.integrations.context`): a record,
+came from). Texts are read by the fail-closed rules every integration shares
+(`guard.integrations.tool_results`, as the gateway and the OpenAI wrapper read them): a record,
 a list holding one, an object wrapping records one level deep; a text that seems to hold records those
 rules cannot take apart is withheld whole. Records are read from `texts`, where a blocked one can be
 replaced, and from the tool messages of `structured_messages` whose content is not one of the texts
@@ -18,9 +19,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.gateway import TOOL_ROLES, Found, Withheld, placed, records_in_text, withheld_text
 from guard import Action, CheckResult, Decision
 from guard.integrations.context import read_value, summary
+from guard.integrations.tool_results import TOOL_ROLES, Found, Withheld, placed, records_in_text, withheld_text
 
 GuardrailAction = Literal["NONE", "BLOCKED", "GUARDRAIL_INTERVENED"]
 

@@ -1,230 +1,112 @@
-"""OpenAI (the `openai` package): a client whose calls guard their context records first.
+"""OpenAI (the `openai` package): a drop-in client whose model calls are guarded as the gateway guards them.
 
     from openai import OpenAI
     from guard.integrations.openai import guard_openai
 
-    client = guard_openai(OpenAI(), checker=guard, pipeline="support-bot")
-    response = client.chat.completions.create(model="gpt-4o", records=records, messages=[...])
-    response = client.responses.create(model="gpt-4o", records=records, input="What is Ana's credit limit?")
+    client = guard_openai(OpenAI(), guard, pipeline="support-bot")
+    client.chat.completions.create(model="gpt-4o", messages=[..., {"role": "tool", "content": crm_result}])
+    client.responses.create(model="gpt-4o", input=[..., {"type": "function_call_output", "output": crm_result}])
+    client.chat.completions.create(model="gpt-4o", records=records, messages=[...])   # records given beside
 
-`records` are checked before the call; the model is sent the allowed ones only, as a system message
-that names each record's entity, source and time (and, with `include_notices=True`, a line
-`record withheld: <entity> (<codes>: <why, without the record's values>)` for each blocked one). The
-model call (response id, model) is then linked to the check's run in the lineage store, with
-`extra={"integration": "openai", "endpoint": ...}`; a streamed call is linked on its first chunk. The
-link is best-effort: when it fails the response is still returned, and the failure is logged and
-warned about (`guard.integrations.checking.LinkWarning`). A record that is not a mapping is passed to
-the checker as it is, which decides it INVALID_RECORD. `min_allowed` raises `BlockedContextError` before the call
-instead of asking the model with fewer records than that. `create_checked` returns the response and
-the `CheckResult` together. `AsyncOpenAI` works the same (`guard_openai` returns the async wrapper).
+Tool results (chat `tool` and legacy `function` messages, Responses `function_call_output` items) are
+read fail-closed and the records they hold are checked; a blocked record is replaced where it stood by
+a notice the model can read (`record withheld: customer C-2001 from sap (STALE: 3h 5m old, the limit is
+1h)`: entity and reason codes, never the record's values), a text that seems to hold records that
+cannot be read one by one is withheld whole: the same rules and notices as the service's gateway and
+its LiteLLM guardrail (`guard.integrations.tool_results`). `records=` (optional) are checked in the
+same run and shown to the model as one system message first: the allowed ones, and with
+`include_notices=True` a notice for each blocked one.
+
+`create`, `parse` and `stream`, sync, async and streamed, `with_raw_response` and
+`with_streaming_response`, on `chat.completions`, `responses` and their `beta` twins, are guarded;
+everything else on the client (`models`, `embeddings`, `files`, ...) is the client's own, and
+`with_options` returns a guarded client. The model call is linked to the check's run in the lineage
+store (`extra={"integration": "openai", "endpoint": ..., "stream": ...}`), best-effort: when the link
+fails the answer is still returned, and the failure is logged and warned about
+(`guard.integrations.checking.LinkWarning`). A call that carries no record is sent as it is.
+`min_allowed` raises `BlockedContextError` before the call instead of asking the model with fewer
+records than that. `create_checked` returns the response and the `CheckResult` together.
 
 Install with `pip install 'freshguard[openai]'`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, overload
 
-from openai import AsyncOpenAI, AsyncStream, OpenAI, Stream
+from openai import AsyncOpenAI, OpenAI
 
-from guard import CheckResult, Record
-from guard.integrations.checking import (
-    Checker,
-    acheck_records,
-    atry_link_call,
-    check_records,
-    enforce_floor,
-    try_link_call,
-)
-from guard.integrations.context import context_text
+from guard.integrations._openai_calls import AsyncGuardedCalls, Checked, GuardedCalls, Plan
+from guard.integrations.checking import BlockedContextError, Checker
+from guard.integrations.tool_results import CHAT, RESPONSES
 
-INTEGRATION = "openai"
-_T = TypeVar("_T")
+__all__ = ["BlockedContextError", "Checked", "GuardedAsyncOpenAI", "GuardedOpenAI", "guard_openai"]
 
 
-@dataclass(frozen=True, slots=True)
-class Checked(Generic[_T]):
-    """A model call's response and the check its context records went through (None: no records)."""
+class _Namespace:
+    """A part of the client (`chat`, `beta`, `with_raw_response`, ...) whose model calls are guarded.
 
-    response: _T
-    check: CheckResult | None
+    In a chat namespace `completions` is guarded; elsewhere `chat` and `responses` are. Every other
+    member is the client's own.
+    """
 
+    def __init__(
+        self, target: Any, plan: Plan, calls: type[GuardedCalls | AsyncGuardedCalls], *, chat: bool = False,
+        streaming: bool = False,
+    ) -> None:  # fmt: skip
+        self._target = target
+        self._plan = plan
+        self._calls = calls
+        self._chat = chat
+        self._streaming = streaming  # under with_streaming_response: the async client's calls answer context managers
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """How records are guarded: shared by the sync and async wrappers."""
-
-    checker: Checker
-    pipeline: str
-    min_allowed: int
-    include_notices: bool
-
-    def context(self, envelopes: Sequence[Any], result: CheckResult) -> dict[str, str]:
-        enforce_floor(result, self.min_allowed)
-        return {"role": "system", "content": context_text(envelopes, result, include_notices=self.include_notices)}
-
-
-def _envelopes(records: Iterable[Any]) -> list[Any]:
-    """The records as the checker takes them: a `Record` as its envelope, a mapping copied, anything else as it is
-    (the checker decides it INVALID_RECORD)."""
-    return [r.to_envelope() if isinstance(r, Record) else dict(r) if isinstance(r, Mapping) else r for r in records]
-
-
-def _prepend(context: Mapping[str, str] | None, messages: list[Any]) -> list[Any]:
-    return messages if context is None else [dict(context), *messages]
-
-
-def _with_context(input_: Any, context: Mapping[str, str]) -> list[Any]:
-    """Responses API input with the context message first (a text input becomes the user's message)."""
-    items = [{"role": "user", "content": input_}] if isinstance(input_, str) else list(input_ or [])
-    return [dict(context), *items]
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        value = getattr(self._target, name)
+        if self._chat and name == "completions":
+            return self._calls(value, self._plan, CHAT, deferred=self._streaming)
+        if not self._chat and name == "responses":
+            return self._calls(value, self._plan, RESPONSES, deferred=self._streaming)
+        if not self._chat and name == "chat":
+            return _Namespace(value, self._plan, self._calls, chat=True, streaming=self._streaming)
+        if name in ("with_raw_response", "with_streaming_response"):
+            streaming = self._streaming or name == "with_streaming_response"
+            return _Namespace(value, self._plan, self._calls, chat=self._chat, streaming=streaming)
+        return value
 
 
-def _call_of(item: Any) -> tuple[str | None, str | None]:
-    """(model, call id) of a response, a chat chunk, or a Responses stream event that carries them."""
-    inner = getattr(item, "response", None)  # Responses stream events: response.created carries the response
-    source = inner if inner is not None and getattr(inner, "id", None) else item
-    model, call_id = getattr(source, "model", None), getattr(source, "id", None)
-    return (str(model) if model else None), (str(call_id) if call_id else None)
+class GuardedOpenAI(_Namespace):
+    """An `OpenAI` client whose model calls guard the records they carry; otherwise the client itself."""
 
+    def __init__(
+        self, client: OpenAI, checker: Checker, *, pipeline: str, min_allowed: int = 0, include_notices: bool = False
+    ) -> None:
+        super().__init__(client, Plan(checker, pipeline, min_allowed, include_notices), GuardedCalls)
+        self.client = client
+        self.chat: Any = _Namespace(client.chat, self._plan, GuardedCalls, chat=True)
+        self.responses = GuardedCalls(client.responses, self._plan, RESPONSES)
+        self.beta: Any = _Namespace(client.beta, self._plan, GuardedCalls)
 
-class _LinkedStream(Generic[_T]):
-    """A model's stream, passed through as it comes; its call is linked to the run on the first chunk with an id."""
+    def with_options(self, **options: Any) -> GuardedOpenAI:
+        """The client's `with_options` (timeouts, retries, headers, ...), guarded the same way."""
+        plan = self._plan
+        return GuardedOpenAI(self.client.with_options(**options), plan.checker, pipeline=plan.pipeline,
+                             min_allowed=plan.min_allowed, include_notices=plan.include_notices)  # fmt: skip
 
-    def __init__(self, stream: Stream[_T], link: Any) -> None:
-        self._stream = stream
-        self._link = link
-        self.response = stream.response
-
-    def __iter__(self) -> Iterator[_T]:
-        for item in self._stream:
-            if self._link is not None:
-                model, call_id = _call_of(item)
-                if call_id is not None:
-                    link, self._link = self._link, None
-                    link(model, call_id)
-            yield item
+    copy = with_options
 
     def close(self) -> None:
-        self._stream.close()
+        self.client.close()
 
-    def __enter__(self) -> _LinkedStream[_T]:
+    def __enter__(self) -> GuardedOpenAI:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-class _AsyncLinkedStream(Generic[_T]):
-    """`_LinkedStream` for the async client."""
-
-    def __init__(self, stream: AsyncStream[_T], link: Any) -> None:
-        self._stream = stream
-        self._link = link
-        self.response = stream.response
-
-    async def __aiter__(self) -> AsyncIterator[_T]:
-        async for item in self._stream:
-            if self._link is not None:
-                model, call_id = _call_of(item)
-                if call_id is not None:
-                    link, self._link = self._link, None
-                    await link(model, call_id)
-            yield item
-
-    async def close(self) -> None:
-        await self._stream.close()
-
-    async def __aenter__(self) -> _AsyncLinkedStream[_T]:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-
-class GuardedOpenAI:
-    """An `OpenAI` client whose `chat.completions.create` and `responses.create` take `records` and guard them."""
-
-    def __init__(
-        self,
-        client: OpenAI,
-        checker: Checker,
-        *,
-        pipeline: str,
-        min_allowed: int = 0,
-        include_notices: bool = False,
-    ) -> None:
-        self.client = client
-        self._plan = _Plan(checker, pipeline, min_allowed, include_notices)
-        self.chat = _Chat(self)
-        self.responses = _Responses(self)
-
-    def _call(self, endpoint: str, records: Iterable[Any], send: Any) -> Checked[Any]:
-        envelopes = _envelopes(records)
-        plan = self._plan
-        if not envelopes:
-            return Checked(send(None), None)
-        result = check_records(plan.checker, envelopes, pipeline=plan.pipeline)
-        response = send(plan.context(envelopes, result))
-
-        def link(model: str | None, call_id: str | None) -> None:
-            try_link_call(plan.checker, result.run_id, model=model or "unknown", call_id=call_id,
-                          integration=INTEGRATION, extra={"endpoint": endpoint, "stream": streamed})  # fmt: skip
-
-        streamed = isinstance(response, Stream)
-        if streamed:
-            return Checked(_LinkedStream(response, link), result)
-        link(*_call_of(response))
-        return Checked(response, result)
-
-
-class _Chat:
-    def __init__(self, owner: GuardedOpenAI) -> None:
-        self.completions = _ChatCompletions(owner)
-
-
-class _ChatCompletions:
-    def __init__(self, owner: GuardedOpenAI) -> None:
-        self._owner = owner
-
-    def create_checked(self, *, records: Iterable[Any], messages: Iterable[Any], **kwargs: Any) -> Checked[Any]:
-        """`create`, returning the response together with the check (`.response`, `.check`)."""
-        sent: list[Any] = list(messages)
-        completions = self._owner.client.chat.completions
-
-        def send(context: dict[str, str] | None) -> Any:
-            return completions.create(messages=_prepend(context, sent), **kwargs)
-
-        return self._owner._call("chat.completions", records, send)
-
-    def create(self, *, records: Iterable[Any], messages: Iterable[Any], **kwargs: Any) -> Any:
-        """`client.chat.completions.create(...)` with the allowed `records` as context; the same return value."""
-        return self.create_checked(records=records, messages=messages, **kwargs).response
-
-
-class _Responses:
-    def __init__(self, owner: GuardedOpenAI) -> None:
-        self._owner = owner
-
-    def create_checked(self, *, records: Iterable[Any], input: Any = None, **kwargs: Any) -> Checked[Any]:  # noqa: A002
-        """`create`, returning the response together with the check (`.response`, `.check`)."""
-        responses = self._owner.client.responses
-
-        def send(context: dict[str, str] | None) -> Any:
-            given = {} if input is None else {"input": input}
-            sent = given if context is None else {"input": _with_context(input, context)}
-            return responses.create(**sent, **kwargs)
-
-        return self._owner._call("responses", records, send)
-
-    def create(self, *, records: Iterable[Any], input: Any = None, **kwargs: Any) -> Any:  # noqa: A002
-        """`client.responses.create(...)` with the allowed `records` as context; the same return value."""
-        return self.create_checked(records=records, input=input, **kwargs).response
-
-
-class GuardedAsyncOpenAI:
+class GuardedAsyncOpenAI(_Namespace):
     """`GuardedOpenAI` for an `AsyncOpenAI` client: the same calls, awaited."""
 
     def __init__(
@@ -236,72 +118,28 @@ class GuardedAsyncOpenAI:
         min_allowed: int = 0,
         include_notices: bool = False,
     ) -> None:
+        super().__init__(client, Plan(checker, pipeline, min_allowed, include_notices), AsyncGuardedCalls)
         self.client = client
-        self._plan = _Plan(checker, pipeline, min_allowed, include_notices)
-        self.chat = _AsyncChat(self)
-        self.responses = _AsyncResponses(self)
+        self.chat: Any = _Namespace(client.chat, self._plan, AsyncGuardedCalls, chat=True)
+        self.responses = AsyncGuardedCalls(client.responses, self._plan, RESPONSES)
+        self.beta: Any = _Namespace(client.beta, self._plan, AsyncGuardedCalls)
 
-    async def _call(self, endpoint: str, records: Iterable[Any], send: Any) -> Checked[Any]:
-        envelopes = _envelopes(records)
+    def with_options(self, **options: Any) -> GuardedAsyncOpenAI:
+        """The client's `with_options` (timeouts, retries, headers, ...), guarded the same way."""
         plan = self._plan
-        if not envelopes:
-            return Checked(await send(None), None)
-        result = await acheck_records(plan.checker, envelopes, pipeline=plan.pipeline)
-        response = await send(plan.context(envelopes, result))
+        return GuardedAsyncOpenAI(self.client.with_options(**options), plan.checker, pipeline=plan.pipeline,
+                                  min_allowed=plan.min_allowed, include_notices=plan.include_notices)  # fmt: skip
 
-        async def link(model: str | None, call_id: str | None) -> None:
-            await atry_link_call(plan.checker, result.run_id, model=model or "unknown", call_id=call_id,
-                                 integration=INTEGRATION, extra={"endpoint": endpoint, "stream": streamed})  # fmt: skip
+    copy = with_options
 
-        streamed = isinstance(response, AsyncStream)
-        if streamed:
-            return Checked(_AsyncLinkedStream(response, link), result)
-        await link(*_call_of(response))
-        return Checked(response, result)
+    async def close(self) -> None:
+        await self.client.close()
 
+    async def __aenter__(self) -> GuardedAsyncOpenAI:
+        return self
 
-class _AsyncChat:
-    def __init__(self, owner: GuardedAsyncOpenAI) -> None:
-        self.completions = _AsyncChatCompletions(owner)
-
-
-class _AsyncChatCompletions:
-    def __init__(self, owner: GuardedAsyncOpenAI) -> None:
-        self._owner = owner
-
-    async def create_checked(self, *, records: Iterable[Any], messages: Iterable[Any], **kwargs: Any) -> Checked[Any]:
-        """`create`, returning the response together with the check (`.response`, `.check`)."""
-        sent: list[Any] = list(messages)
-        completions = self._owner.client.chat.completions
-
-        async def send(context: dict[str, str] | None) -> Any:
-            return await completions.create(messages=_prepend(context, sent), **kwargs)
-
-        return await self._owner._call("chat.completions", records, send)
-
-    async def create(self, *, records: Iterable[Any], messages: Iterable[Any], **kwargs: Any) -> Any:
-        """`await client.chat.completions.create(...)` with the allowed `records` as context."""
-        return (await self.create_checked(records=records, messages=messages, **kwargs)).response
-
-
-class _AsyncResponses:
-    def __init__(self, owner: GuardedAsyncOpenAI) -> None:
-        self._owner = owner
-
-    async def create_checked(self, *, records: Iterable[Any], input: Any = None, **kwargs: Any) -> Checked[Any]:  # noqa: A002
-        """`create`, returning the response together with the check (`.response`, `.check`)."""
-        responses = self._owner.client.responses
-
-        async def send(context: dict[str, str] | None) -> Any:
-            given = {} if input is None else {"input": input}
-            sent = given if context is None else {"input": _with_context(input, context)}
-            return await responses.create(**sent, **kwargs)
-
-        return await self._owner._call("responses", records, send)
-
-    async def create(self, *, records: Iterable[Any], input: Any = None, **kwargs: Any) -> Any:  # noqa: A002
-        """`await client.responses.create(...)` with the allowed `records` as context."""
-        return (await self.create_checked(records=records, input=input, **kwargs)).response
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 @overload
@@ -320,7 +158,7 @@ def guard_openai(
     min_allowed: int = 0,
     include_notices: bool = False,
 ) -> GuardedOpenAI | GuardedAsyncOpenAI:
-    """Wrap an `OpenAI` or `AsyncOpenAI` client so its calls guard the `records` they are given."""
+    """Wrap an `OpenAI` or `AsyncOpenAI` client so its model calls guard the records they carry."""
     options: dict[str, Any] = {"pipeline": pipeline, "min_allowed": min_allowed, "include_notices": include_notices}
     if isinstance(client, AsyncOpenAI):
         return GuardedAsyncOpenAI(client, checker, **options)

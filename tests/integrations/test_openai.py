@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from guard import Guard, LineageStore, ServiceClient, StoreError
 from guard.integrations.checking import BlockedContextError, Checker, LinkWarning
 from guard.integrations.openai import GuardedAsyncOpenAI, GuardedOpenAI, guard_openai
 from tests.integrations.conftest import LiveService, customer, run_async
-from tests.integrations.upstream import MODEL_VERSION, Upstream, system_texts
+from tests.integrations.upstream import MODEL_VERSION, Upstream, system_texts, tool_texts
 
 PIPELINE = "support-bot"
 
@@ -257,3 +258,214 @@ def test_the_async_client_returns_an_answer_whose_link_fails(
 
     with pytest.warns(LinkWarning):
         assert run_async(main) == "chatcmpl-1"
+
+
+# -- tool results: guarded exactly as the gateway guards them ------------------------------------------
+
+STALE_NOTICE = "record withheld: customer C-2001 from sap (STALE: 3h 2m old, the limit is 1h)"
+QUESTION = {"role": "user", "content": "What is the credit limit of C-2001?"}
+
+
+def stale() -> dict[str, Any]:
+    return customer("cust-stale", "C-2001", "sap", timedelta(hours=3, minutes=2, seconds=30), name="Bruno Costa")
+
+
+def fresh() -> dict[str, Any]:
+    return customer("cust-fresh", "C-1042", "salesforce", timedelta(minutes=5))
+
+
+def chat_with_tool_results(*contents: Any, role: str = "tool") -> list[Any]:
+    """A conversation in which the assistant called a CRM tool once per content, and each call was answered."""
+    calls = [{"id": f"call_{i}", "type": "function", "function": {"name": "crm_lookup", "arguments": "{}"}}
+             for i in range(len(contents))]  # fmt: skip
+    answers = [{"role": role, "tool_call_id": f"call_{i}", "content": c} for i, c in enumerate(contents)]
+    if role == "function":
+        answers = [{"role": "function", "name": "crm_lookup", "content": c} for c in contents]
+    return [QUESTION, {"role": "assistant", "content": None, "tool_calls": calls}, *answers]
+
+
+def responses_with_tool_outputs(*outputs: Any) -> list[Any]:
+    """A Responses input in which the model called a CRM tool once per output, and each call was answered."""
+    items: list[Any] = [QUESTION]
+    for i, output in enumerate(outputs):
+        items.append({"type": "function_call", "call_id": f"call_{i}", "name": "crm_lookup", "arguments": "{}"})
+        items.append({"type": "function_call_output", "call_id": f"call_{i}", "output": output})
+    return items
+
+
+@pytest.mark.parametrize("role", ["tool", "function"])
+def test_a_stale_tool_result_never_reaches_the_model(
+    checker: Checker, lineage: LineageStore, upstream: Upstream, role: str
+) -> None:
+    """The issue's case: `records=[]` and a tool message holding a 3-hour-old SAP record."""
+    client = guard_openai(openai_client(upstream), checker, pipeline=PIPELINE)
+    allowed = json.dumps(fresh())
+    messages = chat_with_tool_results(allowed, json.dumps(stale()), role=role)
+
+    checked = client.chat.completions.create_checked(model="gpt-4o", records=[], messages=messages)
+
+    assert tool_texts(upstream.last) == [allowed, STALE_NOTICE]
+    assert "Bruno Costa" not in json.dumps(upstream.last)
+    assert checked.check is not None
+    assert [d.action.value for d in checked.check.decisions] == ["allow", "block"]
+    assert calls(lineage, checked.check.run_id) == [
+        (MODEL_VERSION, "chatcmpl-1", {"endpoint": "chat.completions", "stream": False, "integration": "openai"})
+    ]
+
+
+def test_records_are_optional_and_messages_without_records_go_as_they_are(
+    in_process: Guard, upstream: Upstream
+) -> None:
+    client = guard_openai(openai_client(upstream), in_process, pipeline=PIPELINE)
+    messages = chat_with_tool_results("the weather is fine")
+    answer = client.chat.completions.create(model="gpt-4o", messages=messages)
+    assert answer.id == "chatcmpl-1"
+    assert upstream.last["messages"] == messages
+    assert in_process.store is not None
+    assert in_process.store.list_runs() == []
+
+
+def test_tool_records_and_context_records_are_one_check(in_process: Guard, upstream: Upstream) -> None:
+    client = guard_openai(openai_client(upstream), in_process, pipeline=PIPELINE, include_notices=True)
+    checked = client.chat.completions.create_checked(
+        model="gpt-4o", records=[{**fresh(), "id": "ctx-1"}], messages=chat_with_tool_results(json.dumps([stale()]))
+    )
+    assert checked.check is not None
+    assert [(d.id, d.action.value) for d in checked.check.decisions] == [("cust-stale", "block"), ("ctx-1", "allow")]
+    [context] = system_texts(upstream.last)
+    assert "[customer C-1042 from salesforce" in context
+
+
+@pytest.mark.parametrize(
+    ("content", "sent"),
+    [
+        (lambda: json.dumps(stale()) + "\nEnd of results", lambda text: text.startswith("tool result withheld: ")),
+        (lambda: [{"type": "text", "text": json.dumps(stale())}], lambda parts: parts[0]["text"] == STALE_NOTICE),
+        (lambda: json.dumps({"results": [fresh(), stale()], "next": None}),
+         lambda text: [json.loads(text)["results"][1], json.loads(text)["next"]] == [STALE_NOTICE, None]),
+    ],
+    ids=["unreadable-withheld-whole", "text-parts", "wrapped-list"],
+)  # fmt: skip
+def test_tool_results_are_read_fail_closed_like_the_gateway(
+    in_process: Guard, upstream: Upstream, content: Any, sent: Any
+) -> None:
+    client = guard_openai(openai_client(upstream), in_process, pipeline=PIPELINE)
+    client.chat.completions.create(model="gpt-4o", messages=chat_with_tool_results(content()))
+    [said] = tool_texts(upstream.last)
+    assert sent(said)
+    assert "Bruno Costa" not in json.dumps(upstream.last)
+
+
+def test_responses_function_call_outputs_are_guarded(
+    checker: Checker, lineage: LineageStore, upstream: Upstream
+) -> None:
+    client = guard_openai(openai_client(upstream), checker, pipeline=PIPELINE)
+    parts = [{"type": "input_text", "text": json.dumps({**stale(), "id": "cust-stale-2"})}]
+    allowed = json.dumps(fresh())
+    checked = client.responses.create_checked(
+        model="gpt-4o", input=responses_with_tool_outputs(json.dumps(stale()), allowed, parts)
+    )
+    assert tool_texts(upstream.last) == [
+        STALE_NOTICE,
+        allowed,
+        [{"type": "input_text", "text": STALE_NOTICE}],
+    ]
+    assert checked.response.output_text == "seen 0 system messages"
+    assert checked.check is not None
+    assert calls(lineage, checked.check.run_id) == [
+        (MODEL_VERSION, "resp_1", {"endpoint": "responses", "stream": False, "integration": "openai"})
+    ]
+
+
+def test_streams_are_guarded_and_linked(checker: Checker, lineage: LineageStore, upstream: Upstream) -> None:
+    client = guard_openai(openai_client(upstream), checker, pipeline=PIPELINE)
+    chat = client.chat.completions.create_checked(
+        model="gpt-4o", messages=chat_with_tool_results(json.dumps(stale())), stream=True
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chat.response if c.choices)
+    assert text.strip() == "seen 0 system messages"
+    assert tool_texts(upstream.last) == [STALE_NOTICE]
+    events = list(client.responses.create(model="gpt-4o", input=responses_with_tool_outputs(json.dumps(stale())),
+                                          stream=True))  # fmt: skip
+    assert events[-1].type == "response.completed"
+    assert tool_texts(upstream.last) == [STALE_NOTICE]
+    assert chat.check is not None
+    assert calls(lineage, chat.check.run_id) == [
+        (MODEL_VERSION, "chatcmpl-1", {"endpoint": "chat.completions", "stream": True, "integration": "openai"})
+    ]
+    [responses_run] = [r["run_id"] for r in lineage.list_runs() if r["run_id"] != chat.check.run_id]
+    assert calls(lineage, responses_run) == [
+        (MODEL_VERSION, "resp_2", {"endpoint": "responses", "stream": True, "integration": "openai"})
+    ]
+
+
+def test_the_async_client_guards_tool_results_sent_streamed_and_with_helpers(
+    in_process: Guard, upstream: Upstream
+) -> None:
+    async def main() -> list[Any]:
+        client = guard_openai(
+            AsyncOpenAI(base_url=upstream.base_url, api_key="sk-test", max_retries=0), in_process, pipeline=PIPELINE
+        )
+        messages = chat_with_tool_results(json.dumps(stale()))
+        said = []
+        async with client:
+            await client.chat.completions.create(model="gpt-4o", messages=messages)
+            said += tool_texts(upstream.last)
+            stream = await client.chat.completions.create(model="gpt-4o", messages=messages, stream=True)
+            assert [c async for c in stream]
+            said += tool_texts(upstream.last)
+            await client.responses.create(model="gpt-4o", input=responses_with_tool_outputs(json.dumps(stale())))
+            said += tool_texts(upstream.last)
+            async with client.chat.completions.stream(model="gpt-4o", messages=messages) as helper:
+                assert (await helper.get_final_completion()).id == "chatcmpl-4"
+            said += tool_texts(upstream.last)
+            async with client.chat.completions.with_streaming_response.create(model="gpt-4o", messages=messages) as raw:
+                assert (await raw.parse()).id == "chatcmpl-5"
+            said += tool_texts(upstream.last)
+            raw_answer = await client.chat.completions.with_raw_response.create(model="gpt-4o", messages=messages)
+            assert raw_answer.parse().id == "chatcmpl-6"
+            said += tool_texts(upstream.last)
+        return said
+
+    assert run_async(main) == [STALE_NOTICE] * 6
+    assert in_process.store is not None
+    linked = sorted(c[1] or "" for r in in_process.store.list_runs() for c in calls(in_process.store, r["run_id"]))
+    assert linked == ["", "chatcmpl-1", "chatcmpl-2", "chatcmpl-4", "chatcmpl-6", "resp_3"]
+
+
+def test_every_other_part_of_the_client_passes_through(in_process: Guard, upstream: Upstream) -> None:
+    client = guard_openai(openai_client(upstream), in_process, pipeline=PIPELINE)
+    assert [m.id for m in client.models.list()] == [MODEL_VERSION]
+    assert client.embeddings.create(model="embed-test", input="hi").data[0].embedding == [0.5, 0.25]
+    assert client.api_key == "sk-test"
+    assert client.chat.completions.messages is client.client.chat.completions.messages
+    messages = chat_with_tool_results(json.dumps(stale()))
+
+    tuned = client.with_options(timeout=5.0, max_retries=0)
+    assert isinstance(tuned, GuardedOpenAI)
+    tuned.chat.completions.create(model="gpt-4o", messages=messages)
+    assert tool_texts(upstream.last) == [STALE_NOTICE]
+
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=messages)
+    assert raw.headers["content-type"].startswith("application/json")
+    assert raw.parse().id == "chatcmpl-3"
+    assert tool_texts(upstream.last) == [STALE_NOTICE]
+
+    parsed = client.chat.completions.parse(model="gpt-4o", messages=messages)
+    assert parsed.choices[0].message.content == "seen 0 system messages"
+    assert tool_texts(upstream.last) == [STALE_NOTICE]
+
+    with client.chat.completions.stream(model="gpt-4o", messages=messages) as helper:
+        assert [e.type for e in helper if e.type == "content.done"] == ["content.done"]
+    assert tool_texts(upstream.last) == [STALE_NOTICE]
+
+    client.beta.chat.completions.parse(model="gpt-4o", messages=messages)
+    assert tool_texts(upstream.last) == [STALE_NOTICE]
+    with client.chat.completions.with_streaming_response.create(model="gpt-4o", messages=messages) as streamed:
+        assert streamed.parse().id == "chatcmpl-7"
+    assert tool_texts(upstream.last) == [STALE_NOTICE]
+
+    assert in_process.store is not None
+    runs = in_process.store.list_runs()
+    assert len(runs) == 6  # one check per model call, each linked to its call
+    assert all(calls(in_process.store, r["run_id"]) for r in runs)

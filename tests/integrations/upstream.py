@@ -1,5 +1,6 @@
 """A stand-in for the OpenAI API: a real HTTP app (served by uvicorn on loopback) that answers chat
-completions (JSON and SSE streams) and responses, and keeps every request it was sent.
+completions and responses (JSON and SSE streams), lists models, makes embeddings, and keeps every
+request it was sent.
 
 It answers with the model `MODEL_VERSION` (as OpenAI answers an alias with a dated version) and ids
 `chatcmpl-<n>` / `resp_<n>`, and repeats in its answer how many system messages it was sent. Some
@@ -40,7 +41,23 @@ class Upstream:
 def system_texts(body: dict[str, Any]) -> list[str]:
     """The system messages a chat request carried (or the system items of a responses input)."""
     items = body.get("messages") or body.get("input") or []
+    if isinstance(items, str):
+        return []
     return [str(m["content"]) for m in items if isinstance(m, dict) and m.get("role") == "system"]
+
+
+def tool_texts(body: dict[str, Any]) -> list[Any]:
+    """What the tool results of a request said: chat tool/function messages' content, Responses outputs."""
+    items = body.get("messages") or body.get("input") or []
+    if isinstance(items, str):
+        return []
+    said = []
+    for item in items:
+        if isinstance(item, dict) and item.get("role") in ("tool", "function"):
+            said.append(item.get("content"))
+        elif isinstance(item, dict) and item.get("type") == "function_call_output":
+            said.append(item.get("output"))
+    return said
 
 
 def make_upstream() -> Upstream:
@@ -93,17 +110,49 @@ def make_upstream() -> Upstream:
     async def responses(request: Request) -> Response:
         body = await request.json()
         n = keep(body, request)
+        if body.get("model") == "refuse-key":
+            error = {"message": "Incorrect API key provided: sk-up*****ream.", "type": "invalid_request_error",
+                     "code": "invalid_api_key", "param": None}  # fmt: skip
+            return JSONResponse({"error": error}, status_code=401)
         text = f"seen {len(system_texts(body))} system messages"
-        message = {"type": "message", "id": f"msg_{n}", "status": "completed", "role": "assistant",
-                   "content": [{"type": "output_text", "text": text, "annotations": []}]}  # fmt: skip
-        return JSONResponse(
-            {"id": f"resp_{n}", "object": "response", "created_at": int(time.time()), "model": MODEL_VERSION,
-             "status": "completed", "output": [message], "parallel_tool_calls": True, "tool_choice": "auto",
-             "tools": [], "error": None, "incomplete_details": None, "instructions": None, "metadata": {},
-             "temperature": 1.0, "top_p": 1.0}
-        )  # fmt: skip
+        if body.get("stream"):
+            return StreamingResponse(_response_events(n, text), media_type="text/event-stream")
+        return JSONResponse(_response(n, text, "completed"))
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> Response:
+        upstream.headers.append(dict(request.headers))
+        return JSONResponse({"object": "list", "data": [
+            {"id": MODEL_VERSION, "object": "model", "created": 1767225600, "owned_by": "stand-in"}]})  # fmt: skip
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> Response:
+        body = await request.json()
+        keep(body, request)
+        return JSONResponse({"object": "list", "model": "embed-test", "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                             "data": [{"object": "embedding", "index": 0, "embedding": [0.5, 0.25]}]})  # fmt: skip
 
     return upstream
+
+
+def _response(n: int, text: str, status: str) -> dict[str, Any]:
+    message = {"type": "message", "id": f"msg_{n}", "status": "completed", "role": "assistant",
+               "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}  # fmt: skip
+    return {"id": f"resp_{n}", "object": "response", "created_at": int(time.time()), "model": MODEL_VERSION,
+            "status": status, "output": [message] if status == "completed" else [], "parallel_tool_calls": True,
+            "tool_choice": "auto", "tools": [], "error": None, "incomplete_details": None, "instructions": None,
+            "metadata": {}, "temperature": 1.0, "top_p": 1.0}  # fmt: skip
+
+
+async def _response_events(n: int, text: str) -> AsyncIterator[bytes]:
+    """A Responses API stream: created, one text delta per word, completed (as OpenAI sends them)."""
+    events: list[dict[str, Any]] = [{"type": "response.created", "response": _response(n, "", "in_progress")}]
+    for word in text.split(" "):
+        events.append({"type": "response.output_text.delta", "item_id": f"msg_{n}", "output_index": 0,
+                       "content_index": 0, "delta": word + " ", "logprobs": []})  # fmt: skip
+    events.append({"type": "response.completed", "response": _response(n, text, "completed")})
+    for sequence, event in enumerate(events):
+        yield f"event: {event['type']}\ndata: {json.dumps({**event, 'sequence_number': sequence})}\n\n".encode()
 
 
 def chunk(call_id: str, delta: dict[str, Any], finish: str | None = None) -> str:
