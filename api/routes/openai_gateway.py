@@ -1,92 +1,42 @@
-"""`POST /v1/openai/chat/completions`: an OpenAI-compatible gateway that guards the records a model is sent.
+"""`/v1/openai`: an OpenAI-compatible gateway that guards the records a model is sent.
 
 An application changes only its `base_url` (to `http://<freshguard>/v1/openai`) and its key (a pipeline
-key). The records in the request (see `api.gateway`) are checked; the request is then forwarded to
-`FRESHGUARD_OPENAI_UPSTREAM_URL`, with blocked records withheld, or refused (422). Every forwarded call
-that carried records is linked to its run. Errors are problem+json documents that also carry OpenAI's
-`error` member (`{"message", "type", "code", "param"}`, which the `openai` client reads); a 4xx says
-`x-should-retry: false`, so the `openai` client does not send a refused request again.
+key). `POST chat/completions` and `POST responses` (the Responses API) check the records the request
+carries (see `api.gateway`), then forward it to `FRESHGUARD_OPENAI_UPSTREAM_URL` with blocked records
+withheld, or refuse it (422); `GET models` is passed through. Every forwarded call that carried records
+is linked to its run, and every answer to a request that ran a check names the run in the header
+`x-freshguard-run-id`. Errors are problem+json documents that also carry OpenAI's `error` member
+(`{"message", "type", "code", "param"}`, which the `openai` client reads), on every path under
+`/v1/openai`, including paths the gateway does not serve; an error a retry cannot fix says
+`x-should-retry: false`, so the `openai` client does not send it again. The reference is
+docs/http-api.md.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from http import HTTPStatus
 from typing import Any
 
-import httpx2
-from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller
 from api.deps import CurrentGuardDep, MetricsDep, PipelineCaller, SettingsDep
-from api.gateway import (
-    GatewayInputError,
-    GatewayRequest,
-    first_call_in_stream,
-    forwarded,
-    model_call,
-    read_request,
-    refusal,
-)
-from api.problems import PROBLEM_JSON, responses
+from api.gateway import GatewayInputError, GatewayRequest, forwarded, read_request, refusal
+from api.gateway_relay import Link, Upstream, relay, relay_get, relay_stream
+from api.metrics import ServiceMetrics
+from api.openai_errors import RUN_HEADER, OpenAIErrorRoute, openai_error
+from api.problems import responses
 from api.settings import Settings
-from guard import CheckResult, Guard, GuardError, InputError, StoreError, tally_check
+from guard import CheckResult, Guard, GuardError, tally_check
 from guard._timestamps import utc_now
+from guard.integrations.tool_results import CHAT, RESPONSES, RequestShape
 
 _log = logging.getLogger("freshguard.gateway")
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-          413: "invalid_request_error", 422: "invalid_request_error"}  # fmt: skip
 INTEGRATION = "gateway"
 DEFAULT_PIPELINE = "openai-gateway"
-
-
-def openai_error(
-    status: int, message: str, *, code: str, param: str | None = None, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    """An error the `openai` client reads: OpenAI's `error` member, inside an RFC 9457 problem like every other.
-
-    A 4xx is marked `x-should-retry: false` (the same request would fail again).
-    """
-    kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
-    sent = dict(headers or {})
-    if status < 500:
-        sent["x-should-retry"] = "false"
-    body = {
-        "type": f"urn:freshguard:problem:{code.removeprefix('freshguard_').replace('_', '-')}",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": message,
-        "error": {"message": message, "type": kind, "code": code, "param": param},
-    }
-    return JSONResponse(body, status_code=status, headers=sent, media_type=PROBLEM_JSON)
-
-
-class OpenAIErrorRoute(APIRoute):
-    """A route whose errors, its dependencies' included (401, 403, 503), come in OpenAI's shape."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def handler(request: Request) -> Response:
-            try:
-                return await handle(request)
-            except HTTPException as exc:
-                detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-                return openai_error(exc.status_code, detail, code=f"freshguard_{exc.status_code}", headers=exc.headers)
-            except InputError as exc:
-                return openai_error(400, str(exc), code="freshguard_invalid_request")
-            except GuardError as exc:  # the store or the guard is not there: the service's trouble, not the caller's
-                code = "freshguard_store_unavailable" if isinstance(exc, StoreError) else "freshguard_unavailable"
-                return openai_error(503, str(exc), code=code)
-
-        return handler
-
 
 router = APIRouter(prefix="/v1/openai", tags=["openai"], route_class=OpenAIErrorRoute)
 
@@ -102,15 +52,36 @@ class ChatCompletionOut(BaseModel):
     choices: list[dict[str, Any]]
 
 
+class ResponseOut(BaseModel):
+    """The upstream model's Responses API answer, passed through (a `text/event-stream` of events when streamed)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(description="The upstream's response id; linked to the run.")
+    object: str = Field(examples=["response"])
+    model: str = Field(description="The model that answered; linked to the run.")
+    output: list[dict[str, Any]]
+
+
+class ModelsOut(BaseModel):
+    """The upstream's model list, passed through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    object: str = Field(examples=["list"])
+    data: list[dict[str, Any]]
+
+
 _ERRORS = """
 
 Errors are problems (RFC 9457) that carry OpenAI's `error` member, `{"message", "type", "code", "param"}`,
-which the `openai` client reads: 400 a request that is not a chat request, 401/403 a missing or non-pipeline key,
-422 `freshguard_blocked` (refused under `on_block: refuse`; header `x-freshguard-run-id`), 502/504 the upstream
-unreachable or late, 502 `freshguard_upstream_auth` when the upstream refuses the gateway's own key, 503 no
-upstream configured. Every 4xx carries `x-should-retry: false`. A stream the upstream breaks off ends with an
-SSE event `data: {"error": {...}}`. When the model answered but the call could not be linked to its run
-(the lineage store is down), the answer is returned with the header `x-freshguard-link: failed`.
+which the `openai` client reads: 400 a request that is not one this route takes, 401/403 a missing or
+non-pipeline key, 413 too many records, 422 `freshguard_blocked` (refused under `on_block: refuse`), 502/504
+the upstream unreachable or late, 502 `freshguard_upstream_auth` when the upstream refuses the gateway's own
+key, 503 no upstream configured. Every error a retry cannot fix (each 4xx, `freshguard_upstream_auth`,
+`freshguard_no_upstream`) carries `x-should-retry: false`. A stream the upstream breaks off ends with an SSE
+event `data: {"error": {...}}`. When the model answered but the call could not be linked to its run (the
+lineage store is down), the answer is returned with the header `x-freshguard-link: failed`.
 """
 
 
@@ -128,18 +99,80 @@ async def chat_completions(
     request: Request, caller: PipelineCaller, guard: CurrentGuardDep, settings: SettingsDep, metrics: MetricsDep
 ) -> Response:
     """Check the records a chat request carries, then forward it upstream (withheld or refused per policy)."""
+    return await _guarded(request, CHAT, caller, guard, settings=settings, metrics=metrics)
+
+
+@router.post(
+    "/responses",
+    response_model=ResponseOut,
+    responses=responses(
+        *(400, 401, 403, 413, 422, 503),
+        said={400: "Not a Responses API request.", 422: "Refused: a record is blocked (on_block: refuse)."},
+    ),
+    summary="Responses API, with the records its tool outputs carry guarded (OpenAI-compatible)",
+    description=(__doc__ or "") + _ERRORS,
+)
+async def create_response(
+    request: Request, caller: PipelineCaller, guard: CurrentGuardDep, settings: SettingsDep, metrics: MetricsDep
+) -> Response:
+    """Check the records in a Responses request's `function_call_output` items, then forward it upstream."""
+    return await _guarded(request, RESPONSES, caller, guard, settings=settings, metrics=metrics)
+
+
+@router.get(
+    "/models",
+    response_model=ModelsOut,
+    responses=responses(401, 403, 503),
+    summary="The upstream's models, passed through (OpenAI-compatible)",
+)
+async def list_models(caller: PipelineCaller, settings: SettingsDep) -> Response:
+    """The upstream's model list, as it gave it (nothing to check)."""
+    upstream = Upstream.of(settings)
+    if upstream is None:
+        return _no_upstream()
+    return await relay_get(upstream, "models")
+
+
+_SERVED = {"chat/completions": "POST", "responses": "POST", "models": "GET"}
+
+
+@router.api_route(
+    "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], include_in_schema=False
+)
+async def not_served(path: str, request: Request) -> Response:
+    """Any other path under /v1/openai: a 404 (405 for a served path with another method) in OpenAI's shape."""
+    served = ", ".join(f"{method} /v1/openai/{name}" for name, method in _SERVED.items())
+    method = _SERVED.get(path.strip("/"))
+    if method is not None:
+        return openai_error(405, f"/v1/openai/{path} takes {method}, not {request.method}",
+                            code="freshguard_method_not_allowed", headers={"allow": method})  # fmt: skip
+    return openai_error(
+        404, f"the Freshguard gateway does not serve /v1/openai/{path:.200}; it serves {served}",
+        code="freshguard_not_found",
+    )  # fmt: skip
+
+
+def _no_upstream() -> Response:
+    return openai_error(
+        503, "this Freshguard service has no upstream model configured; set FRESHGUARD_OPENAI_UPSTREAM_URL "
+        "(e.g. https://api.openai.com/v1)", code="freshguard_no_upstream",
+    )  # fmt: skip
+
+
+async def _guarded(
+    request: Request, shape: RequestShape, caller: Caller, guard: Guard, *, settings: Settings, metrics: ServiceMetrics
+) -> Response:
+    """Read, check and forward one model request of `shape` (chat completions or the Responses API)."""
     try:
-        parsed = read_request(json.loads(await request.body()))
+        parsed = read_request(json.loads(await request.body()), shape)
     except (ValueError, RecursionError) as exc:
         param = exc.param if isinstance(exc, GatewayInputError) else None
-        said = f"the body is not JSON ({exc}); send a chat completions request"
+        said = f"the body is not JSON ({exc}); send {'a chat completions' if shape is CHAT else 'a Responses'} request"
         message = str(exc) if isinstance(exc, GatewayInputError) else said
         return openai_error(400, message, code="freshguard_invalid_request", param=param)
-    if settings.openai_upstream_url is None:
-        return openai_error(
-            503, "this Freshguard service has no upstream model configured; set FRESHGUARD_OPENAI_UPSTREAM_URL "
-            "(e.g. https://api.openai.com/v1)", code="freshguard_no_upstream",
-        )  # fmt: skip
+    upstream = Upstream.of(settings)
+    if upstream is None:
+        return _no_upstream()
     if len(parsed.found) > settings.max_records:
         said = f"the request carries {len(parsed.found):,} records; at most {settings.max_records:,} are checked in one"
         return openai_error(413, said, code="freshguard_too_many_records")
@@ -149,30 +182,27 @@ async def chat_completions(
         result = await run_in_threadpool(_check, guard, parsed, pipeline, metrics)
     for unreadable in parsed.withheld:
         _log.warning("gateway: %s withheld unchecked: %s", unreadable.where, unreadable.why.why)
+    run = {RUN_HEADER: result.run_id} if result is not None else {}
     withholding = (result is not None and bool(result.blocked)) or bool(parsed.withheld)
     if withholding and (parsed.on_block or settings.openai_on_block) == "refuse":
         message, param = refusal(parsed, result)
-        run = {"x-freshguard-run-id": result.run_id} if result is not None else {}
         return openai_error(422, message, code="freshguard_blocked", param=param, headers=run)
     body = forwarded(parsed, result)
     link = _linker(guard, result, parsed)
+    path = "chat/completions" if shape is CHAT else "responses"
     if parsed.streamed:
-        return await _relay_stream(settings, body, link)
-    return await _relay(settings, body, link)
+        return await relay_stream(upstream, path, body, link, run)
+    return await relay(upstream, path, body, link, run)
 
 
 def _pipeline_of(caller: Caller) -> str:
     return DEFAULT_PIPELINE if caller.open else caller.name
 
 
-def _check(guard: Guard, parsed: GatewayRequest, pipeline: str, metrics: Any) -> CheckResult:
+def _check(guard: Guard, parsed: GatewayRequest, pipeline: str, metrics: ServiceMetrics) -> CheckResult:
     result = guard.check(parsed.envelopes, pipeline=pipeline)
     metrics.observe_check(result, tally_check(result.decisions), guard.policy)
     return result
-
-
-Link = Callable[[str | None, str | None], Awaitable[bool]]
-LINK_HEADER = "x-freshguard-link"
 
 
 def _linker(guard: Guard, result: CheckResult | None, parsed: GatewayRequest) -> Link:
@@ -185,7 +215,7 @@ def _linker(guard: Guard, result: CheckResult | None, parsed: GatewayRequest) ->
         store = guard.store
         if result is None or store is None:
             return True
-        extra = {"integration": INTEGRATION, "endpoint": "chat.completions", "stream": parsed.streamed}
+        extra = {"integration": INTEGRATION, "endpoint": parsed.shape.endpoint, "stream": parsed.streamed}
         requested = parsed.body.get("model")
         try:
             await run_in_threadpool(
@@ -200,132 +230,3 @@ def _linker(guard: Guard, result: CheckResult | None, parsed: GatewayRequest) ->
         return True
 
     return link
-
-
-def _upstream(settings: Settings) -> tuple[str, dict[str, str]]:
-    url = f"{str(settings.openai_upstream_url).rstrip('/')}/chat/completions"
-    headers = {"content-type": "application/json"}
-    if settings.openai_upstream_key:
-        headers["authorization"] = f"Bearer {settings.openai_upstream_key}"
-    return url, headers
-
-
-def redacted(url: str) -> str:
-    """A URL for the log: scheme, host, port and path, without credentials, query or fragment."""
-    try:
-        parsed = httpx2.URL(url)
-        port = f":{parsed.port}" if parsed.port else ""
-        return f"{parsed.scheme}://{parsed.host}{port}{parsed.path}"
-    except (httpx2.InvalidURL, ValueError, TypeError):
-        return "(an upstream URL that does not parse)"
-
-
-def _unreachable(url: str, exc: Exception) -> JSONResponse:
-    timed_out = isinstance(exc, httpx2.TimeoutException)
-    what = "did not answer in time" if timed_out else "could not be reached"
-    _log.error("gateway: the upstream model at %s %s (%s)", redacted(url), what, type(exc).__name__)
-    return openai_error(
-        504 if timed_out else 502,
-        f"the upstream model {what} ({type(exc).__name__}); the request was checked but not answered, try again",
-        code="freshguard_upstream_unavailable",
-    )
-
-
-def _upstream_refused_key(url: str, status: int) -> JSONResponse:
-    """The upstream refused the gateway's own key: the operator's to fix, never the caller's auth error."""
-    _log.error("gateway: the upstream model at %s refused the gateway's key (%d)", redacted(url), status)
-    return openai_error(
-        502,
-        "the gateway's upstream key was refused; the operator must set FRESHGUARD_OPENAI_UPSTREAM_KEY "
-        f"(the upstream model answered {status})",
-        code="freshguard_upstream_auth",
-    )
-
-
-#: Upstream statuses that mean the gateway's key, not the caller's request, was refused.
-_UPSTREAM_AUTH = (401, 403)
-
-
-def _passed_headers(upstream: httpx2.Response) -> dict[str, str]:
-    kept = ("x-request-id", "openai-processing-ms", "x-should-retry", "retry-after")
-    return {name: upstream.headers[name] for name in kept if name in upstream.headers}
-
-
-async def _relay(settings: Settings, body: dict[str, Any], link: Link) -> Response:
-    url, headers = _upstream(settings)
-    async with httpx2.AsyncClient(timeout=settings.openai_timeout_s) as client:
-        try:
-            upstream = await client.post(url, content=json.dumps(body).encode(), headers=headers)
-        except httpx2.HTTPError as exc:
-            return _unreachable(url, exc)
-    if upstream.status_code in _UPSTREAM_AUTH:
-        return _upstream_refused_key(url, upstream.status_code)
-    passed = _passed_headers(upstream)
-    if upstream.status_code == 200:
-        try:
-            answer = upstream.json()
-        except ValueError:
-            answer = None
-        if isinstance(answer, dict) and not await link(*model_call(answer)):
-            passed[LINK_HEADER] = "failed"
-    media_type = upstream.headers.get("content-type", "application/json")
-    return Response(upstream.content, status_code=upstream.status_code, media_type=media_type, headers=passed)
-
-
-def _stream_error(exc: Exception) -> bytes:
-    """The SSE event that ends a stream the upstream broke off (the `openai` client raises it as an APIError)."""
-    timed_out = isinstance(exc, httpx2.TimeoutException)
-    what = "stopped answering in time" if timed_out else "broke off the stream"
-    error = {
-        "message": f"the upstream model {what} ({type(exc).__name__}); the answer is incomplete, try again",
-        "type": "server_error",
-        "code": "freshguard_upstream_unavailable",
-        "param": None,
-    }
-    return f"data: {json.dumps({'error': error})}\n\n".encode()
-
-
-async def _relay_stream(settings: Settings, body: dict[str, Any], link: Link) -> Response:
-    url, headers = _upstream(settings)
-    client = httpx2.AsyncClient(timeout=settings.openai_timeout_s)
-    try:
-        upstream = await client.send(
-            client.build_request("POST", url, content=json.dumps(body).encode(),
-                                 headers={**headers, "accept": "text/event-stream"}),
-            stream=True,
-        )  # fmt: skip
-    except httpx2.HTTPError as exc:
-        await client.aclose()
-        return _unreachable(url, exc)
-    if upstream.status_code != 200:
-        try:
-            content = await upstream.aread()
-        except httpx2.HTTPError as exc:
-            return _unreachable(url, exc)
-        finally:
-            await upstream.aclose()
-            await client.aclose()
-        if upstream.status_code in _UPSTREAM_AUTH:
-            return _upstream_refused_key(url, upstream.status_code)
-        return Response(content, status_code=upstream.status_code,
-                        media_type=upstream.headers.get("content-type"), headers=_passed_headers(upstream))  # fmt: skip
-
-    async def relay() -> AsyncIterator[bytes]:
-        pending: bytes | None = b""  # what is read of the stream until the call id is found; None once linked
-        try:
-            async for piece in upstream.aiter_bytes():
-                yield piece
-                if pending is not None:
-                    call, pending = first_call_in_stream(pending + piece)
-                    if call is not None:
-                        pending = None
-                        await link(*call)  # best-effort: a failure is logged, the stream goes on
-        except httpx2.HTTPError as exc:
-            _log.error("gateway: the upstream model at %s broke off a stream (%s)", redacted(url), type(exc).__name__)
-            yield _stream_error(exc)
-        finally:
-            await upstream.aclose()
-            await client.aclose()
-
-    return StreamingResponse(relay(), media_type=upstream.headers.get("content-type", "text/event-stream"),
-                             headers=_passed_headers(upstream))  # fmt: skip

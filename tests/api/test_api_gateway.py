@@ -21,7 +21,7 @@ from guard import LineageStore, StoreError
 from tests.api.conftest import SAMPLE_KEY, key_of
 from tests.conftest import EXAMPLE_POLICY
 from tests.integrations.conftest import customer, serve
-from tests.integrations.upstream import MODEL_VERSION, STALL_S, Upstream, make_upstream, system_texts
+from tests.integrations.upstream import MODEL_VERSION, STALL_S, Upstream, make_upstream, system_texts, tool_texts
 from tests.serving import free_port
 
 QUESTION: Any = {"role": "user", "content": "What is the credit limit of C-1042 and C-2001?"}
@@ -481,3 +481,133 @@ def test_an_upstream_that_breaks_off_a_stream_ends_it_with_an_error_event(
             seen.extend(c.choices[0].delta.content for c in stream)
         assert seen == ["Ana's "]  # what came before the break reached the caller
         assert broken.value.code == "freshguard_upstream_unavailable"
+
+
+# -- the Responses API, the model list, run ids, retries and unknown paths ---------------------------
+
+
+def tool_output_input(*outputs: str) -> Any:
+    """A Responses input in which the model called a CRM tool once per output, and each call was answered."""
+    items: list[Any] = [QUESTION]
+    for i, output in enumerate(outputs):
+        items.append({"type": "function_call", "call_id": f"call_{i}", "name": "crm_lookup", "arguments": "{}"})
+        items.append({"type": "function_call_output", "call_id": f"call_{i}", "output": output})
+    return items
+
+
+def test_responses_tool_outputs_are_guarded_and_the_answer_names_its_run(gateway: Gateway, upstream: Upstream) -> None:
+    fresh = json.dumps(FRESH)
+    raw = gateway.client().responses.with_raw_response.create(
+        model="gpt-4o", input=tool_output_input(fresh, json.dumps(STALE))
+    )
+    answer = raw.parse()
+    assert answer.output_text == "seen 0 system messages"
+    assert tool_texts(upstream.last) == [fresh, STALE_NOTICE]
+    [run] = gateway.runs()
+    assert raw.headers["x-freshguard-run-id"] == run["run_id"]
+    assert [(c["model"], c["call_id"], c["extra"]) for c in run["model_calls"]] == [
+        (MODEL_VERSION, "resp_1", {"integration": "gateway", "endpoint": "responses", "stream": False})
+    ]
+
+
+def test_a_streamed_response_is_relayed_and_linked_on_its_first_event(gateway: Gateway, upstream: Upstream) -> None:
+    with gateway.client().responses.with_streaming_response.create(
+        model="gpt-4o", input=tool_output_input(json.dumps(STALE)), stream=True
+    ) as streamed:
+        run_id = streamed.headers["x-freshguard-run-id"]
+        events = [json.loads(line[5:]) for line in streamed.iter_lines() if line.startswith("data:")]
+    assert [events[0]["type"], events[-1]["type"]] == ["response.created", "response.completed"]
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == "seen 0 system messages"
+    assert tool_texts(upstream.last) == [STALE_NOTICE]
+    [run] = gateway.runs()
+    assert run["run_id"] == run_id
+    assert [(c["call_id"], c["extra"]["endpoint"], c["extra"]["stream"]) for c in run["model_calls"]] == [
+        ("resp_1", "responses", True)
+    ]
+
+
+def test_a_responses_text_input_with_context_records_gets_the_context_first(
+    gateway: Gateway, upstream: Upstream
+) -> None:
+    gateway.client().responses.create(
+        model="gpt-4o", input="What is Ana's credit limit?", extra_body={"freshguard": {"records": [FRESH]}}
+    )
+    sent = upstream.last["input"]
+    assert [item["role"] for item in sent] == ["system", "user"]
+    assert "[customer C-1042 from salesforce" in sent[0]["content"]
+
+
+def test_the_model_list_is_passed_through(gateway: Gateway, upstream: Upstream) -> None:
+    assert [m.id for m in gateway.client().models.list()] == [MODEL_VERSION]
+    assert upstream.headers[-1]["authorization"] == "Bearer sk-upstream"
+    assert gateway.runs() == []
+
+
+def test_every_answer_to_a_checked_request_names_its_run(gateway: Gateway) -> None:
+    client = gateway.client()
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=tool_call_messages(json.dumps(FRESH))
+    )
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o", messages=tool_call_messages(json.dumps(FRESH)), stream=True
+    ) as streamed:
+        streamed_run = streamed.headers["x-freshguard-run-id"]
+    unchecked = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=[QUESTION])
+    upstream_error = httpx2.post(
+        f"{gateway.openai_url}/chat/completions",
+        json={"model": "refuse-me", "messages": tool_call_messages(json.dumps(FRESH))},
+    )
+    assert upstream_error.status_code == 400
+    runs = {r["run_id"] for r in gateway.runs()}
+    assert {raw.headers["x-freshguard-run-id"], streamed_run, upstream_error.headers["x-freshguard-run-id"]} == runs
+    assert "x-freshguard-run-id" not in unchecked.headers
+
+
+def test_an_upstream_that_refuses_the_gateways_key_is_not_retried(gateway: Gateway, upstream: Upstream) -> None:
+    with pytest.raises(openai.InternalServerError) as caught:
+        gateway.client(max_retries=3).chat.completions.create(
+            model="refuse-key", messages=tool_call_messages(json.dumps(FRESH))
+        )
+    assert caught.value.status_code == 502
+    assert caught.value.code == "freshguard_upstream_auth"
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert caught.value.response.headers["x-freshguard-run-id"] == gateway.runs()[0]["run_id"]
+    assert len(upstream.bodies) == 1  # asked once: a retry cannot fix the operator's key
+
+
+def test_a_gateway_without_an_upstream_is_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for gateway in start(tmp_path, monkeypatch):
+        with pytest.raises(openai.InternalServerError) as caught:
+            gateway.client(max_retries=3).responses.create(model="m", input="hi")
+        assert caught.value.code == "freshguard_no_upstream"
+        assert caught.value.response.headers["x-should-retry"] == "false"
+
+
+def test_a_path_the_gateway_does_not_serve_answers_in_openais_shape(gateway: Gateway, upstream: Upstream) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        gateway.client(max_retries=3).embeddings.create(model="embed-test", input="hi")
+    error = caught.value
+    assert error.code == "freshguard_not_found"
+    assert "does not serve /v1/openai/embeddings; it serves POST /v1/openai/chat/completions" in error.message
+    assert error.response.headers["x-should-retry"] == "false"
+    wrong_method = httpx2.get(f"{gateway.openai_url}/chat/completions")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["message"] == "/v1/openai/chat/completions takes POST, not GET"
+    assert upstream.bodies == []
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "said"),
+    [
+        (b'{"model": "m", "input": 3}', "input", "input must be a text or a list of input items"),
+        (b'{"input": "hi"}', "model", "model must name the model"),
+        (b"[]", None, "a Responses API request"),
+    ],
+)
+def test_a_bad_responses_request_is_a_400_in_openais_shape(
+    gateway: Gateway, body: bytes, param: str | None, said: str
+) -> None:
+    answer = httpx2.post(f"{gateway.openai_url}/responses", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["param"] == param
+    assert said in answer.json()["error"]["message"]
