@@ -37,7 +37,7 @@ class GuardrailRequest(BaseModel):
                     "texts": ['{"id": "doc-1", "object": "customer", "key": "C-1042", "source": "sap", '
                               '"observed_at": "2026-11-22T10:00:00Z", "content": "Customer C-1042 ..."}'],
                     "structured_messages": None, "images": None, "tools": None, "request_data": {},
-                    "input_type": "request", "litellm_call_id": "4f0e...", "litellm_trace_id": None,
+                    "input_type": "request", "litellm_call_id": "4f0e...", "litellm_trace_id": None, "model": "gpt-4o",
                     "additional_provider_specific_params": {"pipeline": "support-bot", "on_block": "withhold"},
                 }
             ]
@@ -53,9 +53,10 @@ class GuardrailRequest(BaseModel):
         "request", description="request: before the model call (checked); response: the model's answer (not checked)."
     )
     litellm_call_id: str | None = Field(None, description="LiteLLM's id of the model call; linked to the run.")
+    model: str | None = Field(None, description="The model LiteLLM calls; linked to the run.")
     litellm_trace_id: str | None = None
     additional_provider_specific_params: dict[str, Any] | None = Field(
-        None, description="From LiteLLM's config: `pipeline`, `on_block` (withhold | refuse), `model`."
+        None, description="From LiteLLM's config: `pipeline`, `on_block` (withhold | refuse)."
     )
 
 

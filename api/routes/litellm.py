@@ -42,6 +42,7 @@ _log = logging.getLogger("freshguard.litellm")
 router = APIRouter(tags=["litellm"])
 INTEGRATION = "litellm"
 DEFAULT_PIPELINE = "litellm"
+UNKNOWN_MODEL = "unknown"  # a LiteLLM that names no model (older versions)
 
 
 @router.post(
@@ -110,12 +111,13 @@ def _pipeline(value: object, caller: Caller) -> str:
 def _link(guard: Guard, run_id: str, body: GuardrailRequest, params: dict[str, Any]) -> None:
     if guard.store is None:
         return
-    model = params.get("model") if isinstance(params.get("model"), str) else None
+    configured = params.get("model") if isinstance(params.get("model"), str) else None  # LiteLLM before `model`
+    model = body.model or configured or UNKNOWN_MODEL
     extra: dict[str, Any] = {"integration": INTEGRATION}
     if body.litellm_trace_id:
         extra["trace_id"] = body.litellm_trace_id
     try:
-        guard.store.link_consumption(run_id, model or "litellm", body.litellm_call_id, extra, linked_at=utc_now())
+        guard.store.link_consumption(run_id, model, body.litellm_call_id, extra, linked_at=utc_now())
     except GuardError as exc:  # the records are decided: a lost link must not turn the answer into an error
         _log.error(
             "litellm: run %s could not be linked to call %s (%s): %s",

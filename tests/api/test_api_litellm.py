@@ -126,6 +126,14 @@ def test_the_run_is_linked_to_litellms_call_and_kept_under_the_configured_pipeli
     assert [c["call_id"] for c in lineage["model_calls"]] == ["c0ffee00-1111-4222-8333-444455556666"]
 
 
+def test_lineage_records_the_model_litellm_sends(client: TestClient) -> None:
+    post(client, litellm_body([json.dumps(FRESH)], model="claude-sonnet-4", additional_provider_specific_params={}))
+    post(client, litellm_body([json.dumps(FRESH)], additional_provider_specific_params={}))
+    runs = client.get("/v1/runs").json()["runs"]
+    models = [client.get(f"/v1/runs/{r['run_id']}").json()["model_calls"][0]["model"] for r in runs]
+    assert sorted(models) == ["claude-sonnet-4", "unknown"]  # never "litellm", which is no model
+
+
 def test_the_models_answer_is_not_checked(client: TestClient) -> None:
     answer = post(client, litellm_body([json.dumps(STALE)], input_type="response"))
     assert answer == {"action": "NONE"}
