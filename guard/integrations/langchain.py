@@ -1,19 +1,24 @@
-"""LangChain (langchain-core): a guarded retriever, a guard step for LCEL chains, and a callback handler.
+"""LangChain (langchain-core): a guarded retriever, a document compressor, a guard step for LCEL chains, and a
+callback handler.
 
-    from guard.integrations.langchain import GuardedRetriever, FreshguardHandler, guard_documents
+    from guard.integrations.langchain import GuardedRetriever, FreshguardCompressor, guard_documents
 
-    retriever = GuardedRetriever(retriever=store.as_retriever(), checker=guard, pipeline="support-bot")
+    retriever = GuardedRetriever(base_retriever=store.as_retriever(), checker=guard, pipeline="support-bot")
     docs = retriever.invoke("what is Ana's credit limit?")        # only the allowed documents
     docs[0].metadata["freshguard"]                                 # {"action", "reasons", "run_id", "policy"}
 
+    compressed = ContextualCompressionRetriever(
+        base_compressor=FreshguardCompressor(checker=guard, pipeline="support-bot"), base_retriever=retriever
+    )
     chain = store.as_retriever() | guard_documents(guard, pipeline="support-bot") | format_docs | prompt | model
 
-Each `Document` becomes a record envelope: metadata members named like the envelope's (`id`, `object`,
-`key`, `source`, `observed_at`, `updated_at`, `fields`, `lineage`, `signature`), `content` from
-`page_content`, `id` from the document's id (else `doc-<position>`); `mapping` adds to or overrides that,
-as {envelope member: metadata key} or a function of the document. Blocked documents are dispatched as
-the custom callback event `freshguard_blocked` (`FreshguardHandler` collects them); `min_allowed` raises
-`BlockedContextError` instead of handing the model fewer documents than that.
+Each `Document` becomes a record envelope (`guard.integrations.documents`): metadata members named like
+the envelope's, `content` from `page_content`, `id` from the document's id (else `doc-<position>`);
+`mapping` adds to or overrides that, as {envelope member: metadata key} or a function of the document.
+A document whose metadata carries no envelope is withheld with a reason that says so, and a warning is
+logged once per retriever. Blocked documents are dispatched as the custom callback event
+`freshguard_blocked` (`FreshguardHandler` collects them); `min_allowed` raises `BlockedContextError`
+instead of handing the model fewer documents than that.
 
 Install with `pip install 'freshguard[langchain]'`.
 """
@@ -21,26 +26,29 @@ Install with `pip install 'freshguard[langchain]'`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import (
+    AsyncCallbackManager,
     AsyncCallbackManagerForRetrieverRun,
     BaseCallbackHandler,
+    CallbackManager,
     CallbackManagerForRetrieverRun,
+    Callbacks,
     adispatch_custom_event,
     dispatch_custom_event,
 )
-from langchain_core.documents import Document
+from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableLambda
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from guard import Action, CheckResult, Decision, Guard
 from guard.integrations.checking import (
+    BlockedContextError,
     Checker,
     RemoteChecker,
     acheck_records,
@@ -48,13 +56,33 @@ from guard.integrations.checking import (
     enforce_floor,
     try_link_call,
 )
+from guard.integrations.documents import (
+    ENVELOPE_MEMBERS,
+    OnceWarning,
+    envelope_of,
+    lacks_envelope,
+    no_envelope,
+    validate_mapping,
+)
+
+__all__ = [
+    "BLOCKED_EVENT",
+    "ENVELOPE_MEMBERS",
+    "METADATA_KEY",
+    "BlockedContextError",
+    "BlockedDocument",
+    "FreshguardCompressor",
+    "FreshguardHandler",
+    "GuardedRetriever",
+    "Screened",
+    "document_envelope",
+    "guard_documents",
+]
 
 #: The name of the custom callback event that reports blocked documents.
 BLOCKED_EVENT = "freshguard_blocked"
 #: The metadata member of each returned document that holds the guard's decision.
 METADATA_KEY = "freshguard"
-#: Envelope members read from a document's metadata under the same name.
-ENVELOPE_MEMBERS = ("id", "object", "key", "source", "observed_at", "updated_at", "fields", "lineage", "signature")
 
 #: {envelope member: metadata key}, or a function from a document to envelope members.
 RecordMapping = Mapping[str, str] | Callable[[Document], Mapping[str, Any]]
@@ -62,22 +90,8 @@ RecordMapping = Mapping[str, str] | Callable[[Document], Mapping[str, Any]]
 
 def document_envelope(document: Document, position: int, mapping: RecordMapping | None = None) -> dict[str, Any]:
     """The record envelope of one document: the default mapping, then `mapping` over it."""
-    metadata = document.metadata
-    envelope: dict[str, Any] = {member: _json(metadata[member]) for member in ENVELOPE_MEMBERS if member in metadata}
-    envelope.setdefault("id", document.id or f"doc-{position}")
-    envelope["content"] = document.page_content
-    if callable(mapping):
-        envelope.update({member: _json(value) for member, value in mapping(document).items()})
-    elif mapping is not None:
-        for member, key in mapping.items():
-            if key in metadata:
-                envelope[member] = _json(metadata[key])
-    return envelope
-
-
-def _json(value: Any) -> Any:
-    # Timestamps in metadata are often datetimes; the envelope carries ISO 8601 text.
-    return value.isoformat() if isinstance(value, datetime) else value
+    return envelope_of(document, document.metadata, document.page_content, doc_id=document.id, position=position,
+                       mapping=mapping)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +125,7 @@ class _Screen:
     mapping: RecordMapping | None = None
     min_allowed: int = 0
     consumer: Mapping[str, Any] | None = None
+    warning: OnceWarning = field(default_factory=OnceWarning)
 
     def envelopes(self, documents: Sequence[Document]) -> list[dict[str, Any]]:
         return [document_envelope(document, i, self.mapping) for i, document in enumerate(documents)]
@@ -118,30 +133,32 @@ class _Screen:
     def screen(self, documents: Sequence[Document]) -> Screened:
         if not documents:
             return Screened([], [], None)
-        result = check_records(self.checker, self.envelopes(documents), pipeline=self.pipeline, consumer=self.consumer)
-        return _split(documents, result)
+        envelopes = self.envelopes(documents)
+        result = check_records(self.checker, envelopes, pipeline=self.pipeline, consumer=self.consumer)
+        return self._split(documents, envelopes, result)
 
     async def ascreen(self, documents: Sequence[Document]) -> Screened:
         if not documents:
             return Screened([], [], None)
         envelopes = self.envelopes(documents)
         result = await acheck_records(self.checker, envelopes, pipeline=self.pipeline, consumer=self.consumer)
-        return _split(documents, result)
+        return self._split(documents, envelopes, result)
+
+    def _split(self, documents: Sequence[Document], envelopes: list[dict[str, Any]], result: CheckResult) -> Screened:
+        bare = {i for i, envelope in enumerate(envelopes) if lacks_envelope(envelope)}
+        self.warning.documents_without_envelope([envelopes[i]["id"] for i in sorted(bare)], self.pipeline)
+        allowed: list[Document] = []
+        blocked: list[BlockedDocument] = []
+        for i, (document, decision) in enumerate(zip(documents, result.decisions, strict=True)):
+            if decision.action is Action.BLOCK:
+                blocked.append(BlockedDocument(document, no_envelope(decision) if i in bare else decision))
+            else:
+                allowed.append(_annotated(document, decision, result))
+        return Screened(allowed, blocked, result)
 
     def floor(self, screened: Screened) -> None:
         if screened.result is not None:
             enforce_floor(screened.result, self.min_allowed, what="documents")
-
-
-def _split(documents: Sequence[Document], result: CheckResult) -> Screened:
-    allowed: list[Document] = []
-    blocked: list[BlockedDocument] = []
-    for document, decision in zip(documents, result.decisions, strict=True):
-        if decision.action is Action.BLOCK:
-            blocked.append(BlockedDocument(document, decision))
-        else:
-            allowed.append(_annotated(document, decision, result))
-    return Screened(allowed, blocked, result)
 
 
 def _annotated(document: Document, decision: Decision, result: CheckResult) -> Document:
@@ -168,6 +185,7 @@ def _event(screened: Screened) -> dict[str, Any]:
                 "id": b.decision.id,
                 "reasons": [{"code": r.code.value, "message": r.message} for r in b.decision.reasons],
                 "document": b.document,
+                "decision": b.decision,
             }
             for b in screened.blocked
         ],
@@ -187,40 +205,39 @@ def _checker_field(value: object) -> object:
 class GuardedRetriever(BaseRetriever):
     """Wraps any retriever: checks what it found and returns only the documents the guard allows.
 
-    Sync (`invoke`) and async (`ainvoke`); with a `Guard` or a `ServiceClient` as `checker`.
+    Sync (`invoke`) and async (`ainvoke`); with a `Guard` or a `ServiceClient` as `checker`. The wrapped
+    retriever is `base_retriever=` (as LangChain's own wrappers take it) or `retriever=`.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    retriever: BaseRetriever = Field(description="The retriever whose documents are checked.")
+    retriever: BaseRetriever | None = Field(None, description="The retriever whose documents are checked.")
+    base_retriever: BaseRetriever | None = Field(None, description="The same, under the name LangChain's wrappers use.")
     checker: Any = Field(description="A guard.Guard or a guard.ServiceClient.")
     pipeline: str = Field(min_length=1, description="The pipeline the checks are kept under.")
     mapping: Any = Field(None, description="{envelope member: metadata key}, or a function Document -> members.")
     min_allowed: int = Field(0, ge=0, description="Raise BlockedContextError when blocking leaves fewer documents.")
     consumer: dict[str, Any] | None = Field(None, description="Kept with each check, e.g. {'model': ...}.")
+    _warning: OnceWarning = PrivateAttr(default_factory=OnceWarning)
 
     _validate_checker = field_validator("checker")(_checker_field)
+    _validate_mapping = field_validator("mapping")(validate_mapping)
 
-    @field_validator("mapping")
-    @classmethod
-    def _validate_mapping(cls, value: object) -> object:
-        if value is None or callable(value):
-            return value
-        if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
-            raise ValueError("mapping must be {envelope member: metadata key} or a function Document -> members")
-        unknown = sorted(set(value) - {*ENVELOPE_MEMBERS, "content"})
-        if unknown:
-            raise ValueError(
-                f"mapping names {', '.join(unknown)}, which are not envelope members; "
-                f"use: {', '.join([*ENVELOPE_MEMBERS, 'content'])}"
-            )
-        return value
+    @model_validator(mode="after")
+    def _one_retriever(self) -> GuardedRetriever:
+        if (self.retriever is None) == (self.base_retriever is None):
+            raise ValueError("give the retriever to wrap once: base_retriever= (or retriever=), not both or neither")
+        self.retriever = self.base_retriever = self.retriever or self.base_retriever
+        return self
+
+    @property
+    def _wrapped(self) -> BaseRetriever:
+        assert self.retriever is not None  # noqa: S101 - _one_retriever made sure
+        return self.retriever
 
     @property
     def _screen(self) -> _Screen:
-        return _Screen(self.checker, self.pipeline, self.mapping, self.min_allowed, self.consumer)
+        return _Screen(self.checker, self.pipeline, self.mapping, self.min_allowed, self.consumer, self._warning)
 
     def screen(self, documents: Sequence[Document]) -> Screened:
         """Check documents found elsewhere, as this retriever checks its own (no callbacks, no floor)."""
@@ -231,7 +248,7 @@ class GuardedRetriever(BaseRetriever):
         return await self._screen.ascreen(documents)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        found = self.retriever.invoke(query, config={"callbacks": run_manager.get_child()})
+        found = self._wrapped.invoke(query, config={"callbacks": run_manager.get_child()})
         screen = self._screen
         screened = screen.screen(found)
         if screened.blocked:
@@ -242,7 +259,7 @@ class GuardedRetriever(BaseRetriever):
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
     ) -> list[Document]:
-        found = await self.retriever.ainvoke(query, config={"callbacks": run_manager.get_child()})
+        found = await self._wrapped.ainvoke(query, config={"callbacks": run_manager.get_child()})
         screen = self._screen
         screened = await screen.ascreen(found)
         if screened.blocked:
@@ -279,6 +296,52 @@ def guard_documents(
     return RunnableLambda(guard_step, afunc=aguard_step, name="freshguard")
 
 
+class FreshguardCompressor(BaseDocumentCompressor):
+    """A document compressor for `ContextualCompressionRetriever`: keeps the documents the guard allows.
+
+    The same decisions, annotations, `freshguard_blocked` events and floor as `GuardedRetriever`.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    checker: Any = Field(description="A guard.Guard or a guard.ServiceClient.")
+    pipeline: str = Field(min_length=1, description="The pipeline the checks are kept under.")
+    mapping: Any = Field(None, description="{envelope member: metadata key}, or a function Document -> members.")
+    min_allowed: int = Field(0, ge=0, description="Raise BlockedContextError when blocking leaves fewer documents.")
+    consumer: dict[str, Any] | None = Field(None, description="Kept with each check, e.g. {'model': ...}.")
+    _warning: OnceWarning = PrivateAttr(default_factory=OnceWarning)
+
+    _validate_checker = field_validator("checker")(_checker_field)
+    _validate_mapping = field_validator("mapping")(validate_mapping)
+
+    @property
+    def _screen(self) -> _Screen:
+        return _Screen(self.checker, self.pipeline, self.mapping, self.min_allowed, self.consumer, self._warning)
+
+    def compress_documents(
+        self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
+    ) -> Sequence[Document]:
+        """The documents the guard allows, annotated; the blocked ones reported as a `freshguard_blocked` event."""
+        screen = self._screen
+        screened = screen.screen(documents)
+        if screened.blocked:
+            CallbackManager.configure(inheritable_callbacks=callbacks).on_custom_event(BLOCKED_EVENT, _event(screened))
+        screen.floor(screened)
+        return screened.documents
+
+    async def acompress_documents(
+        self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
+    ) -> Sequence[Document]:
+        """`compress_documents`, without blocking the event loop."""
+        screen = self._screen
+        screened = await screen.ascreen(documents)
+        if screened.blocked:
+            manager = AsyncCallbackManager.configure(inheritable_callbacks=callbacks)
+            await manager.on_custom_event(BLOCKED_EVENT, _event(screened))
+        screen.floor(screened)
+        return screened.documents
+
+
 class FreshguardHandler(BaseCallbackHandler):
     """A callback handler that collects what the guard blocked and, given a checker, links model calls.
 
@@ -310,8 +373,7 @@ class FreshguardHandler(BaseCallbackHandler):
             return
         result: CheckResult = data["result"]
         self._saw_run(result.run_id)
-        documents = {b["id"]: b["document"] for b in data["blocked"]}
-        self.blocked.extend(BlockedDocument(documents[d.id], d) for d in result.blocked if d.id in documents)
+        self.blocked.extend(BlockedDocument(b["document"], b["decision"]) for b in data["blocked"])
 
     def on_retriever_end(self, documents: Sequence[Document], *, run_id: UUID, **kwargs: Any) -> None:
         """Note the runs of guarded documents (a retrieval that blocked nothing sends no event)."""

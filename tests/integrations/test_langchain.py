@@ -25,6 +25,7 @@ from guard.integrations.checking import BlockedContextError, Checker
 from guard.integrations.langchain import (
     BLOCKED_EVENT,
     METADATA_KEY,
+    FreshguardCompressor,
     FreshguardHandler,
     GuardedRetriever,
     document_envelope,
@@ -280,3 +281,82 @@ def test_nothing_found_is_not_checked(in_process: Guard) -> None:
     assert guarded.invoke("q") == []
     assert in_process.store is not None
     assert in_process.store.list_runs() == []
+
+
+# -- LangChain's own shapes: base_retriever=, a document compressor, documents without an envelope ----------
+
+
+def test_blocked_context_error_comes_from_the_integration_itself() -> None:
+    import guard.integrations.langchain as integration
+
+    assert integration.BlockedContextError is BlockedContextError
+    assert "BlockedContextError" in integration.__all__
+
+
+def test_base_retriever_is_taken_as_langchains_wrappers_take_it(
+    in_process: Guard, records: list[dict[str, Any]]
+) -> None:
+    base = vector_retriever([as_document(r) for r in records])
+    guarded = GuardedRetriever(base_retriever=base, checker=in_process, pipeline=PIPELINE)
+    assert guarded.base_retriever is base
+    assert decided(guarded.invoke("credit limit")) == [("cust-fresh", "allow"), ("cust-owner", "allow")]
+    with pytest.raises(ValidationError, match=r"base_retriever= \(or retriever=\), not both or neither"):
+        GuardedRetriever(base_retriever=base, retriever=base, checker=in_process, pipeline=PIPELINE)
+
+
+def test_a_compressor_guards_a_contextual_compression_retriever(
+    checker: Checker, records: list[dict[str, Any]]
+) -> None:
+    from langchain_classic.retrievers import ContextualCompressionRetriever
+
+    handler = FreshguardHandler()
+    compressor = FreshguardCompressor(checker=checker, pipeline=PIPELINE)
+    retriever = ContextualCompressionRetriever(
+        base_compressor=compressor, base_retriever=vector_retriever([as_document(r) for r in records])
+    )
+
+    found = retriever.invoke("credit limit of Ana", config={"callbacks": [handler]})
+
+    assert decided(found) == [("cust-fresh", "allow"), ("cust-owner", "allow")]
+    assert sorted(b.document.id or "" for b in handler.blocked) == ["cust-sap-copy", "cust-stale"]
+    assert handler.run_ids == [found[0].metadata[METADATA_KEY]["run_id"]]
+
+    async def compress() -> list[Document]:
+        try:
+            return await retriever.ainvoke("credit limit of Ana")
+        finally:
+            if isinstance(checker, ServiceClient):
+                await checker.aclose()
+
+    assert decided(run_async(compress)) == [("cust-fresh", "allow"), ("cust-owner", "allow")]
+
+
+def test_the_compressors_floor_raises(in_process: Guard, records: list[dict[str, Any]]) -> None:
+    compressor = FreshguardCompressor(checker=in_process, pipeline=PIPELINE, min_allowed=3)
+    with pytest.raises(BlockedContextError, match="below the floor of 3"):
+        compressor.compress_documents([as_document(r) for r in records], "credit limit")
+
+
+def test_a_document_without_an_envelope_is_withheld_with_a_reason_and_one_warning(
+    in_process: Guard, records: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    plain = [Document(page_content="Our refund policy: 30 days.", id="kb-1", metadata={"title": "Refunds"})]
+    handler = FreshguardHandler()
+    guarded = GuardedRetriever(
+        base_retriever=vector_retriever([as_document(records[0]), *plain]), checker=in_process, pipeline=PIPELINE
+    )
+
+    found = guarded.invoke("refunds", config={"callbacks": [handler]})
+    guarded.invoke("refunds again", config={"callbacks": [handler]})
+
+    assert decided(found) == [("cust-fresh", "allow")]
+    [reasons, _] = [b.reasons for b in handler.blocked]
+    assert reasons == [
+        "document kb-1 carries no record envelope in its metadata (no object, key or source), so Freshguard cannot "
+        "tell what it is about, where it came from or how old it is; add those members to the metadata when the "
+        "documents are loaded, or name the metadata keys that hold them with mapping="
+    ]
+    warned = [r for r in caplog.records if "carry no record envelope" in r.getMessage()]
+    assert len(warned) == 1  # once per retriever, not once per query
+    assert "1 retrieved documents for pipeline support-rag" in warned[0].getMessage()
+    assert "kb-1" in warned[0].getMessage()
