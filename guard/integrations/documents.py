@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from guard import Decision, Reason, ReasonCode
+from guard import Action, CheckResult, Decision, Reason, ReasonCode
 
 _log = logging.getLogger("freshguard.integrations")
 
@@ -29,6 +29,7 @@ IDENTITY_MEMBERS = ("object", "key", "source")
 
 #: {envelope member: metadata key}, or a function from a document to envelope members.
 Mapping_ = Mapping[str, str] | Callable[[Any], Mapping[str, Any]]
+_D = TypeVar("_D")
 
 
 def envelope_of(
@@ -107,3 +108,34 @@ class OnceWarning:
             "the documents are loaded, or pass mapping= (this warning is logged once per retriever)",
             len(ids), pipeline, shown,
         )  # fmt: skip
+
+
+def verdict(decision: Decision, result: CheckResult) -> dict[str, Any]:
+    """What a kept document's metadata says of its decision: action, reasons, run and policy."""
+    return {
+        "action": decision.action.value,
+        "reasons": [{"code": r.code.value, "message": r.message} for r in decision.reasons],
+        "run_id": result.run_id,
+        "policy": {"name": result.policy.name, "version": result.policy.version},
+    }
+
+
+def split(
+    documents: Sequence[_D],
+    envelopes: Sequence[Mapping[str, Any]],
+    result: CheckResult,
+    *,
+    warning: OnceWarning,
+    pipeline: str,
+) -> tuple[list[tuple[_D, Decision]], list[tuple[_D, Decision]]]:
+    """Documents with their decisions: the kept ones and the blocked ones (those without an envelope said so)."""
+    bare = {i for i, envelope in enumerate(envelopes) if lacks_envelope(envelope)}
+    warning.documents_without_envelope([str(envelopes[i]["id"]) for i in sorted(bare)], pipeline)
+    kept: list[tuple[_D, Decision]] = []
+    blocked: list[tuple[_D, Decision]] = []
+    for i, (document, decision) in enumerate(zip(documents, result.decisions, strict=True)):
+        if decision.action is Action.BLOCK:
+            blocked.append((document, no_envelope(decision) if i in bare else decision))
+        else:
+            kept.append((document, decision))
+    return kept, blocked

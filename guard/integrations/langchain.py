@@ -46,7 +46,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from guard import Action, CheckResult, Decision, Guard
+from guard import CheckResult, Decision, Guard
 from guard.integrations.checking import (
     BlockedContextError,
     Checker,
@@ -60,9 +60,9 @@ from guard.integrations.documents import (
     ENVELOPE_MEMBERS,
     OnceWarning,
     envelope_of,
-    lacks_envelope,
-    no_envelope,
+    split,
     validate_mapping,
+    verdict,
 )
 
 __all__ = [
@@ -145,16 +145,9 @@ class _Screen:
         return self._split(documents, envelopes, result)
 
     def _split(self, documents: Sequence[Document], envelopes: list[dict[str, Any]], result: CheckResult) -> Screened:
-        bare = {i for i, envelope in enumerate(envelopes) if lacks_envelope(envelope)}
-        self.warning.documents_without_envelope([envelopes[i]["id"] for i in sorted(bare)], self.pipeline)
-        allowed: list[Document] = []
-        blocked: list[BlockedDocument] = []
-        for i, (document, decision) in enumerate(zip(documents, result.decisions, strict=True)):
-            if decision.action is Action.BLOCK:
-                blocked.append(BlockedDocument(document, no_envelope(decision) if i in bare else decision))
-            else:
-                allowed.append(_annotated(document, decision, result))
-        return Screened(allowed, blocked, result)
+        kept, blocked = split(documents, envelopes, result, warning=self.warning, pipeline=self.pipeline)
+        return Screened([_annotated(document, decision, result) for document, decision in kept],
+                        [BlockedDocument(document, decision) for document, decision in blocked], result)  # fmt: skip
 
     def floor(self, screened: Screened) -> None:
         if screened.result is not None:
@@ -162,13 +155,7 @@ class _Screen:
 
 
 def _annotated(document: Document, decision: Decision, result: CheckResult) -> Document:
-    verdict = {
-        "action": decision.action.value,
-        "reasons": [{"code": r.code.value, "message": r.message} for r in decision.reasons],
-        "run_id": result.run_id,
-        "policy": {"name": result.policy.name, "version": result.policy.version},
-    }
-    return document.model_copy(update={"metadata": {**document.metadata, METADATA_KEY: verdict}})
+    return document.model_copy(update={"metadata": {**document.metadata, METADATA_KEY: verdict(decision, result)}})
 
 
 def _event(screened: Screened) -> dict[str, Any]:
