@@ -53,8 +53,21 @@ def outputs_text(notebook: Any) -> str:
     )
 
 
-def test_the_quickstart_shows_a_stale_and_a_conflicting_document_blocked(tmp_path: Path) -> None:
-    text = outputs_text(execute(ROOT / "notebooks" / "quickstart.ipynb", tmp_path))
+def every_output(notebook: Any) -> str:
+    """Everything the notebook shows: printed text, results, errors."""
+    return "\n".join(str(output) for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs)
+
+
+SECRET = "whsec-live-7c1d9e3f5a2b4c6d"
+
+
+def test_the_quickstart_shows_a_stale_and_a_conflicting_document_blocked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRIPE_SIGNING_KEY", SECRET)  # a real key exported by the reader: never to be shown
+    notebook = execute(ROOT / "notebooks" / "quickstart.ipynb", tmp_path)
+    assert SECRET not in every_output(notebook)
+    text = outputs_text(notebook)
     assert "ALLOWED  crm-ana" in text
     assert "BLOCKED  erp-bruno  STALE" in text
     assert "BLOCKED  erp-carla  CONFLICT" in text
@@ -64,7 +77,9 @@ def test_the_quickstart_shows_a_stale_and_a_conflicting_document_blocked(tmp_pat
 def test_the_lineage_review_finds_the_calls_and_draws_the_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plot = tmp_path / "lineage-review.png"
     monkeypatch.setenv("FRESHGUARD_NOTEBOOK_PLOT", str(plot))
+    monkeypatch.setenv("STRIPE_SIGNING_KEY", SECRET)
     notebook = execute(ROOT / "notebooks" / "lineage-review.ipynb", tmp_path)
+    assert SECRET not in every_output(notebook)
     text = outputs_text(notebook)
     assert "72 checks and model calls kept" in text
     assert "model calls that saw SAP data" in text
