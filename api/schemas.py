@@ -1,4 +1,4 @@
-"""The API's request and response bodies, as DESIGN.md fixes them (apart from the library's own types)."""
+"""The API's request and response bodies, as docs/http-api.md describes them (apart from the library's own types)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class CheckRequest(BaseModel):
 
     pipeline: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, description="The pipeline the check is for.")
     records: list[Any] = Field(
-        description="Record envelopes (see DESIGN.md). Any JSON value is taken: one that is not a valid "
+        description="Record envelopes (see docs/records.md). Any JSON value is taken: one that is not a valid "
         "envelope is decided INVALID_RECORD, not refused."
     )
     consumer: dict[str, Any] | None = Field(

@@ -18,7 +18,7 @@ class LineageHop(BaseModel):
 
 
 class Record(BaseModel):
-    """A record about one business entity, as DESIGN.md's envelope describes it.
+    """A record about one business entity, as the record envelope (docs/records.md) describes it.
 
     `Guard.check` takes these or plain dicts; dicts are checked as sent (timestamps
     and signatures included), a `Record` is first turned into its JSON form.

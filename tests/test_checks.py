@@ -1,4 +1,4 @@
-"""Every reason code of DESIGN.md, one table of records per concern, decided through `Guard.check`."""
+"""Every reason code of docs/decisions.md, one table of records per concern, decided through `Guard.check`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Conflicts between records about one entity in one check, under each rule of DESIGN.md."""
+"""Conflicts between records about one entity in one check, under each rule of docs/decisions.md."""
 
 from __future__ import annotations
 

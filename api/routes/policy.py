@@ -23,7 +23,7 @@ _ORIGIN = "PUT /v1/policy"
 _PUT_BODY = {
     "requestBody": {
         "required": True,
-        "description": "The whole policy file, as YAML or JSON (see DESIGN.md); its version must be higher "
+        "description": "The whole policy file, as YAML or JSON (see docs/policy.md); its version must be higher "
         "than the one in force.",
         "content": {
             "application/yaml": {
