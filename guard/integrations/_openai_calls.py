@@ -68,27 +68,23 @@ class Plan:
             enforce_floor(result, self.min_allowed)
         return guarded_request(request, shape, carried, result, include_notices=self.include_notices)
 
-    def link(self, result: CheckResult, shape: RequestShape, sent: Mapping[str, Any]) -> Link:
-        requested = sent.get("model")
+    def link(self, result: CheckResult, shape: RequestShape, sent: Mapping[str, Any], *, streamed: bool) -> Link:
+        requested, extra = sent.get("model"), {"endpoint": shape.endpoint, "stream": streamed}
 
         def link(model: str | None, call_id: str | None) -> None:
             try_link_call(self.checker, result.run_id, model=model or str(requested or "unknown"), call_id=call_id,
-                          integration=INTEGRATION, extra=_extra(shape, sent))  # fmt: skip
+                          integration=INTEGRATION, extra=extra)  # fmt: skip
 
         return link
 
-    def alink(self, result: CheckResult, shape: RequestShape, sent: Mapping[str, Any]) -> AsyncLink:
-        requested = sent.get("model")
+    def alink(self, result: CheckResult, shape: RequestShape, sent: Mapping[str, Any], *, streamed: bool) -> AsyncLink:
+        requested, extra = sent.get("model"), {"endpoint": shape.endpoint, "stream": streamed}
 
         async def link(model: str | None, call_id: str | None) -> None:
             await atry_link_call(self.checker, result.run_id, model=model or str(requested or "unknown"),
-                                 call_id=call_id, integration=INTEGRATION, extra=_extra(shape, sent))  # fmt: skip
+                                 call_id=call_id, integration=INTEGRATION, extra=extra)  # fmt: skip
 
         return link
-
-
-def _extra(shape: RequestShape, sent: Mapping[str, Any]) -> dict[str, Any]:
-    return {"endpoint": shape.endpoint, "stream": sent.get("stream") is True}
 
 
 def _requested(sent: Mapping[str, Any]) -> str | None:
@@ -149,8 +145,9 @@ class GuardedCalls(_Passing):
         response = getattr(self._resource, method)(**sent)
         if result is None:
             return Checked(response, None)
-        link = plan.link(result, shape, sent)
-        return Checked(linked(response, link, requested=_requested(sent), streamed=sent.get("stream") is True), result)
+        streamed = method == "stream" or sent.get("stream") is True
+        link = plan.link(result, shape, sent, streamed=streamed)
+        return Checked(linked(response, link, requested=_requested(sent), streamed=streamed), result)
 
 
 class AsyncGuardedCalls(_Passing):
@@ -210,15 +207,16 @@ class AsyncGuardedCalls(_Passing):
         response = await getattr(self._resource, method)(**sent)
         if result is None:
             return Checked(response, None)
-        link = self._plan.alink(result, self._shape, sent)
         streamed = sent.get("stream") is True
+        link = self._plan.alink(result, self._shape, sent, streamed=streamed)
         return Checked(await alinked(response, link, requested=_requested(sent), streamed=streamed), result)
 
     def _context(self, method: str, records: Iterable[Any] | None, kwargs: dict[str, Any]) -> AsyncGuardedContext:
         async def open_() -> tuple[Any, AsyncLink | None, str | None]:
             sent, result = await self._guard(records, kwargs)
             manager = getattr(self._resource, method)(**sent)
-            link = None if result is None else self._plan.alink(result, self._shape, sent)
+            streamed = method == "stream" or sent.get("stream") is True
+            link = None if result is None else self._plan.alink(result, self._shape, sent, streamed=streamed)
             return manager, link, _requested(sent)
 
         return AsyncGuardedContext(open_)

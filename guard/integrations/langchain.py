@@ -44,7 +44,7 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableLambda
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from guard import CheckResult, Decision, Guard
 from guard.integrations.checking import (
@@ -189,7 +189,27 @@ def _checker_field(value: object) -> object:
     )
 
 
-class GuardedRetriever(BaseRetriever):
+class _Screening(BaseModel):
+    """What the retriever and the compressor are configured with, and how they check documents."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    checker: Any = Field(description="A guard.Guard or a guard.ServiceClient.")
+    pipeline: str = Field(min_length=1, description="The pipeline the checks are kept under.")
+    mapping: Any = Field(None, description="{envelope member: metadata key}, or a function Document -> members.")
+    min_allowed: int = Field(0, ge=0, description="Raise BlockedContextError when blocking leaves fewer documents.")
+    consumer: dict[str, Any] | None = Field(None, description="Kept with each check, e.g. {'model': ...}.")
+    _warning: OnceWarning = PrivateAttr(default_factory=OnceWarning)
+
+    _validate_checker = field_validator("checker")(_checker_field)
+    _validate_mapping = field_validator("mapping")(validate_mapping)
+
+    @property
+    def _screen(self) -> _Screen:
+        return _Screen(self.checker, self.pipeline, self.mapping, self.min_allowed, self.consumer, self._warning)
+
+
+class GuardedRetriever(_Screening, BaseRetriever):
     """Wraps any retriever: checks what it found and returns only the documents the guard allows.
 
     Sync (`invoke`) and async (`ainvoke`); with a `Guard` or a `ServiceClient` as `checker`. The wrapped
@@ -200,15 +220,6 @@ class GuardedRetriever(BaseRetriever):
 
     retriever: BaseRetriever | None = Field(None, description="The retriever whose documents are checked.")
     base_retriever: BaseRetriever | None = Field(None, description="The same, under the name LangChain's wrappers use.")
-    checker: Any = Field(description="A guard.Guard or a guard.ServiceClient.")
-    pipeline: str = Field(min_length=1, description="The pipeline the checks are kept under.")
-    mapping: Any = Field(None, description="{envelope member: metadata key}, or a function Document -> members.")
-    min_allowed: int = Field(0, ge=0, description="Raise BlockedContextError when blocking leaves fewer documents.")
-    consumer: dict[str, Any] | None = Field(None, description="Kept with each check, e.g. {'model': ...}.")
-    _warning: OnceWarning = PrivateAttr(default_factory=OnceWarning)
-
-    _validate_checker = field_validator("checker")(_checker_field)
-    _validate_mapping = field_validator("mapping")(validate_mapping)
 
     @model_validator(mode="after")
     def _one_retriever(self) -> GuardedRetriever:
@@ -221,10 +232,6 @@ class GuardedRetriever(BaseRetriever):
     def _wrapped(self) -> BaseRetriever:
         assert self.retriever is not None  # noqa: S101 - _one_retriever made sure
         return self.retriever
-
-    @property
-    def _screen(self) -> _Screen:
-        return _Screen(self.checker, self.pipeline, self.mapping, self.min_allowed, self.consumer, self._warning)
 
     def screen(self, documents: Sequence[Document]) -> Screened:
         """Check documents found elsewhere, as this retriever checks its own (no callbacks, no floor)."""
@@ -283,27 +290,13 @@ def guard_documents(
     return RunnableLambda(guard_step, afunc=aguard_step, name="freshguard")
 
 
-class FreshguardCompressor(BaseDocumentCompressor):
+class FreshguardCompressor(_Screening, BaseDocumentCompressor):
     """A document compressor for `ContextualCompressionRetriever`: keeps the documents the guard allows.
 
     The same decisions, annotations, `freshguard_blocked` events and floor as `GuardedRetriever`.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    checker: Any = Field(description="A guard.Guard or a guard.ServiceClient.")
-    pipeline: str = Field(min_length=1, description="The pipeline the checks are kept under.")
-    mapping: Any = Field(None, description="{envelope member: metadata key}, or a function Document -> members.")
-    min_allowed: int = Field(0, ge=0, description="Raise BlockedContextError when blocking leaves fewer documents.")
-    consumer: dict[str, Any] | None = Field(None, description="Kept with each check, e.g. {'model': ...}.")
-    _warning: OnceWarning = PrivateAttr(default_factory=OnceWarning)
-
-    _validate_checker = field_validator("checker")(_checker_field)
-    _validate_mapping = field_validator("mapping")(validate_mapping)
-
-    @property
-    def _screen(self) -> _Screen:
-        return _Screen(self.checker, self.pipeline, self.mapping, self.min_allowed, self.consumer, self._warning)
 
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None

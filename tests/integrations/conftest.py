@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from api import Settings, create_app
 from guard import Guard, LineageStore, ServiceClient, load_policy
+from guard.integrations.checking import Checker
 from tests.api.conftest import SAMPLE_KEY
 from tests.conftest import EXAMPLE_POLICY, ts
 from tests.integrations.upstream import Upstream, make_upstream
@@ -78,6 +79,14 @@ def live_service(tmp_path: Path, signing_key: None) -> Iterator[LiveService]:
 def service_client(live_service: LiveService) -> Iterator[ServiceClient]:
     with ServiceClient(live_service.base_url) as client:
         yield client
+
+
+@pytest.fixture(params=["in-process", "service"])
+def checker(request: pytest.FixtureRequest) -> Checker:
+    """The same policy, as an in-process Guard and through a running service: every integration test runs twice."""
+    fixture = "in_process" if request.param == "in-process" else "service_client"
+    found: Checker = request.getfixturevalue(fixture)
+    return found
 
 
 @pytest.fixture

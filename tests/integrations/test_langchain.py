@@ -48,14 +48,6 @@ def vector_retriever(documents: list[Document]) -> BaseRetriever:
     return store.as_retriever(search_kwargs={"k": len(documents)})
 
 
-@pytest.fixture(params=["in-process", "service"])
-def checker(request: pytest.FixtureRequest) -> Checker:
-    """The same policy, as an in-process Guard and through a running service."""
-    fixture = "in_process" if request.param == "in-process" else "service_client"
-    found: Checker = request.getfixturevalue(fixture)
-    return found
-
-
 def decided(documents: list[Document]) -> list[tuple[str | None, str]]:
     return sorted((d.id, d.metadata[METADATA_KEY]["action"]) for d in documents)
 

@@ -40,14 +40,6 @@ def index_of(nodes: list[TextNode]) -> VectorStoreIndex:
     return VectorStoreIndex(nodes, embed_model=MockEmbedding(embed_dim=8))
 
 
-@pytest.fixture(params=["in-process", "service"])
-def checker(request: pytest.FixtureRequest) -> Checker:
-    """The same policy, as an in-process Guard and through a running service."""
-    fixture = "in_process" if request.param == "in-process" else "service_client"
-    found: Checker = request.getfixturevalue(fixture)
-    return found
-
-
 @pytest.fixture
 def handler() -> Iterator[FreshguardEventHandler]:
     """A handler on LlamaIndex's root dispatcher, removed after the test."""

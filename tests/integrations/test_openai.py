@@ -19,13 +19,6 @@ from tests.integrations.upstream import MODEL_VERSION, Upstream, system_texts, t
 PIPELINE = "support-bot"
 
 
-@pytest.fixture(params=["in-process", "service"])
-def checker(request: pytest.FixtureRequest) -> Checker:
-    fixture = "in_process" if request.param == "in-process" else "service_client"
-    found: Checker = request.getfixturevalue(fixture)
-    return found
-
-
 @pytest.fixture
 def lineage(checker: Checker, request: pytest.FixtureRequest) -> Iterator[LineageStore]:
     """The store the checker writes to: the guard's own, or the service's."""
