@@ -20,7 +20,7 @@ from fastapi import Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.gateway import first_call_in_stream, model_call
-from api.openai_errors import openai_error
+from api.openai_errors import RUN_HEADER, openai_error
 from api.settings import Settings
 
 _log = logging.getLogger("freshguard.gateway")
@@ -74,9 +74,10 @@ def _unreachable(url: str, exc: Exception, added: Mapping[str, str]) -> JSONResp
     timed_out = isinstance(exc, httpx2.TimeoutException)
     what = "did not answer in time" if timed_out else "could not be reached"
     _log.error("gateway: the upstream model at %s %s (%s)", redacted(url), what, type(exc).__name__)
+    checked = "; the request was checked but not answered" if RUN_HEADER in added else ""
     return openai_error(
         504 if timed_out else 502,
-        f"the upstream model {what} ({type(exc).__name__}); the request was checked but not answered, try again",
+        f"the upstream model {what} ({type(exc).__name__}){checked}, try again",
         code="freshguard_upstream_unavailable",
         headers=added,
     )

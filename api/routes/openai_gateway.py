@@ -2,8 +2,9 @@
 
 An application changes only its `base_url` (to `http://<freshguard>/v1/openai`) and its key (a pipeline
 key). `POST chat/completions` and `POST responses` (the Responses API) check the records the request
-carries (see `api.gateway`), then forward it to `FRESHGUARD_OPENAI_UPSTREAM_URL` with blocked records
-withheld, or refuse it (422); `GET models` is passed through. Every forwarded call that carried records
+carries (in tool results, and in the `freshguard` extension member), then forward it to
+`FRESHGUARD_OPENAI_UPSTREAM_URL` with blocked records withheld, or refuse it (422); `GET models` is
+passed through. Every forwarded call that carried records
 is linked to its run, and every answer to a request that ran a check names the run in the header
 `x-freshguard-run-id`. Errors are problem+json documents that also carry OpenAI's `error` member
 (`{"message", "type", "code", "param"}`, which the `openai` client reads), on every path under
