@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,32 +35,61 @@ def canonical_bytes(record: Mapping[str, Any] | Record) -> bytes:
         raise TypeError(f"a record must be a mapping, got {type(envelope).__name__}")
     signed = {name: value for name, value in envelope.items() if name not in UNSIGNED_MEMBERS}
     try:
-        try:
-            return rfc8785.dumps(signed)
-        except rfc8785.IntegerDomainError:
-            return rfc8785.dumps(_as_doubles(signed))
-    except (rfc8785.CanonicalizationError, OverflowError) as exc:
+        return _jcs(signed).encode("utf-8")
+    except (rfc8785.CanonicalizationError, OverflowError, UnicodeEncodeError, TypeError) as exc:
         raise InputError(
             f"record {envelope.get('id', '(no id)')!r:.80} has no canonical form, so it cannot be signed: {exc}; "
             "numbers must be finite, text valid Unicode, and object keys text"
         ) from exc
 
 
-def _as_doubles(value: Any) -> Any:
-    """`value` with every integer beyond ±(2**53 - 1) as the nearest double, as JSON parsers in JavaScript read it.
+def _jcs(value: Any) -> str:
+    """RFC 8785 text of a JSON value: `rfc8785.dumps`, with the C string encoder on the common path.
 
-    JSON numbers are doubles in most languages: a source in JavaScript that sends 10000000000000000 signs
-    that double, so the guard must read the integer Python parsed the same way.
+    Equal to `rfc8785.dumps` for every JSON value (a property test holds them equal), except that an
+    integer beyond ±(2**53 - 1) is written as the nearest double, as JavaScript reads it, where the
+    package refuses it: a source in JavaScript that sends 10000000000000000 signs that double.
     """
-    if isinstance(value, bool):
-        return value
+    if isinstance(value, str):
+        return _string(value)
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else ("true" if value else "false")
     if isinstance(value, int):
-        return float(value) if abs(value) > _SAFE_INTEGER else value
+        return str(int(value)) if abs(value) <= _SAFE_INTEGER else _number(float(value))
+    if isinstance(value, float):
+        return _number(value)
     if isinstance(value, dict):
-        return {name: _as_doubles(member) for name, member in value.items()}
+        items = value.items()
+        if any(not isinstance(name, str) or not name.isascii() for name in value):
+            items = sorted(items, key=_utf16)  # type: ignore[assignment]  # a list of the same pairs
+        else:
+            items = sorted(items)  # type: ignore[assignment]  # ASCII: code points sort as UTF-16 does
+        return "{" + ",".join(f"{_string(name)}:{_jcs(member)}" for name, member in items) + "}"
     if isinstance(value, list | tuple):
-        return [_as_doubles(item) for item in value]
-    return value
+        return "[" + ",".join(_jcs(item) for item in value) + "]"
+    raise rfc8785.CanonicalizationError(f"unsupported type: {type(value).__name__}")
+
+
+#: JSON text of a string, escaped as RFC 8785 escapes it (quote, backslash, control characters; \u00xx lowercase).
+_string = json.encoder.encode_basestring  # the C encoder (ensure_ascii=False)
+
+
+def _number(value: float) -> str:
+    """A double as ECMAScript writes it; Python's shortest repr agrees where the two notations coincide."""
+    magnitude = abs(value)
+    if value.is_integer():
+        if magnitude <= _SAFE_INTEGER:
+            return str(int(value))  # 5000.0 -> 5000, -0.0 -> 0
+    elif 1e-4 <= magnitude < 1e16:
+        return repr(value)  # a fraction in plain decimal in both languages, the same shortest digits
+    return rfc8785.dumps(value).decode("ascii")  # exponents, NaN and infinity refused
+
+
+def _utf16(item: tuple[Any, Any]) -> bytes:
+    name = item[0]
+    if not isinstance(name, str):
+        raise rfc8785.CanonicalizationError("object keys must be strings")
+    return name.encode("utf-16-be", "surrogatepass")
 
 
 def sign_record(record: Mapping[str, Any] | Record, key: bytes | str) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -179,3 +180,32 @@ def test_a_record_without_a_canonical_form_cannot_be_signed_and_never_verifies(r
     broken["signature"] = "00" * 32
     [decision] = _guard().check([broken], pipeline="t", now=NOW).decisions
     assert ReasonCode.BAD_SIGNATURE in decision.codes
+
+
+json_documents = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53 - 1), 2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(members=st.dictionaries(st.text(max_size=6), json_documents, max_size=5))
+def test_the_canonical_form_is_the_rfc8785_packages(members: dict[str, Any]) -> None:
+    """The signing path writes exactly what `rfc8785.dumps` writes, for any JSON value it takes."""
+    record = {k: v for k, v in members.items() if k not in ("id", "signature", "lineage")}
+    try:
+        expected = rfc8785.dumps(record)
+    except rfc8785.CanonicalizationError:  # text that is not valid Unicode: no canonical form either way
+        with pytest.raises(InputError):
+            canonical_bytes(record)
+        return
+    assert canonical_bytes(record) == expected
+
+
+@given(st.integers().filter(lambda n: abs(n) > 2**53 - 1 and abs(n) < 2**1000))
+def test_integers_beyond_a_doubles_precision_are_signed_as_javascript_reads_them(n: int) -> None:
+    assert canonical_bytes({"n": n}) == rfc8785.dumps({"n": float(n)})
