@@ -277,6 +277,21 @@ def test_a_call_that_only_consumed_runs_blocking_the_entity_never_saw_it(keyed: 
     assert [call["saw_entity"] for call in lineage["model_calls"]] == [False]
 
 
+@pytest.mark.parametrize("body", [{"model": "litellm"}, {"call_id": "c1", "model": "m"}])
+def test_a_link_without_extra_members_is_answered_with_an_empty_extra(
+    keyed: TestClient, fresh: Fresh, body: dict[str, str]
+) -> None:
+    """Integrations link calls with nothing else to say: 200 (it was a 500), the first time and again."""
+    run_id = _check(keyed, fresh())
+
+    first = keyed.post(f"/v1/runs/{run_id}/consumption", json=body, headers=_as("support-bot"))
+    again = keyed.post(f"/v1/runs/{run_id}/consumption", json=body, headers=_as("support-bot"))
+
+    assert (200, 200) == (first.status_code, again.status_code), first.text
+    assert ({}, {}) == (first.json()["extra"], again.json()["extra"])
+    assert (run_id, body["model"], body.get("call_id")) == tuple(first.json()[k] for k in ("run_id", "model", "call_id"))
+
+
 def test_linking_an_unknown_run_is_a_404_problem(keyed: TestClient) -> None:
     response = keyed.post("/v1/runs/no-such-run/consumption", json={"model": "claude"}, headers=_as("support-bot"))
 
