@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -247,13 +248,17 @@ class EntityHistory(BaseModel):
     decisions: list[EntityDecision]
 
 
+#: A timestamp starts with its date: without this, pydantic reads "0.5" or "1763805600" as Unix time.
+_STARTS_WITH_A_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _iso_text(value: Any) -> Any:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not _STARTS_WITH_A_DATE.match(value):
         raise ValueError("a timestamp is ISO 8601 text with a UTC offset, such as 2026-11-22T09:58:00Z")
     return value
 
 
-#: ISO 8601 text with an offset (`2026-11-22T09:58:00Z`); numbers and naive times are refused.
+#: ISO 8601 text with an offset (`2026-11-22T09:58:00Z`), in a body or a query; numbers and naive times are refused.
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
 

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, require_roles
@@ -14,6 +13,7 @@ from api.deps import ReaderCaller, StoreDep
 from api.incident_schemas import IncidentDetail, IncidentList, IncidentOut
 from api.keys import Role
 from api.problems import responses
+from api.schemas import Timestamp
 from guard import LineageStore
 from guard._timestamps import utc_now
 from guard.incidents import durations
@@ -29,7 +29,7 @@ async def list_incidents(
     _caller: ReaderCaller,
     store: StoreDep,
     state: Annotated[Literal["open", "all"], Query(description="Only open incidents, or all.")] = "all",
-    since: Annotated[AwareDatetime | None, Query(description="Open ones, and those recovered since then.")] = None,
+    since: Annotated[Timestamp | None, Query(description="Open ones, and those recovered since then.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Incidents newest first, with time to detect, acknowledge and recover, and how much they touched."""

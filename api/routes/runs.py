@@ -10,12 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PipelineCaller, ReaderCaller, StoreDep
 from api.problems import responses
-from api.schemas import Consumption, ConsumptionLinked, RunDetail, RunList
+from api.schemas import Consumption, ConsumptionLinked, RunDetail, RunList, Timestamp
 from guard._timestamps import utc_now
 from guard.decisions import Verdict
 from guard.guard import MAX_NAME_LENGTH
@@ -33,9 +32,9 @@ def list_runs(
     ] = None,
     verdict: Annotated[Verdict | None, Query(description="Only checks with this verdict.")] = None,
     since: Annotated[
-        AwareDatetime | None, Query(description="Only checks made at or after this time (ISO 8601 with offset).")
+        Timestamp | None, Query(description="Only checks made at or after this time (ISO 8601 with offset).")
     ] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Only checks made before this time.")] = None,
+    until: Annotated[Timestamp | None, Query(description="Only checks made before this time.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="How many runs in this page, newest first.")] = 50,
     cursor: Annotated[
         str | None, Query(max_length=200, description="`next_cursor` of the previous page, for the next one.")

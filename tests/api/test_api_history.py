@@ -85,6 +85,8 @@ def test_runs_are_paged_with_a_cursor_and_filtered_by_verdict_and_time(client: T
         {"verdict": "maybe"},
         {"since": "yesterday"},
         {"until": "2026-11-22T10:00:00"},  # no offset
+        {"since": "0.5"},  # a number is not a timestamp, though pydantic reads it as Unix time
+        {"until": "1763805600"},
     ],
 )
 def test_bad_filters_and_cursors_are_a_422_problem_naming_the_parameter(

@@ -92,7 +92,7 @@ def test_a_link_without_extra_members_comes_back_with_an_empty_extra(
 
     assert first is not None
     assert again is not None
-    assert ({}, {}) == (first["extra"], again["extra"])
+    assert (first["extra"], again["extra"]) == ({}, {})
 
 
 def test_linking_an_unknown_run_returns_none_and_writes_nothing(store: LineageStore) -> None:
