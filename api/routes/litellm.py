@@ -48,7 +48,7 @@ DEFAULT_PIPELINE = "litellm"
     "/beta/litellm_basic_guardrail_api",
     response_model=GuardrailResponse,
     response_model_exclude_none=True,
-    responses=responses(400, 401, 403, 413, 415, 422, 503),
+    responses=responses(400, 401, 403, 413, 415, 422, 503, types={422: ("invalid-request", "input-error")}),
     summary="LiteLLM's Generic Guardrail API: check the records a model call carries",
 )
 async def litellm_guardrail(

@@ -34,10 +34,12 @@ from api.gateway import (
     read_request,
     refusal,
 )
+from api.problem_types import HTTP_ERROR_TYPES, URN_PREFIX
 from api.problems import PROBLEM_JSON, responses
 from api.settings import Settings
 from guard import CheckResult, Guard, GuardError, InputError, StoreError, tally_check
 from guard._timestamps import utc_now
+from guard.guard import MAX_NAME_LENGTH
 
 _log = logging.getLogger("freshguard.gateway")
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
@@ -47,10 +49,17 @@ DEFAULT_PIPELINE = "openai-gateway"
 
 
 def openai_error(
-    status: int, message: str, *, code: str, param: str | None = None, headers: Mapping[str, str] | None = None
+    status: int,
+    message: str,
+    *,
+    code: str,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    problem_type: str | None = None,
 ) -> JSONResponse:
     """An error the `openai` client reads: OpenAI's `error` member, inside an RFC 9457 problem like every other.
 
+    Its problem type is `problem_type`, or else the code's words (`freshguard_no_upstream`: `no-upstream`).
     A 4xx is marked `x-should-retry: false` (the same request would fail again).
     """
     kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
@@ -58,7 +67,7 @@ def openai_error(
     if status < 500:
         sent["x-should-retry"] = "false"
     body = {
-        "type": f"urn:freshguard:problem:{code.removeprefix('freshguard_').replace('_', '-')}",
+        "type": URN_PREFIX + (problem_type or code.removeprefix("freshguard_").replace("_", "-")),
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": message,
@@ -78,7 +87,10 @@ class OpenAIErrorRoute(APIRoute):
                 return await handle(request)
             except HTTPException as exc:
                 detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-                return openai_error(exc.status_code, detail, code=f"freshguard_{exc.status_code}", headers=exc.headers)
+                return openai_error(
+                    exc.status_code, detail, code=f"freshguard_{exc.status_code}", headers=exc.headers,
+                    problem_type=HTTP_ERROR_TYPES.get(exc.status_code, "http-error"),
+                )  # fmt: skip
             except InputError as exc:
                 return openai_error(400, str(exc), code="freshguard_invalid_request")
             except GuardError as exc:  # the store or the guard is not there: the service's trouble, not the caller's
@@ -102,6 +114,32 @@ class ChatCompletionOut(BaseModel):
     choices: list[dict[str, Any]]
 
 
+#: The chat completions request, as far as the gateway reads it (the rest goes upstream as it came).
+_REQUEST_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object",
+        "required": ["model", "messages"],
+        "properties": {
+            "model": {"type": "string", "description": "The model to call, as the upstream names it."},
+            "messages": {"type": "array", "items": {"type": "object"}, "description": "The chat messages; tool "
+                         "results that carry records are checked."},
+            "stream": {"type": "boolean"},
+            "freshguard": {"type": "object", "description": "Records to check besides the tool results, and how.",
+                           "properties": {
+                "records": {"type": "array", "items": {"type": "object"}},
+                "pipeline": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH},
+                "on_block": {"enum": ["withhold", "refuse"]},
+            }},
+        },
+        "additionalProperties": True,
+    }, "example": {
+        "model": "gpt-4o", "messages": [{"role": "user", "content": "What is C-1042's credit limit?"}],
+        "freshguard": {"pipeline": "support-bot", "records": [{"id": "doc-17", "object": "customer", "key": "C-1042",
+                       "source": "salesforce", "observed_at": "2026-11-22T10:00:00Z", "content": "Customer C-1042"}]},
+    }}},
+}  # fmt: skip
+
 _ERRORS = """
 
 Errors are problems (RFC 9457) that carry OpenAI's `error` member, `{"message", "type", "code", "param"}`,
@@ -117,10 +155,22 @@ SSE event `data: {"error": {...}}`. When the model answered but the call could n
 @router.post(
     "/chat/completions",
     response_model=ChatCompletionOut,
-    responses=responses(
-        *(400, 401, 403, 413, 422, 503),
-        said={400: "Not a chat completions request.", 422: "Refused: a record is blocked (on_block: refuse)."},
-    ),
+    responses={
+        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},  # when `stream` is true
+        **responses(
+            *(400, 401, 403, 413, 422, 502, 503, 504),
+            said={400: "Not a chat completions request.", 422: "Refused: a record is blocked (on_block: refuse)."},
+            types={
+                400: ("invalid-request",),
+                413: ("too-large", "too-many-records"),
+                422: ("blocked",),
+                502: ("upstream-unavailable", "upstream-auth"),
+                503: ("no-upstream", "store-unavailable", "unavailable"),
+                504: ("upstream-unavailable",),
+            },
+        ),
+    },
+    openapi_extra={"requestBody": _REQUEST_BODY},
     summary="Chat completions, with the records they carry guarded (OpenAI-compatible)",
     description=(__doc__ or "") + _ERRORS,
 )
