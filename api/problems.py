@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from api.problem_types import COMMON_TYPES, HTTP_ERROR_TYPES, PROBLEM_TYPES, ProblemType
 from guard.errors import ConfigurationError, GuardError, InputError, PolicyError, StoreError
@@ -207,7 +208,19 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     response = problem(exc.status_code, HTTP_ERROR_TYPES.get(exc.status_code, "http-error"), detail)
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405:  # Starlette names the methods of the first route that matched the path only
+        response.headers["Allow"] = ", ".join(_methods_at(request))
     return response
+
+
+def _methods_at(request: Request) -> list[str]:
+    """Every method some route of the app takes at the request's path."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
 
 
 async def _guard_error(request: Request, exc: Exception) -> JSONResponse:

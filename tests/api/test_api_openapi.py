@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from api import Settings, create_app
 from api.problem_types import COMMON_TYPES, PROBLEM_TYPES
@@ -117,3 +118,14 @@ def test_the_shared_handlers_types_are_listed_with_an_example_for_their_status()
     for status, names in COMMON_TYPES.items():
         for name in names:
             assert status in PROBLEM_TYPES[name].examples, (status, name)
+
+
+def test_a_405_allows_every_method_the_document_gives_its_path(client: TestClient, document: dict[str, Any]) -> None:
+    """Starlette names only the first route that matched the path (`Allow: GET` for GET and PUT /v1/policy)."""
+    for path, item in document["paths"].items():
+        concrete = path.replace("{", "").replace("}", "")  # a value for each path parameter
+        response = client.request("DELETE" if "delete" not in item else "PATCH", concrete)
+
+        assert response.status_code == 405, path
+        assert response.json()["type"] == "urn:freshguard:problem:method-not-allowed"
+        assert sorted(response.headers["allow"].split(", ")) == sorted(method.upper() for method in item), path
