@@ -122,14 +122,14 @@ _REQUEST_BODY = {
         "required": ["model", "messages"],
         "properties": {
             "model": {"type": "string", "description": "The model to call, as the upstream names it."},
-            "messages": {"type": "array", "items": {"type": "object"}, "description": "The chat messages; tool "
+            "messages": {"type": "array", "description": "The chat messages, as the upstream takes them; tool "
                          "results that carry records are checked."},
-            "stream": {"type": "boolean"},
+            "stream": {"description": "true: the answer is a text/event-stream of chunks, as the upstream sends it."},
             "freshguard": {"type": "object", "description": "Records to check besides the tool results, and how.",
                            "properties": {
                 "records": {"type": "array", "items": {"type": "object"}},
-                "pipeline": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH},
-                "on_block": {"enum": ["withhold", "refuse"]},
+                "pipeline": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME_LENGTH},
+                "on_block": {"enum": ["withhold", "refuse", None]},
             }},
         },
         "additionalProperties": True,
@@ -138,6 +138,14 @@ _REQUEST_BODY = {
         "freshguard": {"pipeline": "support-bot", "records": [{"id": "doc-17", "object": "customer", "key": "C-1042",
                        "source": "salesforce", "observed_at": "2026-11-22T10:00:00Z", "content": "Customer C-1042"}]},
     }}},
+}  # fmt: skip
+
+#: One server-sent event of a streamed answer.
+_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "string", "description": "A chat.completion.chunk as JSON, or [DONE]; "
+                            "{\"error\": ...} when the upstream broke the stream off."}},
 }  # fmt: skip
 
 _ERRORS = """
@@ -156,7 +164,7 @@ SSE event `data: {"error": {...}}`. When the model answered but the call could n
     "/chat/completions",
     response_model=ChatCompletionOut,
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},  # when `stream` is true
+        200: {"content": {"text/event-stream": {"schema": _EVENT}}},  # when `stream` is true
         **responses(
             *(400, 401, 403, 413, 422, 502, 503, 504),
             said={400: "Not a chat completions request.", 422: "Refused: a record is blocked (on_block: refuse)."},

@@ -22,13 +22,12 @@ from guard.guard import MAX_NAME_LENGTH
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 
-#: The next page of GET /v1/runs, under the same filters.
+#: The next page of GET /v1/runs.
 _NEXT_PAGE = Link(
     "GET /v1/runs",
-    "The next page, under the same filters (while `next_cursor` is not null).",
-    {"cursor": body("/next_cursor"),
-     **{name: f"$request.query.{name}" for name in ("pipeline", "verdict", "since", "until", "limit")}},
-)  # fmt: skip
+    "The next page (while `next_cursor` is not null); send the same filters with it.",
+    {"cursor": body("/next_cursor")},
+)
 
 
 @router.get(
