@@ -26,7 +26,7 @@ class Link:
         pointer = path.replace("~", "~0").replace("/", "~1")
         document: dict[str, Any] = {
             "operationRef": f"#/paths/{pointer}/{method.lower()}",
-            "description": self.description,
+            "description": f"`{self.operation}`: {self.description}",
         }
         if self.parameters:
             document["parameters"] = dict(self.parameters)
