@@ -129,3 +129,15 @@ def test_a_405_allows_every_method_the_document_gives_its_path(client: TestClien
         assert response.status_code == 405, path
         assert response.json()["type"] == "urn:freshguard:problem:method-not-allowed"
         assert sorted(response.headers["allow"].split(", ")) == sorted(method.upper() for method in item), path
+
+
+@pytest.mark.parametrize("accept", [None, "application/openmetrics-text; version=1.0.0", "text/plain"])
+def test_metrics_answer_in_a_media_type_the_document_gives(
+    client: TestClient, document: dict[str, Any], accept: str | None
+) -> None:
+    """Prometheus asks for OpenMetrics by its Accept header; that answer is documented too."""
+    response = client.get("/metrics", headers={"accept": accept} if accept else {})
+
+    documented = {name.split(";")[0] for name in document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]}
+    assert response.status_code == 200
+    assert response.headers["content-type"].split(";")[0] in documented
