@@ -2,7 +2,8 @@
 
 Nothing a client sends may end in a 500: a body that is not JSON answers 400 (415 when sent as
 another media type), a body of the wrong shape 422 (naming every location), one too large 413,
-an unreachable store 503.
+an unreachable store 503. Every `type` is one of `api.problem_types`, and `responses()` declares, in
+the OpenAPI document, which of them each route may answer.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ _DESCRIPTIONS = {
     409: "The request conflicts with what is already there.",
     413: "The body, or the number of records, is over the service's limit.",
     415: "The body is not sent as JSON (Content-Type: application/json).",
-    422: "The request is JSON but not of the shape this endpoint takes; `errors` names every location.",
+    422: "The request cannot be served as it is: its `type` says why, its `errors` name every location.",
     502: "The upstream could not be reached, or refused the service.",
     503: "The lineage store is unreachable, or the guard is not ready.",
     504: "The upstream did not answer in time.",
@@ -244,9 +245,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def problem_json_openapi(schema: dict[str, Any]) -> dict[str, Any]:
-    """Declare every 4xx/5xx response of `schema` as `application/problem+json` (FastAPI says application/json),
+    """Declare every 4xx/5xx response of `schema` as `application/problem+json`, of the types its route declared.
 
-    its `type` one of the problem types the route declared.
+    (FastAPI writes them as `application/json`, of any type.)
     """
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
