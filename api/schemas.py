@@ -1,4 +1,4 @@
-"""The API's request and response bodies, as DESIGN.md fixes them (apart from the library's own types)."""
+"""The API's request and response bodies (apart from the library's own types)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ class CheckRequest(BaseModel):
 
     pipeline: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, description="The pipeline the check is for.")
     records: list[Any] = Field(
-        description="Record envelopes (see DESIGN.md). Any JSON value is taken: one that is not a valid "
-        "envelope is decided INVALID_RECORD, not refused."
+        description="Record envelopes: `id`, `object`, `key`, `source`, `observed_at` and/or `updated_at`, "
+        "`fields`, `content`, and `lineage` or `signature` where the policy asks. Any JSON value is taken: one "
+        "that is not a valid envelope is decided INVALID_RECORD, not refused."
     )
     consumer: dict[str, Any] | None = Field(
         None, description="Who will consume the allowed records, e.g. {'model': ..., 'call_id': ...}; kept in lineage."

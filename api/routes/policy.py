@@ -24,8 +24,8 @@ _ORIGIN = "PUT /v1/policy"
 _PUT_BODY = {
     "requestBody": {
         "required": True,
-        "description": "The whole policy file, as YAML or JSON (see DESIGN.md); its version must be higher "
-        "than the one in force.",
+        "description": "The whole policy file, as YAML or JSON (`freshguard policy schema` prints its JSON "
+        "Schema); its version must be higher than the one in force.",
         "content": {
             "application/yaml": {
                 "schema": {"type": "string"},
