@@ -15,6 +15,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from api.problem_types import HTTP_ERROR_TYPES, URN_PREFIX
 from api.problems import PROBLEM_JSON
 from guard import GuardError, InputError, StoreError
 
@@ -26,15 +27,24 @@ RUN_HEADER = "x-freshguard-run-id"
 
 
 def openai_error(
-    status: int, message: str, *, code: str, param: str | None = None, headers: Mapping[str, str] | None = None
+    status: int,
+    message: str,
+    *,
+    code: str,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    problem_type: str | None = None,
 ) -> JSONResponse:
-    """An error the `openai` client reads, marked `x-should-retry: false` when a retry cannot fix it."""
+    """An error the `openai` client reads, marked `x-should-retry: false` when a retry cannot fix it.
+
+    Its problem type is `problem_type`, or else the code's words (`freshguard_no_upstream`: `no-upstream`).
+    """
     kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
     sent = dict(headers or {})
     if status < 500 or code in OPERATOR_ERRORS:
         sent["x-should-retry"] = "false"
     body = {
-        "type": f"urn:freshguard:problem:{code.removeprefix('freshguard_').replace('_', '-')}",
+        "type": URN_PREFIX + (problem_type or code.removeprefix("freshguard_").replace("_", "-")),
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": message,
@@ -54,7 +64,10 @@ class OpenAIErrorRoute(APIRoute):
                 return await handle(request)
             except HTTPException as exc:
                 detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-                return openai_error(exc.status_code, detail, code=f"freshguard_{exc.status_code}", headers=exc.headers)
+                return openai_error(
+                    exc.status_code, detail, code=f"freshguard_{exc.status_code}", headers=exc.headers,
+                    problem_type=HTTP_ERROR_TYPES.get(exc.status_code, "http-error"),
+                )  # fmt: skip
             except InputError as exc:
                 return openai_error(400, str(exc), code="freshguard_invalid_request")
             except GuardError as exc:  # the store or the guard is not there: the service's trouble, not the caller's

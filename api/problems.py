@@ -2,13 +2,14 @@
 
 Nothing a client sends may end in a 500: a body that is not JSON answers 400 (415 when sent as
 another media type), a body of the wrong shape 422 (naming every location), one too large 413,
-an unreachable store 503.
+an unreachable store 503. Every `type` is one of `api.problem_types`, and `responses()` declares, in
+the OpenAPI document, which of them each route may answer.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -17,7 +18,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
+from api.problem_types import COMMON_TYPES, HTTP_ERROR_TYPES, PROBLEM_TYPES, ProblemType
 from guard.errors import ConfigurationError, GuardError, InputError, PolicyError, StoreError
 
 PROBLEM_JSON = "application/problem+json"
@@ -58,9 +61,12 @@ class Problem(BaseModel):
 
 
 def problem(status: int, kind: str, detail: str, errors: Sequence[ProblemLocation] | None = None) -> JSONResponse:
-    """A problem+json response; `kind` becomes the type `urn:freshguard:problem:<kind>`."""
+    """A problem+json response of the type `kind` names (one of `api.problem_types`)."""
+    problem_type = PROBLEM_TYPES.get(kind)
+    if problem_type is None:
+        raise ValueError(f"problem type {kind!r} is not in api.problem_types; add it there, with what it means")
     body = Problem(
-        type=f"urn:freshguard:problem:{kind}",
+        type=problem_type.urn,
         title=HTTPStatus(status).phrase,
         status=status,
         detail=_utf8(detail),
@@ -86,57 +92,67 @@ def _utf8_location(error: ProblemLocation) -> ProblemLocation:
     )
 
 
-def responses(*statuses: int, said: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI declarations of the problems a route may answer; `said` words a status for this route."""
+def responses(
+    *statuses: int, said: Mapping[int, str] | None = None, types: Mapping[int, Sequence[str]] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the problems a route may answer: each status in words, with its problem types.
+
+    A status answers the shared handlers' types (`COMMON_TYPES`) unless `types` names the route's own;
+    `said` words a status for this route. The document then allows only those types in each answer.
+    """
+    chosen = {**COMMON_TYPES, **(types or {})}
+    undeclared = set(types or {}) - set(statuses)
+    if undeclared:
+        raise ValueError(f"types are given for {sorted(undeclared)}, statuses this route does not declare")
     words = {**_DESCRIPTIONS, **(said or {})}
-    return {
-        status: {
-            "model": Problem,
-            "description": words[status],
-            "content": {"application/json": {"example": _example(status)}},
-        }
-        for status in statuses
+    return {status: _declaration(status, words[status], chosen[status]) for status in statuses}
+
+
+#: Where `responses` leaves a status's problem types for `problem_json_openapi` to turn into the schema.
+_TYPES_KEY = "x-freshguard-problem-types"
+
+
+def _declaration(status: int, words: str, names: Sequence[str]) -> dict[str, Any]:
+    kinds = [PROBLEM_TYPES[name] for name in names]
+    listed = "\n".join(f"- `{kind.urn}`: {kind.meaning}" for kind in kinds)
+    declaration: dict[str, Any] = {
+        "model": Problem,
+        "description": f"{words}\n\n{listed}",
+        "content": {"application/json": {"examples": {kind.name: {"value": _example(status, kind)} for kind in kinds}}},
+        _TYPES_KEY: [kind.urn for kind in kinds],
     }
+    if status == 401:
+        declaration["headers"] = {
+            "WWW-Authenticate": {"description": "`Bearer`: send an API key.", "schema": {"type": "string"}}
+        }
+    return declaration
 
 
-def _example(status: int) -> dict[str, Any]:
-    kind, detail = _EXAMPLES[status]
+def _example(status: int, kind: ProblemType) -> dict[str, Any]:
+    if status not in kind.examples:
+        raise ValueError(f"problem type {kind.name} is not answered with {status} (api.problem_types says when it is)")
     example: dict[str, Any] = {
-        "type": f"urn:freshguard:problem:{kind}", "title": HTTPStatus(status).phrase, "status": status,
-        "detail": detail,
+        "type": kind.urn, "title": HTTPStatus(status).phrase, "status": status, "detail": kind.examples[status],
     }  # fmt: skip
-    if status == 422:
+    if (status, kind.name) == (422, "invalid-request"):
         example["errors"] = [
             {"loc": ["body", "records"], "message": "Input should be a valid list", "type": "list_type"}
         ]
     return example
 
 
-_EXAMPLES = {
-    400: ("not-json", "the body is not JSON (Expecting value); send JSON with Content-Type: application/json"),
-    401: ("unauthorized", "this endpoint needs an API key: send `Authorization: Bearer <key>` (or `X-API-Key`)"),
-    403: ("forbidden", "this endpoint needs a pipeline or admin key; the key sent is a viewer key"),
-    404: ("not-found", "no run '5d0c8f1e' in the lineage store; GET /v1/runs lists the recent ones"),
-    409: ("version-conflict", "version: is 3, but version 3 is already published; publish it as version 4 (or higher)"),
-    413: ("too-large", "the request body is over this service's limit of 10,485,760 bytes; send fewer records"),
-    415: ("not-json", "the body is text/csv, not JSON; send it with Content-Type: application/json"),
-    422: ("invalid-request", "the request does not have the shape POST /v1/check takes: body.records: Input should "
-          "be a valid list"),
-    503: ("store-unavailable", "cannot reach the lineage store postgresql+psycopg://guard@db/freshguard to list runs: "
-          "OperationalError: connection refused; check that the database is up and that the URL is right"),
-}  # fmt: skip
-
-
 _DESCRIPTIONS = {
-    400: "The body is not JSON.",
+    400: "The body cannot be read.",
     401: "No API key, or one this service does not accept (`WWW-Authenticate: Bearer`).",
-    403: "The API key's role may not use this endpoint; the detail names the role needed.",
+    403: "The API key may not use this endpoint; the detail names the key needed.",
     404: "No such resource.",
-    409: "The policy's version is not higher than the version already published.",
+    409: "The request conflicts with what is already there.",
     413: "The body, or the number of records, is over the service's limit.",
     415: "The body is not sent as JSON (Content-Type: application/json).",
-    422: "The request is JSON but not of the shape this endpoint takes; `errors` names every location.",
+    422: "The request cannot be served as it is: its `type` says why, its `errors` name every location.",
+    502: "The upstream could not be reached, or refused the service.",
     503: "The lineage store is unreachable, or the guard is not ready.",
+    504: "The upstream did not answer in time.",
 }
 
 
@@ -180,15 +196,6 @@ async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, HTTPException):  # registered for this class only
         raise exc
-    kinds = {
-        400: "bad-request",
-        401: "unauthorized",
-        403: "forbidden",
-        404: "not-found",
-        405: "method-not-allowed",
-        409: "conflict",
-        413: "too-large",
-    }
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description
     if (
         exc.status_code == 400 and detail == "There was an error parsing the body"
@@ -199,10 +206,22 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         )
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"nothing is served at {request.url.path}; see /docs for the endpoints"
-    response = problem(exc.status_code, kinds.get(exc.status_code, "http-error"), detail)
+    response = problem(exc.status_code, HTTP_ERROR_TYPES.get(exc.status_code, "http-error"), detail)
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405:  # Starlette names the methods of the first route that matched the path only
+        response.headers["Allow"] = ", ".join(_methods_at(request))
     return response
+
+
+def _methods_at(request: Request) -> list[str]:
+    """Every method some route of the app takes at the request's path."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
 
 
 async def _guard_error(request: Request, exc: Exception) -> JSONResponse:
@@ -226,11 +245,19 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def problem_json_openapi(schema: dict[str, Any]) -> dict[str, Any]:
-    """Declare every 4xx/5xx response of `schema` as `application/problem+json` (FastAPI says application/json)."""
+    """Declare every 4xx/5xx response of `schema` as `application/problem+json`, of the types its route declared.
+
+    (FastAPI writes them as `application/json`, of any type.)
+    """
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
-                if str(status)[0] in "45" and "application/json" in content:
-                    content[PROBLEM_JSON] = content.pop("application/json")
+                urns = response.pop(_TYPES_KEY, None)
+                if str(status)[0] not in "45" or "application/json" not in content:
+                    continue
+                media = content[PROBLEM_JSON] = content.pop("application/json")
+                if urns is not None:
+                    declared = {"required": ["type"], "properties": {"type": {"enum": urns}}}
+                    media["schema"] = {"allOf": [media["schema"], declared]}
     return schema

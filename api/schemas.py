@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -32,8 +33,9 @@ class CheckRequest(BaseModel):
 
     pipeline: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, description="The pipeline the check is for.")
     records: list[Any] = Field(
-        description="Record envelopes (see docs/records.md). Any JSON value is taken: one that is not a valid "
-        "envelope is decided INVALID_RECORD, not refused."
+        description="Record envelopes (see docs/records.md): `id`, `object`, `key`, `source`, `observed_at` "
+        "and/or `updated_at`, `fields`, `content`, and `lineage` or `signature` where the policy asks. Any JSON "
+        "value is taken: one that is not a valid envelope is decided INVALID_RECORD, not refused."
     )
     consumer: dict[str, Any] | None = Field(
         None, description="Who will consume the allowed records, e.g. {'model': ..., 'call_id': ...}; kept in lineage."
@@ -247,13 +249,17 @@ class EntityHistory(BaseModel):
     decisions: list[EntityDecision]
 
 
+#: A timestamp starts with its date: without this, pydantic reads "0.5" or "1763805600" as Unix time.
+_STARTS_WITH_A_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _iso_text(value: Any) -> Any:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not _STARTS_WITH_A_DATE.match(value):
         raise ValueError("a timestamp is ISO 8601 text with a UTC offset, such as 2026-11-22T09:58:00Z")
     return value
 
 
-#: ISO 8601 text with an offset (`2026-11-22T09:58:00Z`); numbers and naive times are refused.
+#: ISO 8601 text with an offset (`2026-11-22T09:58:00Z`), in a body or a query; numbers and naive times are refused.
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
 

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Caller
 from api.deps import CurrentGuardDep, MetricsDep, SettingsDep, SourceCaller
 from api.keys import Role
+from api.openapi import links, to_lineage
 from api.problems import ProblemLocation, problem, responses
 from api.schemas import Change, ChangesAccepted
 from guard import Guard
@@ -21,7 +22,17 @@ router = APIRouter(prefix="/v1", tags=["changes"])
 @router.post(
     "/changes",
     response_model=ChangesAccepted,
-    responses=responses(400, 401, 403, 413, 415, 422, 503),
+    responses={
+        **links(EntityLineage=to_lineage("/0", sent=True)),
+        **responses(
+            *(400, 401, 403, 413, 415, 422, 503),
+            types={413: ("too-large", "too-many-changes"), 422: ("invalid-request", "unknown-object", "input-error")},
+            said={
+                422: "The changes are not of the shape this endpoint takes, name an object the policy does not "
+                "cover, or are dated in the future."
+            },
+        ),
+    },
     summary="Tell the guard which entities its owner changed",
 )
 async def post_changes(

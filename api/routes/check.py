@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentGuardDep, MetricsDep, PipelineCaller, SettingsDep
 from api.metrics import ServiceMetrics
+from api.openapi import links, to_consumption, to_lineage, to_run
 from api.problems import problem, responses
 from api.schemas import CheckRequest, CheckResponse
 from guard import Guard, tally_check
@@ -21,7 +22,12 @@ router = APIRouter(prefix="/v1", tags=["check"])
 @router.post(
     "/check",
     response_model=CheckResponse,
-    responses=responses(400, 401, 403, 413, 415, 422, 503),
+    responses={
+        **links(
+            GetRun=to_run("/run_id"), LinkConsumption=to_consumption("/run_id"), EntityLineage=to_lineage("/records/0")
+        ),
+        **responses(400, 401, 403, 413, 415, 422, 503, types={413: ("too-large", "too-many-records")}),
+    },
     summary="Decide which records may reach the model",
 )
 async def check(

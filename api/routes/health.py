@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentGuardDep, ReaderCaller
 from api.health_schemas import HealthReport
+from api.openapi import links, to_heartbeat
 from api.problems import responses
 from guard import Guard
 from guard._timestamps import utc_now
@@ -17,7 +18,12 @@ from guard.health import DEFINITION
 router = APIRouter(prefix="/v1", tags=["health"])
 
 
-@router.get("/health", response_model=HealthReport, responses=responses(401, 403, 503), summary="SLA health")
+@router.get(
+    "/health",
+    response_model=HealthReport,
+    responses={**links(ReportSync=to_heartbeat("/points/0", synced_at="/checked_at")), **responses(401, 403, 503)},
+    summary="SLA health",
+)
 async def health(_caller: ReaderCaller, guard: CurrentGuardDep) -> dict[str, Any]:
     """Every SLA of the policy with its state and findings, then the other integration points' figures."""
     return await run_in_threadpool(_report, guard)

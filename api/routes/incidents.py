@@ -6,14 +6,15 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, require_roles
 from api.deps import ReaderCaller, StoreDep
 from api.incident_schemas import IncidentDetail, IncidentList, IncidentOut
 from api.keys import Role
+from api.openapi import links, to_acknowledge, to_heartbeat, to_incident, to_run
 from api.problems import responses
+from api.schemas import Timestamp
 from guard import LineageStore
 from guard._timestamps import utc_now
 from guard.incidents import durations
@@ -24,12 +25,20 @@ OperatorCaller = Annotated[Caller, Depends(require_roles(Role.VIEWER))]
 IncidentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The incident's id.")]
 
 
-@router.get("", response_model=IncidentList, responses=responses(401, 403, 422, 503), summary="Incidents")
+@router.get(
+    "",
+    response_model=IncidentList,
+    responses={
+        **links(GetIncident=to_incident("/incidents/0/id"), Acknowledge=to_acknowledge("/incidents/0/id")),
+        **responses(401, 403, 422, 503),
+    },
+    summary="Incidents",
+)
 async def list_incidents(
     _caller: ReaderCaller,
     store: StoreDep,
     state: Annotated[Literal["open", "all"], Query(description="Only open incidents, or all.")] = "all",
-    since: Annotated[AwareDatetime | None, Query(description="Open ones, and those recovered since then.")] = None,
+    since: Annotated[Timestamp | None, Query(description="Open ones, and those recovered since then.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Incidents newest first, with time to detect, acknowledge and recover, and how much they touched."""
@@ -43,7 +52,17 @@ def _list(store: LineageStore, open_only: bool, since: datetime | None, limit: i
 
 
 @router.get(
-    "/{incident_id}", response_model=IncidentDetail, responses=responses(401, 403, 404, 422, 503), summary="An incident"
+    "/{incident_id}",
+    response_model=IncidentDetail,
+    responses={
+        **links(
+            Acknowledge=to_acknowledge("/id"),
+            ImpactedRun=to_run("/impact/0/run_id"),
+            ReportSync=to_heartbeat("", synced_at="/detected_at"),
+        ),
+        **responses(401, 403, 404, 422, 503),
+    },
+    summary="An incident",
 )
 async def get_incident(_caller: ReaderCaller, store: StoreDep, incident_id: IncidentId) -> dict[str, Any]:
     """One incident with the figures at detection and every run and model call that used the point meanwhile."""
@@ -61,7 +80,7 @@ def _detail(store: LineageStore, incident_id: int) -> dict[str, Any]:
 @router.post(
     "/{incident_id}/acknowledge",
     response_model=IncidentOut,
-    responses=responses(401, 403, 404, 422, 503),
+    responses={**links(GetIncident=to_incident("/id")), **responses(401, 403, 404, 422, 503)},
     summary="Acknowledge an incident",
 )
 async def acknowledge(caller: OperatorCaller, store: StoreDep, incident_id: IncidentId) -> dict[str, Any]:

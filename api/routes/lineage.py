@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from api.deps import ReaderCaller, StoreDep
+from api.openapi import links, to_run
 from api.problems import responses
 from api.schemas import EntityHistory
 
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/v1/lineage", tags=["lineage"])
 @router.get(
     "/{object}/{key}",
     response_model=EntityHistory,
-    responses=responses(401, 403, 422, 503),
+    responses={**links(GetRun=to_run("/decisions/0/run_id")), **responses(401, 403, 422, 503)},
     summary="An entity's decisions",
 )
 def entity_lineage(

@@ -49,7 +49,7 @@ UNKNOWN_MODEL = "unknown"  # a LiteLLM that names no model (older versions)
     "/beta/litellm_basic_guardrail_api",
     response_model=GuardrailResponse,
     response_model_exclude_none=True,
-    responses=responses(400, 401, 403, 413, 415, 422, 503),
+    responses=responses(400, 401, 403, 413, 415, 422, 503, types={422: ("invalid-request", "input-error")}),
     summary="LiteLLM's Generic Guardrail API: check the records a model call carries",
 )
 async def litellm_guardrail(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import MetricsDep, ReaderCaller
@@ -23,7 +24,10 @@ _EXAMPLE = (
     responses={
         200: {
             "description": "Prometheus text format (OpenMetrics when the Accept header asks for it).",
-            "content": {CONTENT_TYPE_PLAIN_0_0_4: {"schema": {"type": "string"}, "example": _EXAMPLE}},
+            "content": {
+                CONTENT_TYPE_PLAIN_0_0_4: {"schema": {"type": "string"}, "example": _EXAMPLE},
+                OPENMETRICS: {"schema": {"type": "string"}, "example": f"{_EXAMPLE}# EOF\n"},
+            },
         },
         **responses(401, 403, 503),
     },

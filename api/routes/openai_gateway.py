@@ -33,6 +33,7 @@ from api.problems import responses
 from api.settings import Settings
 from guard import CheckResult, Guard, GuardError, tally_check
 from guard._timestamps import utc_now
+from guard.guard import MAX_NAME_LENGTH
 from guard.integrations.tool_results import CHAT, RESPONSES, RequestShape
 
 _log = logging.getLogger("freshguard.gateway")
@@ -73,6 +74,50 @@ class ModelsOut(BaseModel):
     data: list[dict[str, Any]]
 
 
+#: The chat completions request, as far as the gateway reads it (the rest goes upstream as it came).
+_REQUEST_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object",
+        "required": ["model", "messages"],
+        "properties": {
+            "model": {"type": "string", "description": "The model to call, as the upstream names it."},
+            "messages": {"type": "array", "description": "The chat messages, as the upstream takes them; tool "
+                         "results that carry records are checked."},
+            "stream": {"description": "true: the answer is a text/event-stream of chunks, as the upstream sends it."},
+            "freshguard": {"type": "object", "description": "Records to check besides the tool results, and how.",
+                           "properties": {
+                "records": {"type": "array", "items": {"type": "object"}},
+                "pipeline": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME_LENGTH},
+                "on_block": {"enum": ["withhold", "refuse", None]},
+            }},
+        },
+        "additionalProperties": True,
+    }, "example": {
+        "model": "gpt-4o", "messages": [{"role": "user", "content": "What is C-1042's credit limit?"}],
+        "freshguard": {"pipeline": "support-bot", "records": [{"id": "doc-17", "object": "customer", "key": "C-1042",
+                       "source": "salesforce", "observed_at": "2026-11-22T10:00:00Z", "content": "Customer C-1042"}]},
+    }}},
+}  # fmt: skip
+
+#: One server-sent event of a streamed answer.
+_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "string", "description": "A chunk or event as JSON, or [DONE]; "
+                            "{\"error\": ...} when the upstream broke the stream off."}},
+}  # fmt: skip
+
+#: The problem types of a guarded model call, by status.
+_CALL_TYPES = {
+    400: ("invalid-request",),
+    413: ("too-large", "too-many-records"),
+    422: ("blocked",),
+    502: ("upstream-unavailable", "upstream-auth"),
+    503: ("no-upstream", "store-unavailable", "unavailable"),
+    504: ("upstream-unavailable",),
+}
+
 _ERRORS = """
 
 Errors are problems (RFC 9457) that carry OpenAI's `error` member, `{"message", "type", "code", "param"}`,
@@ -89,10 +134,15 @@ lineage store is down), the answer is returned with the header `x-freshguard-lin
 @router.post(
     "/chat/completions",
     response_model=ChatCompletionOut,
-    responses=responses(
-        *(400, 401, 403, 413, 422, 503),
-        said={400: "Not a chat completions request.", 422: "Refused: a record is blocked (on_block: refuse)."},
-    ),
+    responses={
+        200: {"content": {"text/event-stream": {"schema": _EVENT}}},  # when `stream` is true
+        **responses(
+            *(400, 401, 403, 413, 422, 502, 503, 504),
+            said={400: "Not a chat completions request.", 422: "Refused: a record is blocked (on_block: refuse)."},
+            types=_CALL_TYPES,
+        ),
+    },
+    openapi_extra={"requestBody": _REQUEST_BODY},
     summary="Chat completions, with the records they carry guarded (OpenAI-compatible)",
     description=(__doc__ or "") + _ERRORS,
 )
@@ -106,10 +156,14 @@ async def chat_completions(
 @router.post(
     "/responses",
     response_model=ResponseOut,
-    responses=responses(
-        *(400, 401, 403, 413, 422, 503),
-        said={400: "Not a Responses API request.", 422: "Refused: a record is blocked (on_block: refuse)."},
-    ),
+    responses={
+        200: {"content": {"text/event-stream": {"schema": _EVENT}}},  # when `stream` is true
+        **responses(
+            *(400, 401, 403, 413, 422, 502, 503, 504),
+            said={400: "Not a Responses API request.", 422: "Refused: a record is blocked (on_block: refuse)."},
+            types=_CALL_TYPES,
+        ),
+    },
     summary="Responses API, with the records its tool outputs carry guarded (OpenAI-compatible)",
     description=(__doc__ or "") + _ERRORS,
 )
@@ -123,7 +177,10 @@ async def create_response(
 @router.get(
     "/models",
     response_model=ModelsOut,
-    responses=responses(401, 403, 503),
+    responses=responses(
+        401, 403, 502, 503, 504,
+        types={502: ("upstream-unavailable", "upstream-auth"), 503: ("no-upstream",), 504: ("upstream-unavailable",)},
+    ),
     summary="The upstream's models, passed through (OpenAI-compatible)",
 )
 async def list_models(caller: PipelineCaller, settings: SettingsDep) -> Response:

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Caller, CurrentCaller, require_roles
 from api.deps import GuardDep, StoreDep
 from api.keys import Role
+from api.openapi import links, to_policy_version
 from api.policy_schemas import PolicyHistory, PolicyInForce, PolicyPublished
 from api.problems import ProblemLocation, problem, responses
 from guard import ConfigurationError, Guard, PolicyError, VersionConflictError, parse_policy_text
@@ -23,8 +24,8 @@ _ORIGIN = "PUT /v1/policy"
 _PUT_BODY = {
     "requestBody": {
         "required": True,
-        "description": "The whole policy file, as YAML or JSON (see docs/policy.md); its version must be higher "
-        "than the one in force.",
+        "description": "The whole policy file, as YAML or JSON (see docs/policy.md; `freshguard policy schema` "
+        "prints its JSON Schema); its version must be higher than the one in force.",
         "content": {
             "application/yaml": {
                 "schema": {"type": "string"},
@@ -45,7 +46,12 @@ _PUT_BODY = {
 }
 
 
-@router.get("", response_model=PolicyInForce, responses=responses(401, 503), summary="The policy in force")
+@router.get(
+    "",
+    response_model=PolicyInForce,
+    responses={**links(PolicyVersion=to_policy_version("/version")), **responses(401, 503)},
+    summary="The policy in force",
+)
 async def get_policy(guard: GuardDep, _caller: CurrentCaller) -> dict[str, Any]:
     """The policy checks run under now, as published (every key role may read it: it holds no secrets)."""
     return await run_in_threadpool(_in_force, guard)
@@ -68,21 +74,25 @@ def _in_force(guard: Guard) -> dict[str, Any]:
 @router.put(
     "",
     response_model=PolicyPublished,
-    responses=responses(
-        400,
-        401,
-        403,
-        409,
-        413,
-        415,
-        422,
-        503,
-        said={
-            400: "The body is not UTF-8 text.",
-            415: "The body is sent neither as YAML (application/yaml) nor as JSON (application/json).",
-            422: "The policy does not load; `errors` names every path (`objects.customer.max_age`).",
-        },
-    ),
+    responses={
+        **links(PolicyVersion=to_policy_version("/version")),
+        **responses(
+            *(400, 401, 403, 409, 413, 415, 422, 503),
+            said={
+                400: "The body is not UTF-8 text.",
+                409: "The policy's version is not higher than every version already published.",
+                415: "The body is sent neither as YAML (application/yaml) nor as JSON (application/json).",
+                422: "The policy does not load (`errors` names every path, `objects.customer.max_age`), or cannot "
+                "be used here.",
+            },
+            types={
+                400: ("not-utf8",),
+                409: ("version-conflict",),
+                415: ("unsupported-media-type",),
+                422: ("policy-refused", "policy-unusable"),
+            },
+        ),
+    },
     openapi_extra=_PUT_BODY,
     summary="Publish a new version of the policy",
 )
@@ -119,7 +129,12 @@ async def put_policy(request: Request, guard: GuardDep, caller: AdminCaller) -> 
     return {**row, "previous_version": previous}
 
 
-@router.get("/versions", response_model=PolicyHistory, responses=responses(401, 422, 503), summary="Policy versions")
+@router.get(
+    "/versions",
+    response_model=PolicyHistory,
+    responses={**links(PolicyVersion=to_policy_version("/versions/0/version")), **responses(401, 422, 503)},
+    summary="Policy versions",
+)
 async def list_versions(
     guard: GuardDep,
     store: StoreDep,

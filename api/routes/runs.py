@@ -8,14 +8,13 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query
-from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PipelineCaller, ReaderCaller, StoreDep
-from api.problems import responses
-from api.schemas import Consumption, ConsumptionLinked, RunDetail, RunList
+from api.openapi import Link, body, links, to_consumption, to_lineage, to_policy_version, to_run
+from api.problems import ProblemLocation, problem, responses
+from api.schemas import Consumption, ConsumptionLinked, RunDetail, RunList, Timestamp
 from guard._timestamps import utc_now
 from guard.decisions import Verdict
 from guard.guard import MAX_NAME_LENGTH
@@ -23,7 +22,23 @@ from guard.guard import MAX_NAME_LENGTH
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 
-@router.get("", response_model=RunList, responses=responses(401, 403, 422, 503), summary="Check history")
+#: The next page of GET /v1/runs.
+_NEXT_PAGE = Link(
+    "GET /v1/runs",
+    "The next page (while `next_cursor` is not null); send the same filters with it.",
+    {"cursor": body("/next_cursor")},
+)
+
+
+@router.get(
+    "",
+    response_model=RunList,
+    responses={
+        **links(GetRun=to_run("/runs/0/run_id"), NextPage=_NEXT_PAGE),
+        **responses(401, 403, 422, 503, types={422: ("invalid-request", "invalid-cursor")}),
+    },
+    summary="Check history",
+)
 def list_runs(
     *,
     _caller: ReaderCaller,
@@ -33,16 +48,22 @@ def list_runs(
     ] = None,
     verdict: Annotated[Verdict | None, Query(description="Only checks with this verdict.")] = None,
     since: Annotated[
-        AwareDatetime | None, Query(description="Only checks made at or after this time (ISO 8601 with offset).")
+        Timestamp | None, Query(description="Only checks made at or after this time (ISO 8601 with offset).")
     ] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Only checks made before this time.")] = None,
+    until: Annotated[Timestamp | None, Query(description="Only checks made before this time.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="How many runs in this page, newest first.")] = 50,
     cursor: Annotated[
         str | None, Query(max_length=200, description="`next_cursor` of the previous page, for the next one.")
     ] = None,
-) -> dict[str, Any]:
+) -> Response | dict[str, Any]:
     """Checks newest first, filtered by pipeline, verdict and time; `next_cursor` pages through the rest."""
-    after = _read_cursor(cursor) if cursor is not None else None
+    after = None
+    if cursor is not None:
+        after = _read_cursor(cursor)
+        if after is None:
+            said = "not a cursor this service gave; pass next_cursor as it came (or none, for the first page)"
+            where = ProblemLocation(loc=["query", "cursor"], message=said, type="cursor_invalid")
+            return problem(422, "invalid-cursor", f"query.cursor: {said}", [where])
     found = store.list_runs(
         pipeline=pipeline,
         verdict=None if verdict is None else verdict.value,
@@ -60,21 +81,31 @@ def _cursor_of(run: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
 
 
-def _read_cursor(cursor: str) -> tuple[datetime, str]:
+def _read_cursor(cursor: str) -> tuple[datetime, str] | None:
+    """The position a cursor of ours names; None for any other text."""
     try:
         checked_at, run_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         moment = datetime.fromisoformat(checked_at)
-        if moment.tzinfo is None or not isinstance(run_id, str):
-            raise ValueError(cursor)
     except (ValueError, TypeError, binascii.Error):
-        raise RequestValidationError(
-            [{"loc": ("query", "cursor"), "msg": "not a cursor this service gave; pass next_cursor as it came",
-              "type": "cursor_invalid"}]
-        ) from None  # fmt: skip
+        return None
+    if moment.tzinfo is None or not isinstance(run_id, str):
+        return None
     return moment, run_id
 
 
-@router.get("/{run_id}", response_model=RunDetail, responses=responses(401, 403, 404, 422, 503), summary="One check")
+@router.get(
+    "/{run_id}",
+    response_model=RunDetail,
+    responses={
+        **links(
+            LinkConsumption=to_consumption("/run_id"),
+            EntityLineage=to_lineage("/decisions/0"),
+            PolicyVersion=to_policy_version("/policy_version"),
+        ),
+        **responses(401, 403, 404, 422, 503),
+    },
+    summary="One check",
+)
 def get_run(_caller: ReaderCaller, store: StoreDep, run_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     """One check with every decision it made."""
     run = store.get_run(run_id)
@@ -86,7 +117,7 @@ def get_run(_caller: ReaderCaller, store: StoreDep, run_id: Annotated[str, Path(
 @router.post(
     "/{run_id}/consumption",
     response_model=ConsumptionLinked,
-    responses=responses(400, 401, 403, 404, 415, 422, 503),
+    responses={**links(GetRun=to_run("/run_id")), **responses(400, 401, 403, 404, 415, 422, 503)},
     summary="Link a run to the model call that consumed it",
 )
 async def link_consumption(

@@ -18,7 +18,15 @@ router = APIRouter(prefix="/v1/sources", tags=["sources"])
 @router.post(
     "/{source}/heartbeats",
     response_model=HeartbeatStored,
-    responses=responses(400, 401, 403, 404, 415, 422, 503),
+    responses=responses(
+        *(400, 401, 403, 404, 415, 422, 503),
+        types={422: ("invalid-request", "input-error")},
+        said={
+            404: "The source is not one of the policy's.",
+            422: "The heartbeat is not of the shape this endpoint takes, or is refused for what it says: an object "
+            "the source neither owns nor copies, a sync time in the future.",
+        },
+    ),
     summary="Report a completed sync",
 )
 async def post_heartbeat(

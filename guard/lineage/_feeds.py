@@ -68,7 +68,10 @@ def insert_call(
     *,
     linked_at: datetime,
 ) -> dict[str, Any]:
-    """Link a run to a model call; a link already kept (same model and call id) is not written twice."""
+    """Link a run to a model call; a link already kept (same model and call id) is not written twice.
+
+    Returns the link as kept, with `extra` a mapping (empty when the call said nothing else), as readers give it.
+    """
     row = {
         "run_id": storable(run_id),
         "model": storable(model),
@@ -87,9 +90,9 @@ def insert_call(
         .first()
     )
     if known is not None:
-        return {**row, **known}
+        return {**row, **known, "extra": known["extra"] or {}}
     conn.execute(consumption.insert(), row)
-    return row
+    return {**row, "extra": row["extra"] or {}}
 
 
 def calls_by_run(conn: Connection, run_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:

@@ -109,9 +109,10 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         yield served.base, served.log
 
 
-def seed_store(url: str) -> None:
-    """A day of history in the store at `url` (scripts/seed_operations.py: checks, heartbeats, incidents)."""
+def seed_store(url: str, hours: int = 24) -> None:
+    """`hours` of history in the store at `url` (scripts/seed_operations.py: checks, heartbeats, incidents)."""
     subprocess.run(
-        [sys.executable, str(Path(__file__).resolve().parents[2] / "scripts" / "seed_operations.py"), url],
+        [sys.executable, str(Path(__file__).resolve().parents[2] / "scripts" / "seed_operations.py"), url,
+         "--hours", str(hours)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip

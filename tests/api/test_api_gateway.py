@@ -312,6 +312,8 @@ def test_the_gateway_needs_a_pipeline_key(
     assert caught.value.status_code == status
     assert caught.value.response.headers["x-should-retry"] == "false"
     assert upstream.bodies == []
+    kind = {401: "unauthorized", 403: "forbidden"}[status]  # as every other route says it (it was `401`, `403`)
+    assert caught.value.response.json()["type"] == f"urn:freshguard:problem:{kind}"
 
 
 def test_a_pipeline_keys_checks_are_kept_under_its_name(keyed_gateway: Gateway) -> None:

@@ -85,6 +85,8 @@ def test_runs_are_paged_with_a_cursor_and_filtered_by_verdict_and_time(client: T
         {"verdict": "maybe"},
         {"since": "yesterday"},
         {"until": "2026-11-22T10:00:00"},  # no offset
+        {"since": "0.5"},  # a number is not a timestamp, though pydantic reads it as Unix time
+        {"until": "1763805600"},
     ],
 )
 def test_bad_filters_and_cursors_are_a_422_problem_naming_the_parameter(
@@ -95,6 +97,17 @@ def test_bad_filters_and_cursors_are_a_422_problem_naming_the_parameter(
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["errors"][0]["loc"] == ["query", next(iter(params))]
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor", "WyJ4Il0", "0" * 200])
+def test_a_cursor_this_service_did_not_give_is_an_invalid_cursor_problem(client: TestClient, cursor: str) -> None:
+    """A well-formed request refused for what its cursor says: its own problem type, which the document lists."""
+    response = client.get("/v1/runs", params={"cursor": cursor})
+
+    problem = response.json()
+    assert (response.status_code, problem["type"]) == (422, "urn:freshguard:problem:invalid-cursor")
+    assert [error["loc"] for error in problem["errors"]] == [["query", "cursor"]]
+    assert "pass next_cursor as it came" in problem["detail"]
 
 
 def test_a_run_shows_every_decision_with_its_reasons(client: TestClient, fresh: Fresh) -> None:

@@ -88,6 +88,14 @@ def test_an_unknown_incident_is_a_problem(client: TestClient, method: str, path:
     assert response.headers["content-type"] == PROBLEM
 
 
+@pytest.mark.parametrize("since", ["0.5", "1763805600", "yesterday", "2026-11-22T10:00:00"])
+def test_since_that_is_not_a_timestamp_with_an_offset_is_a_422_naming_it(client: TestClient, since: str) -> None:
+    response = client.get("/v1/incidents", params={"since": since})
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["query", "since"]
+
+
 def test_the_service_runs_the_watcher_on_its_schedule(settings: Settings, fresh: Fresh) -> None:
     synced = datetime.now(UTC) - timedelta(minutes=47)
     with TestClient(create_app(settings.model_copy(update={"watch_every_s": 0.2}))) as client:

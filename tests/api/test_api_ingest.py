@@ -123,6 +123,8 @@ def test_changes_to_objects_the_policy_does_not_cover_are_a_422_naming_each_item
         ([{"object": "customer", "key": "C-1", "updated_at": "2026-11-22T10:00:00"}], ["body", 0, "updated_at"]),
         ([{"object": "customer", "key": "C-1", "updated_at": 1763805600}], ["body", 0, "updated_at"]),
         ([{"object": "customer", "key": "C-1", "updated_at": "yesterday"}], ["body", 0, "updated_at"]),
+        ([{"object": "customer", "key": "C-1", "updated_at": "1763805600"}], ["body", 0, "updated_at"]),  # Unix time
+        ([{"object": "customer", "key": "C-1", "updated_at": "0.5"}], ["body", 0, "updated_at"]),
         ([{"object": "customer", "key": "", "updated_at": "2026-11-22T10:00:00Z"}], ["body", 0, "key"]),
         ([{"object": "", "key": "C-1", "updated_at": "2026-11-22T10:00:00Z"}], ["body", 0, "object"]),
         ([{"object": "customer", "updated_at": "2026-11-22T10:00:00Z"}], ["body", 0, "key"]),
@@ -275,6 +277,22 @@ def test_a_call_that_only_consumed_runs_blocking_the_entity_never_saw_it(keyed: 
     lineage = keyed.get("/v1/lineage/customer/C-9", headers=_as("dashboard")).json()
 
     assert [call["saw_entity"] for call in lineage["model_calls"]] == [False]
+
+
+@pytest.mark.parametrize("body", [{"model": "litellm"}, {"call_id": "c1", "model": "m"}])
+def test_a_link_without_extra_members_is_answered_with_an_empty_extra(
+    keyed: TestClient, fresh: Fresh, body: dict[str, str]
+) -> None:
+    """Integrations link calls with nothing else to say: 200 (it was a 500), the first time and again."""
+    run_id = _check(keyed, fresh())
+
+    first = keyed.post(f"/v1/runs/{run_id}/consumption", json=body, headers=_as("support-bot"))
+    again = keyed.post(f"/v1/runs/{run_id}/consumption", json=body, headers=_as("support-bot"))
+
+    assert (first.status_code, again.status_code) == (200, 200), first.text
+    linked = first.json()
+    assert (linked["run_id"], linked["model"], linked["call_id"]) == (run_id, body["model"], body.get("call_id"))
+    assert (linked["extra"], again.json()["extra"]) == ({}, {})
 
 
 def test_linking_an_unknown_run_is_a_404_problem(keyed: TestClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from alembic import command
@@ -77,6 +78,21 @@ def test_a_run_linked_after_the_fact_shows_the_call_once_however_often_it_is_lin
     assert [{"model": "claude", "call_id": "msg-1", "linked_at": later, "extra": {"note": "late"}}] == decision[
         "model_calls"
     ]
+
+
+@pytest.mark.parametrize("extra", [None, {}])
+def test_a_link_without_extra_members_comes_back_with_an_empty_extra(
+    minimal_policy: Policy, store: LineageStore, record: RecordFactory, extra: dict[str, Any] | None
+) -> None:
+    """New or already known, a link's `extra` is a mapping, as every reader of the store gives it."""
+    result = Guard(minimal_policy, store=store).check([record()], pipeline="rag", now=NOW)
+
+    first = store.link_consumption(result.run_id, "claude", None, extra, linked_at=NOW)
+    again = store.link_consumption(result.run_id, "claude", None, extra, linked_at=NOW + timedelta(seconds=1))
+
+    assert first is not None
+    assert again is not None
+    assert (first["extra"], again["extra"]) == ({}, {})
 
 
 def test_linking_an_unknown_run_returns_none_and_writes_nothing(store: LineageStore) -> None:
