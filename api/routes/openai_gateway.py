@@ -100,6 +100,32 @@ _REQUEST_BODY = {
     }}},
 }  # fmt: skip
 
+#: The Responses API request, as far as the gateway reads it (the rest goes upstream as it came).
+_RESPONSES_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object",
+        "required": ["model", "input"],
+        "properties": {
+            "model": {"type": "string", "description": "The model to call, as the upstream names it."},
+            "input": {"type": ["string", "array"], "description": "Text, or input items as the upstream takes them; "
+                      "`function_call_output` items that carry records are checked."},
+            "stream": {"description": "true: the answer is a text/event-stream of events, as the upstream sends it."},
+            "freshguard": {"type": "object", "description": "Records to check besides the tool outputs, and how.",
+                           "properties": {
+                "records": {"type": "array", "items": {"type": "object"}},
+                "pipeline": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME_LENGTH},
+                "on_block": {"enum": ["withhold", "refuse", None]},
+            }},
+        },
+        "additionalProperties": True,
+    }, "example": {
+        "model": "gpt-4o", "input": "What is C-1042's credit limit?",
+        "freshguard": {"pipeline": "support-bot", "records": [{"id": "doc-17", "object": "customer", "key": "C-1042",
+                       "source": "salesforce", "observed_at": "2026-11-22T10:00:00Z", "content": "Customer C-1042"}]},
+    }}},
+}  # fmt: skip
+
 #: One server-sent event of a streamed answer.
 _EVENT = {
     "type": "object",
@@ -164,6 +190,7 @@ async def chat_completions(
             types=_CALL_TYPES,
         ),
     },
+    openapi_extra={"requestBody": _RESPONSES_BODY},
     summary="Responses API, with the records its tool outputs carry guarded (OpenAI-compatible)",
     description=(__doc__ or "") + _ERRORS,
 )
@@ -178,7 +205,11 @@ async def create_response(
     "/models",
     response_model=ModelsOut,
     responses=responses(
-        401, 403, 502, 503, 504,
+        401,
+        403,
+        502,
+        503,
+        504,
         types={502: ("upstream-unavailable", "upstream-auth"), 503: ("no-upstream",), 504: ("upstream-unavailable",)},
     ),
     summary="The upstream's models, passed through (OpenAI-compatible)",
