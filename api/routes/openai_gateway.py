@@ -105,11 +105,11 @@ _RESPONSES_BODY = {
     "required": True,
     "content": {"application/json": {"schema": {
         "type": "object",
-        "required": ["model", "input"],
+        "required": ["model"],
         "properties": {
             "model": {"type": "string", "description": "The model to call, as the upstream names it."},
-            "input": {"type": ["string", "array"], "description": "Text, or input items as the upstream takes them; "
-                      "`function_call_output` items that carry records are checked."},
+            "input": {"type": ["string", "array", "null"], "description": "Text, or input items as the upstream "
+                      "takes them; `function_call_output` items that carry records are checked."},
             "stream": {"description": "true: the answer is a text/event-stream of events, as the upstream sends it."},
             "freshguard": {"type": "object", "description": "Records to check besides the tool outputs, and how.",
                            "properties": {
