@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from api.problem_types import COMMON_TYPES, HTTP_ERROR_TYPES, PROBLEM_TYPES, ProblemType
-from guard.errors import ConfigurationError, GuardError, InputError, PolicyError, StoreError
+from guard.errors import ConfigurationError, GuardError, InputError, PolicyError, StoreError, StoreUnavailableError
 
 PROBLEM_JSON = "application/problem+json"
 _log = logging.getLogger("freshguard.api")
@@ -227,7 +227,10 @@ def _methods_at(request: Request) -> list[str]:
 async def _guard_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, StoreError):
         _log.error("lineage store error on %s %s: %s", request.method, request.url.path, exc)
-        return problem(503, "store-unavailable", str(exc))
+        response = problem(503, "store-unavailable", str(exc))
+        if isinstance(exc, StoreUnavailableError):  # it may pass: a retry in a second may well succeed
+            response.headers["Retry-After"] = "1"
+        return response
     if isinstance(exc, ConfigurationError):
         return problem(503, "misconfigured", str(exc))
     if isinstance(exc, PolicyError):

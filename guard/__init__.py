@@ -14,6 +14,8 @@ from guard.errors import (
     PolicyError,
     PolicyProblem,
     StoreError,
+    StoreTimeoutError,
+    StoreUnavailableError,
     VersionConflictError,
 )
 from guard.guard import Guard
@@ -48,6 +50,8 @@ __all__ = [
     "ServiceClient",
     "ServiceError",
     "StoreError",
+    "StoreTimeoutError",
+    "StoreUnavailableError",
     "Tally",
     "Verdict",
     "VersionConflictError",

@@ -75,3 +75,14 @@ class InputError(GuardError, ValueError):
 
 class StoreError(GuardError):
     """The lineage store could not be opened, migrated, read or written."""
+
+
+class StoreUnavailableError(StoreError):
+    """The lineage store could not be reached or answered with an error that may pass: try again shortly.
+
+    A check that meets it is not answered as decided, because its lineage could not be kept.
+    """
+
+
+class StoreTimeoutError(StoreUnavailableError):
+    """The lineage store did not answer within its deadline (`timeout_s`); the operation was cut off."""

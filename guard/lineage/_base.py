@@ -6,6 +6,10 @@ Messages show the URL without its password, and the driver's words without SQL o
 
 from __future__ import annotations
 
+import logging
+import math
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,21 +21,42 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 
-from guard.errors import StoreError
+from guard.errors import StoreError, StoreTimeoutError, StoreUnavailableError
+from guard.limits import DEFAULT_STORE_TIMEOUT_S
+from guard.lineage._deadlines import WATCHDOG, Watch
+
+_log = logging.getLogger("freshguard.store")
 
 #: The (backend, driver) pairs the store speaks: its SQL is written for these two.
 _SUPPORTED = {"sqlite": "pysqlite", "postgresql": "psycopg"}
 
 
-class StoreBase:
-    """A database connection pool and the one way the store's parts use it (`_connect`)."""
+#: How long one store operation on the request path may take, unless the store is opened with another.
+DEFAULT_TIMEOUT_S = DEFAULT_STORE_TIMEOUT_S
+#: Reports that scan a window of history (health, impact, tallies) are off the request path: this much more time.
+REPORT_EXTRA_S = 28.0
+#: The server's own limit on one statement (PostgreSQL): a backstop should the client's cut-off not reach it.
+SERVER_STATEMENT_TIMEOUT_S = 60
 
-    def __init__(self, url: str) -> None:
+
+class StoreBase:
+    """A database connection pool and the one way the store's parts use it (`_connect`).
+
+    Every operation runs under a deadline (`timeout_s`, unless it says otherwise): one that
+    overruns it is cut off and fails as a `StoreTimeoutError`; one that meets an error that may
+    pass (a read-only file, a dropped connection) fails as a `StoreUnavailableError`. Either way
+    the connection is discarded, so the next operation starts on a fresh one.
+    """
+
+    def __init__(self, url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        if not timeout_s > 0:
+            raise StoreError(f"the lineage store's timeout must be a positive number of seconds, got {timeout_s!r}")
         self.url = _safe(url)  # shown in messages: never the password
+        self.timeout_s = float(timeout_s)
         parsed = _parse_url(url)
         self._password = parsed.password if isinstance(parsed.password, str) else None
         try:
-            self.engine: Engine = sa.create_engine(parsed, **_engine_options(parsed))
+            self.engine: Engine = sa.create_engine(parsed, **_engine_options(parsed, self.timeout_s))
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StoreError(f"cannot open the lineage store {_safe(url)}: {self._scrub(exc)}") from exc
         self.dialect = self.engine.dialect.name
@@ -47,31 +72,93 @@ class StoreBase:
         self.engine.dispose()
 
     @contextmanager
-    def _connect(self, doing: str) -> Iterator[Connection]:
-        """A connection in a transaction; every database error leaves as a StoreError."""
-        with self._serial:
+    def _connect(self, doing: str, *, bounded: bool = True, extra_s: float = 0.0) -> Iterator[Connection]:
+        """A connection in a transaction, cut off after `timeout_s + extra_s` (never, unless `bounded`).
+
+        Every database error leaves as a StoreError (StoreUnavailableError when it may pass), and
+        the connection that saw it is discarded.
+        """
+        with self._serial, WATCHDOG.watch(self.timeout_s + extra_s if bounded else None) as watch:
             try:
                 connection = self.engine.connect()
             except (SQLAlchemyError, self._driver_error) as exc:
-                raise StoreError(
-                    f"cannot reach the lineage store {self.url} to {doing}: {self._scrub(exc)}; "
-                    + (
-                        "check that its folder exists and is writable"
-                        if self.dialect == "sqlite"
-                        else "check that the database is up and that the URL is right"
-                    )
-                ) from exc
+                raise self._failure(doing, exc, watch, reaching=True) from exc
             try:
-                with connection, connection.begin():
+                watch.arm(_cutter(connection, self.dialect))
+                with connection.begin():
                     yield connection
             except (SQLAlchemyError, self._driver_error) as exc:
-                raise StoreError(f"the lineage store {self.url} failed to {doing}: {self._scrub(exc)}") from exc
+                _discard(connection)
+                raise self._failure(doing, exc, watch) from exc
+            finally:
+                watch.disarm()
+                connection.close()
+
+    def _failure(self, doing: str, exc: BaseException, watch: Watch, *, reaching: bool = False) -> StoreError:
+        """The StoreError to raise for a database error met while trying `doing`."""
+        words = self._scrub(exc)
+        if watch.fired or isinstance(exc, sa.exc.TimeoutError):
+            return StoreTimeoutError(
+                f"the lineage store {self.url} did not {doing} within {self.timeout_s:g} s (its deadline), "
+                f"so it was cut off ({words}); the store may be overloaded or unreachable: try again shortly"
+            )
+        if reaching:
+            return StoreUnavailableError(
+                f"cannot reach the lineage store {self.url} to {doing}: {words}; "
+                + (
+                    "check that its folder exists and is writable"
+                    if self.dialect == "sqlite"
+                    else "check that the database is up and that the URL is right"
+                )
+            )
+        cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+        if _passing(cause):
+            return StoreUnavailableError(f"the lineage store {self.url} could not {doing}: {words}; try again shortly")
+        return StoreError(f"the lineage store {self.url} failed to {doing}: {words}")
 
     def _scrub(self, exc: BaseException) -> str:
         """The driver's own words for an error, without the SQL, parameters or password."""
         cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
         text = f"{type(cause).__name__}: {str(cause).strip()}"
         return text.replace(self._password, "***") if self._password else text
+
+
+#: SQLite raises OperationalError for a schema that is not there as well: that one does not pass by itself.
+_LASTING = ("no such table", "no such column", "syntax error", "has no column")
+
+
+def _passing(cause: BaseException) -> bool:
+    """True for a driver error that may pass by itself (the driver's OperationalError family)."""
+    if any(words in str(cause) for words in _LASTING):
+        return False
+    return type(cause).__name__ in {"OperationalError", "InterfaceError"} or isinstance(cause, OSError)
+
+
+def _cutter(connection: Connection, dialect: str) -> Callable[[], None]:
+    """How to make a call blocked on `connection` fail now: shut its socket (PostgreSQL), interrupt it (SQLite)."""
+    driver: Any = connection.connection.driver_connection
+    if dialect == "sqlite":
+        interrupt: Callable[[], None] = driver.interrupt
+        return interrupt
+    descriptor: int = driver.pgconn.socket
+
+    def shut() -> None:
+        # A duplicate of the descriptor names the same socket: shutting it down wakes the blocked read.
+        duplicate = socket.socket(fileno=os.dup(descriptor))
+        try:
+            duplicate.shutdown(socket.SHUT_RDWR)
+        finally:
+            duplicate.close()
+
+    return shut
+
+
+def _discard(connection: Connection) -> None:
+    """Drop the connection from the pool: the next operation opens a fresh one."""
+    try:
+        connection.invalidate()
+    except Exception:  # already broken beyond closing: the pool forgets it all the same
+        _log.debug("invalidating a store connection failed", exc_info=True)
 
 
 def _parse_url(url: str) -> URL:
@@ -101,12 +188,25 @@ def _in_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def _engine_options(url: URL) -> dict[str, Any]:
+def _engine_options(url: URL, timeout_s: float) -> dict[str, Any]:
     if _in_memory(url):  # one connection for every thread: each new one would be another, empty database
         return {"connect_args": {"check_same_thread": False}, "poolclass": sa.pool.StaticPool}
     if url.get_backend_name() == "sqlite":
-        return {"connect_args": {"check_same_thread": False, "timeout": 30}}
-    return {"pool_pre_ping": True}
+        # The busy timeout fits the deadline: a writer waits for another's lock at most that long.
+        return {"connect_args": {"check_same_thread": False, "timeout": timeout_s}, "pool_timeout": timeout_s}
+    milliseconds = max(1, round(timeout_s * 1000))
+    defaults = {  # the URL's own query parameters win
+        "connect_timeout": max(2, math.ceil(timeout_s)),  # libpq's least
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "options": f"-c statement_timeout={SERVER_STATEMENT_TIMEOUT_S * 1000} -c lock_timeout={milliseconds} "
+        f"-c idle_in_transaction_session_timeout={SERVER_STATEMENT_TIMEOUT_S * 1000}",
+    }
+    connect_args = {name: value for name, value in defaults.items() if name not in url.query}
+    # No ping per checkout: a connection that fails is discarded then (see `_connect`), not tested before.
+    return {"connect_args": connect_args, "pool_timeout": timeout_s, "pool_size": 8, "max_overflow": 8}
 
 
 #: How long a new connection keeps trying to put a database that another process holds into WAL mode.
@@ -119,6 +219,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         _wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: the lineage indexes stay in memory
     finally:
         cursor.close()
 

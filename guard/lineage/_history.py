@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from guard.lineage import _feeds, _tallies
-from guard.lineage._base import StoreBase
+from guard.lineage._base import REPORT_EXTRA_S, StoreBase
 from guard.lineage._values import storable
 from guard.lineage.tables import run_records, runs
 from guard.tallies import Tally
@@ -67,7 +67,7 @@ class HistoryStore(StoreBase):
             .where(run_records.c.object == storable(obj), run_records.c.key == storable(key))
             .order_by(runs.c.checked_at, runs.c.run_id, run_records.c.position)
         )
-        with self._connect("read an entity's history") as conn:
+        with self._connect("read an entity's history", extra_s=REPORT_EXTRA_S) as conn:
             history = [_record_out(row) for row in conn.execute(query).mappings()]
             calls = _feeds.calls_by_run(conn, [decision["run_id"] for decision in history])
         for decision in history:
@@ -103,7 +103,7 @@ class HistoryStore(StoreBase):
             query = query.where((sa.literal(",") + run_records.c.reasons + sa.literal(",")).contains(f",{reason},"))
         if since is not None:
             query = query.where(runs.c.checked_at >= since)
-        with self._connect("list decisions") as conn:
+        with self._connect("list decisions", extra_s=REPORT_EXTRA_S) as conn:
             return [_record_out(row) for row in conn.execute(query).mappings()]
 
     def distinct_keys(self, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
@@ -115,12 +115,12 @@ class HistoryStore(StoreBase):
                    run_records.c.object.is_not(None))
             .group_by(run_records.c.source, run_records.c.object)
         )  # fmt: skip
-        with self._connect("count the entities seen") as conn:
+        with self._connect("count the entities seen", extra_s=REPORT_EXTRA_S) as conn:
             return {(source, obj): count for source, obj, count in conn.execute(query)}
 
     def tallies_since(self, start: datetime, end: datetime | None = None) -> list[Tally]:
         """The per-integration-point tallies of every run checked in [start, end), oldest first."""
-        with self._connect("read run tallies") as conn:
+        with self._connect("read run tallies", extra_s=REPORT_EXTRA_S) as conn:
             return _tallies.since(conn, start, end)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from guard.lineage._base import StoreBase
+from guard.lineage._base import REPORT_EXTRA_S, StoreBase
 from guard.lineage._values import json_value
 from guard.lineage.tables import alert_outbox, consumption, incidents, point_states, run_tallies, runs, state_changes
 
@@ -222,7 +222,7 @@ class OperationsStore(StoreBase):
     @contextmanager
     def operations(self) -> Iterator[Operations]:
         """The operations tables in one transaction that one evaluator at a time holds (across processes)."""
-        with self._connect("evaluate integration health") as conn:
+        with self._connect("evaluate integration health", extra_s=REPORT_EXTRA_S) as conn:
             if self.dialect == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({EVALUATION_LOCK_KEY})")
             else:
@@ -248,7 +248,7 @@ class OperationsStore(StoreBase):
 
     def incident_impact(self, source: str, obj: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """The runs that decided records of (source, obj) in [start, end], and their model calls."""
-        with self._connect("read an incident's impact") as conn:
+        with self._connect("read an incident's impact", extra_s=REPORT_EXTRA_S) as conn:
             return impact(conn, source, obj, start, end)
 
     def state_changes_since(self, start: datetime) -> list[dict[str, Any]]:
