@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from guard import Action, CheckResult
-from guard.guard import MAX_NAME_LENGTH
 from guard.integrations.context import summary
 from guard.integrations.tool_results import (
     CHAT,
@@ -39,6 +38,7 @@ from guard.integrations.tool_results import (
     guarded_request,
     read_tool_results,
 )
+from guard.limits import MAX_NAME_LENGTH
 
 OnBlock = Literal["withhold", "refuse"]
 EXTENSION = "freshguard"

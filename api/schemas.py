@@ -6,10 +6,10 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 from guard.decisions import Action, ReasonCode, Verdict
-from guard.guard import MAX_NAME_LENGTH
+from guard.limits import MAX_CONSUMER_TEXT, MAX_ID_LENGTH, MAX_NAME_LENGTH, consumer_problem, text_problem
 
 _RECORD_EXAMPLE: dict[str, JsonValue] = {
     "id": "doc-17",
@@ -23,6 +23,33 @@ _RECORD_EXAMPLE: dict[str, JsonValue] = {
 }
 
 
+def _storable(limit: int) -> AfterValidator:
+    def storable(value: str) -> str:
+        problem = text_problem(value, limit)
+        if problem is not None:
+            raise ValueError(f"the text {problem}")
+        return value
+
+    return AfterValidator(storable)
+
+
+#: A name (object, source, pipeline, model): 1 to 200 characters of text the store can keep.
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), _storable(MAX_NAME_LENGTH)]
+#: An entity's key or a record's id: 1 to 500 characters of text the store can keep.
+Key = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH), _storable(MAX_ID_LENGTH)]
+
+
+def _storable_consumer(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    problem = None if value is None else consumer_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+#: Who consumes a check's allowed records: any JSON object of text the store can keep.
+Consumer = Annotated[dict[str, Any] | None, AfterValidator(_storable_consumer)]
+
+
 class CheckRequest(BaseModel):
     """Records a pipeline is about to show a model; each is decided on its own."""
 
@@ -31,14 +58,16 @@ class CheckRequest(BaseModel):
         json_schema_extra={"examples": [{"pipeline": "support-bot", "records": [_RECORD_EXAMPLE]}]},
     )
 
-    pipeline: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, description="The pipeline the check is for.")
+    pipeline: Name = Field(description="The pipeline the check is for.")
     records: list[Any] = Field(
         description="Record envelopes (see docs/records.md): `id`, `object`, `key`, `source`, `observed_at` "
         "and/or `updated_at`, `fields`, `content`, and `lineage` or `signature` where the policy asks. Any JSON "
         "value is taken: one that is not a valid envelope is decided INVALID_RECORD, not refused."
     )
-    consumer: dict[str, Any] | None = Field(
-        None, description="Who will consume the allowed records, e.g. {'model': ..., 'call_id': ...}; kept in lineage."
+    consumer: Consumer = Field(
+        None,
+        description="Who will consume the allowed records, e.g. {'model': ..., 'call_id': ...}; kept in lineage. "
+        f"Text values up to {MAX_CONSUMER_TEXT} characters, no NUL or lone surrogate.",
     )
 
 
@@ -261,7 +290,6 @@ def _iso_text(value: Any) -> Any:
 
 #: ISO 8601 text with an offset (`2026-11-22T09:58:00Z`), in a body or a query; numbers and naive times are refused.
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
 
 
 class Change(BaseModel):
@@ -273,7 +301,7 @@ class Change(BaseModel):
     )
 
     object: Name = Field(description="The object, e.g. customer; the caller's source must own it.")
-    key: str = Field(min_length=1, description="The entity's key, e.g. C-1042.")
+    key: Key = Field(description="The entity's key, e.g. C-1042.")
     updated_at: Timestamp = Field(description="When the system of record changed the entity.")
 
 
@@ -297,9 +325,8 @@ class Heartbeat(BaseModel):
 
     object: Name = Field(description="The object synced; the source must own it or serve copies of it.")
     synced_at: Timestamp = Field(description="The point in time the sync brought the copies up to.")
-    writer: str = Field(
+    writer: Annotated[str, Field(max_length=MAX_NAME_LENGTH), _storable(MAX_NAME_LENGTH)] = Field(
         "",
-        max_length=MAX_NAME_LENGTH,
         description="The sync job that reported, when a source has several (each one's lag is watched).",
     )
 
@@ -336,8 +363,8 @@ class Consumption(BaseModel):
         json_schema_extra={"examples": [{"model": "gpt-4o-2024-08-06", "call_id": "chatcmpl-9x7", "ticket": "T-88"}]},
     )
 
-    model: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, description="The model that was called.")
-    call_id: str | None = Field(None, min_length=1, description="The call's id, as the model's API gave it.")
+    model: Name = Field(description="The model that was called.")
+    call_id: Key | None = Field(None, description="The call's id, as the model's API gave it.")
 
 
 class ModelCall(BaseModel):

@@ -24,10 +24,10 @@ def parse_timestamp(value: object, *, naive_is_utc: bool) -> datetime:
             )
         parsed = parsed.replace(tzinfo=UTC)
     try:
-        parsed.astimezone(UTC)
+        # Kept in UTC from here on: every database stores it alike (PostgreSQL takes offsets up to 15:59 only).
+        return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
     except OverflowError:
         raise TimestampError(f"{value!r} lies outside the years 1 to 9999 once in UTC") from None
-    return parsed
 
 
 def utc_now() -> datetime:

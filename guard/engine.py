@@ -29,6 +29,7 @@ from guard.checks.provenance import check_provenance
 from guard.checks.signature import check_signature
 from guard.checks.supersession import superseded_reason
 from guard.decisions import Action, DecisionTable, Entity, Reason, ReasonCode
+from guard.limits import MAX_ID_LENGTH
 from guard.signing import signature_matches
 
 #: From this many records of one object in a check, the contract runs through pandera itself.
@@ -123,6 +124,12 @@ def screen(records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, f
             or type(key) is not str
             or type(src) is not str
             or not (rid and obj and key and src)
+            # Text the store may not keep (too long, a NUL, perhaps a lone surrogate): the envelope check judges it.
+            or len(rid) > MAX_ID_LENGTH
+            or len(key) > MAX_ID_LENGTH
+            or not (rid.isascii() and key.isascii())
+            or "\x00" in rid
+            or "\x00" in key
         ):
             slow(batch, index)
             continue
@@ -199,7 +206,8 @@ def _stamp(value: object, now: datetime, parsed: dict[str, tuple[datetime, float
             moment = _fromiso(value)
             if moment.tzinfo is None:
                 return None
-            moment.astimezone(UTC)  # OverflowError outside years 1-9999, as the envelope check refuses
+            if moment.tzinfo is not UTC:  # kept in UTC, as the envelope check keeps it
+                moment = moment.astimezone(UTC)  # OverflowError outside years 1-9999, as the envelope check refuses
         except (ValueError, OverflowError):
             return None
         found = parsed[value] = (moment, (now - moment).total_seconds())

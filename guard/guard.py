@@ -19,6 +19,7 @@ from guard.checks.compiled import compile_policy
 from guard.decisions import Action, CheckResult, Entity, PolicyRef
 from guard.engine import DEFAULT_PANDERA_THRESHOLD, Batch, finish, owner_versions, screen
 from guard.errors import ConfigurationError, InputError
+from guard.limits import MAX_ID_LENGTH, MAX_NAME_LENGTH, consumer_problem, text_problem
 from guard.policy.model import Policy
 from guard.records import Record
 
@@ -30,15 +31,14 @@ if TYPE_CHECKING:
 CheckListener = Callable[[CheckResult, Sequence[Any]], None]
 _log = logging.getLogger("freshguard")
 
-MAX_NAME_LENGTH = 200  # pipeline names, as the lineage store keeps them
-
 
 class Guard:
     """Checks records against a policy and writes every decision to the lineage store.
 
     `store` is a database URL (`sqlite:///freshguard.db`, `postgresql+psycopg://...`),
     an open `LineageStore`, or None to check without writing lineage (supersession
-    watermarks are then kept in memory for the life of the guard).
+    watermarks are then kept in memory for the life of the guard). Open a `LineageStore` yourself
+    to set its deadline (`timeout_s`) or group commit; the guard then leaves closing it to you.
     """
 
     def __init__(
@@ -132,12 +132,17 @@ class Guard:
     ) -> CheckResult:
         """Decide every record; `result.allowed` holds the ones that may reach the model."""
         started = time.perf_counter()
-        if not isinstance(pipeline, str) or not 0 < len(pipeline) <= MAX_NAME_LENGTH:
+        if not isinstance(pipeline, str) or not pipeline:
             raise InputError(f"pipeline must be a name of 1 to {MAX_NAME_LENGTH} characters, got {pipeline!r:.80}")
-        if consumer is not None and not isinstance(consumer, Mapping):
-            raise InputError(
-                f"consumer must be a mapping such as {{'model': ..., 'call_id': ...}}, got {consumer!r:.80}"
-            )
+        if (problem := text_problem(pipeline, MAX_NAME_LENGTH)) is not None:
+            raise InputError(f"pipeline {problem}")
+        if consumer is not None:
+            if not isinstance(consumer, Mapping):
+                raise InputError(
+                    f"consumer must be a mapping such as {{'model': ..., 'call_id': ...}}, got {consumer!r:.80}"
+                )
+            if (problem := consumer_problem(consumer)) is not None:
+                raise InputError(problem)
         batch = _as_sequence(records)
         moment = utc_now() if now is None else _aware_utc(now, "now")
         compiled = self._compiled
@@ -200,6 +205,8 @@ class Guard:
                 raise InputError(f"a change to {obj!r}, which policy {policy.name} does not cover")
             if not isinstance(key, str) or not key:
                 raise InputError(f"a change to {obj} needs a key (a non-empty string), got {key!r:.80}")
+            if (problem := text_problem(key, MAX_ID_LENGTH)) is not None:
+                raise InputError(f"the key of a change to {obj} {problem}")
             updated_at = _aware_utc(when, f"the change to {obj} {key}: updated_at")
             if updated_at > horizon:
                 raise InputError(
@@ -233,6 +240,8 @@ class Guard:
                 f"a heartbeat from {source} for {object}, but {source} neither owns {object} (its owner is "
                 f"{spec.owner}) nor serves copies of it; add {source} to objects.{object}.replicas first"
             )
+        if (problem := text_problem(writer, MAX_NAME_LENGTH)) is not None:
+            raise InputError(f"the heartbeat's writer {problem}")
         received_at = utc_now()
         synced = _aware_utc(synced_at, f"the heartbeat from {source} for {object}: synced_at")
         if synced > received_at + policy.clock_skew:

@@ -157,6 +157,13 @@ def store(store_url: str) -> Iterator[LineageStore]:
     opened.close()
 
 
+@pytest.fixture
+def stored_guard(minimal_policy: Policy, store_url: str) -> Iterator[Guard]:
+    """A guard over the minimal customer policy that writes lineage to `store_url` (SQLite and PostgreSQL)."""
+    with Guard(minimal_policy, store=store_url) as opened:
+        yield opened
+
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

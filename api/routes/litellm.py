@@ -36,7 +36,7 @@ from api.problems import responses
 from api.settings import Settings
 from guard import Guard, GuardError, InputError, tally_check
 from guard._timestamps import utc_now
-from guard.guard import MAX_NAME_LENGTH
+from guard.limits import MAX_NAME_LENGTH
 
 _log = logging.getLogger("freshguard.litellm")
 router = APIRouter(tags=["litellm"])

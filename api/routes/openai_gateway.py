@@ -33,8 +33,8 @@ from api.problems import responses
 from api.settings import Settings
 from guard import CheckResult, Guard, GuardError, tally_check
 from guard._timestamps import utc_now
-from guard.guard import MAX_NAME_LENGTH
 from guard.integrations.tool_results import CHAT, RESPONSES, RequestShape
+from guard.limits import MAX_NAME_LENGTH
 
 _log = logging.getLogger("freshguard.gateway")
 INTEGRATION = "gateway"

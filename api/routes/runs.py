@@ -17,7 +17,7 @@ from api.problems import ProblemLocation, problem, responses
 from api.schemas import Consumption, ConsumptionLinked, RunDetail, RunList, Timestamp
 from guard._timestamps import utc_now
 from guard.decisions import Verdict
-from guard.guard import MAX_NAME_LENGTH
+from guard.limits import MAX_NAME_LENGTH
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 

@@ -7,8 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from guard._timestamps import TimestampError, parse_timestamp
+from guard.limits import MAX_ID_LENGTH, MAX_NAME_LENGTH, text_problem
 
 _REQUIRED = ("id", "object", "key", "source")
+#: The longest text each identifying member may hold: what the lineage store indexes.
+_LIMITS = {"id": MAX_ID_LENGTH, "object": MAX_NAME_LENGTH, "key": MAX_ID_LENGTH, "source": MAX_NAME_LENGTH}
 
 
 class Envelope:
@@ -65,8 +68,12 @@ def read_envelope(index: int, raw: Any, naive_is_utc: bool) -> Envelope:
         return env
     record_id = raw.get("id")
     if isinstance(record_id, str) and record_id:
-        env.id = record_id
-        env.unnamed = False
+        if (problem := text_problem(record_id, MAX_ID_LENGTH)) is None:
+            env.id = record_id
+            env.unnamed = False
+        else:
+            env.problems.append(f"`id` {problem}")
+            env.fatal = True
     for name in _REQUIRED:
         value = raw.get(name)
         if name == "key" and isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
@@ -76,6 +83,9 @@ def read_envelope(index: int, raw: Any, naive_is_utc: bool) -> Envelope:
             env.problems.append(
                 f"`{name}` is required" if missing else f"`{name}` must be a non-empty string, got {_kind(value)}"
             )
+            env.fatal = True
+        elif (problem := text_problem(value, _LIMITS[name])) is not None:
+            env.problems.append(f"`{name}` {problem}")
             env.fatal = True
         else:
             setattr(env, name, value)

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
 
 from guard import Guard, LineageStore, Policy, VersionConflictError, parse_policy
 from tests.conftest import MINIMAL_POLICY, NOW, RecordFactory, ts
-
-
-@pytest.fixture
-def stored_guard(minimal_policy: Policy, store_url: str) -> Iterator[Guard]:
-    """A guard over the minimal customer policy that writes lineage to `store_url`."""
-    with Guard(minimal_policy, store=store_url) as opened:
-        yield opened
 
 
 def _store(guard: Guard) -> LineageStore:
