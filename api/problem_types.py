@@ -77,6 +77,23 @@ _TYPES = (
     }),
     ProblemType("policy-error", "The policy cannot decide this request.", {422: "the policy has no object 'lead'"}),
     ProblemType("guard-error", "The guard refused the request; the detail says why.", {422: "the guard refused it"}),
+    ProblemType("misdirected-request", "Without API keys the service answers only requests addressed to this "
+                "machine by a loopback name (a guard against DNS rebinding).", {
+        421: "this service runs without API keys, so it answers only requests addressed to 127.0.0.1, ::1 or "
+        "localhost, not to 'rebind.example'; configure API keys to serve other names",
+    }),
+    ProblemType("request-timeout", "The client stopped sending its request body; the connection is closed.", {
+        408: "the request body stalled: no byte for 10 s; send the whole body at once",
+    }),
+    ProblemType("idempotency-key-invalid", "The Idempotency-Key header is not a key this service takes.", {
+        400: "Idempotency-Key must be 1 to 255 printable ASCII characters",
+    }),
+    ProblemType("idempotency-key-reused", "The Idempotency-Key was used before with another request body.", {
+        422: "Idempotency-Key 'k-1' was used at 2026-12-07T10:00:00Z with another body; use a new key",
+    }),
+    ProblemType("idempotency-key-in-flight", "A request with this Idempotency-Key is still being answered.", {
+        409: "a request with Idempotency-Key 'k-1' is still being answered; retry in a moment to get its answer",
+    }),
     # What one route answers.
     ProblemType("too-many-records", "More records than the service checks at once: split them.", {
         413: "the check carries 20,000 records; this service takes at most 10,000 in one check: split them",
@@ -142,5 +159,5 @@ COMMON_TYPES: Mapping[int, tuple[str, ...]] = {
 #: The `type` of an HTTPException's problem, by status (others are `http-error`).
 HTTP_ERROR_TYPES: Mapping[int, str] = {
     400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
-    409: "conflict", 413: "too-large",
+    408: "request-timeout", 409: "conflict", 413: "too-large",
 }  # fmt: skip

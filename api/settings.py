@@ -36,6 +36,18 @@ class Settings(BaseSettings):
     watch_every_s: float = Field(
         15.0, ge=0, description="Seconds between SLA evaluations (incidents, alerts); 0 turns the watcher off."
     )
+    store_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="Deadline of each lineage store operation of a request; past it, 503."
+    )
+    policy_sync_s: float = Field(
+        1.0, ge=0, le=60, description="How often a worker looks for a policy version published by another one."
+    )
+    head_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="A connection that has not sent its whole request head by then is closed."
+    )
+    body_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="A request body that has not arrived by then (then at 64 KiB/s) answers 408."
+    )
     host: str = Field("127.0.0.1", description="Where to listen; loopback only unless API keys are configured.")
     port: int = Field(8000, ge=0, le=65535)
     keys_file: Path | None = Field(None, description="The API keys file (YAML or JSON): names, roles, SHA-256 digests.")

@@ -16,9 +16,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
+from fastapi.testclient import TestClient
+from starlette.types import ASGIApp
 
 #: The `freshguard` command of the environment running the tests.
 FRESHGUARD = str(Path(sys.executable).parent / "freshguard")
@@ -91,3 +94,13 @@ def _wait_until_ready(served: Served, command: Sequence[str], within_s: float) -
         if time.monotonic() > deadline:
             pytest.fail(f"{what} did not become ready within {within_s:g} s:\n{served.log_text()}")
         time.sleep(0.1)
+
+
+class AppClient(TestClient):
+    """Starlette's TestClient, addressed as a user on this machine addresses the service: http://127.0.0.1.
+
+    (Its default, `testserver`, is not a loopback name: a service without keys refuses it.)
+    """
+
+    def __init__(self, app: ASGIApp, base_url: str = "http://127.0.0.1", **options: Any) -> None:
+        super().__init__(app, base_url=base_url, **options)

@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api import Settings, create_app
 from api.keys import hash_key
 from tests.conftest import EXAMPLE_POLICY, RecordFactory, ts
-from tests.serving import free_port, freshguard_serve, serving
+from tests.serving import AppClient, free_port, freshguard_serve, serving
 
 SAMPLE_KEY = "example-stripe-key"  # the key policies/support-assistant.records.jsonl is signed with
 
@@ -30,9 +29,9 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
+def client(settings: Settings) -> Iterator[AppClient]:
     """A client of the app, started (lifespan run) and stopped around the test."""
-    with TestClient(create_app(settings), raise_server_exceptions=False) as started:
+    with AppClient(create_app(settings), raise_server_exceptions=False) as started:
         yield started
 
 
@@ -87,9 +86,9 @@ def keys_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def keyed(settings: Settings, keys_file: Path) -> Iterator[TestClient]:
+def keyed(settings: Settings, keys_file: Path) -> Iterator[AppClient]:
     """A client of the app with the keys file configured."""
-    with TestClient(
+    with AppClient(
         create_app(settings.model_copy(update={"keys_file": keys_file})), raise_server_exceptions=False
     ) as c:
         yield c

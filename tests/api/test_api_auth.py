@@ -14,7 +14,6 @@ from typing import Any
 import httpx2
 import pytest
 from fastapi import Depends, HTTPException
-from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -24,7 +23,7 @@ from api.keys import KeyFileError, KeyRing, Role, hash_key, load_keyring
 from guard.cli.main import app as cli
 from tests.api.conftest import KEYS, SAMPLE_KEY, auth_as, key_entries, key_of
 from tests.conftest import EXAMPLE_POLICY
-from tests.serving import free_port, freshguard_serve, serving
+from tests.serving import AppClient, free_port, freshguard_serve, serving
 
 Fresh = Callable[..., dict[str, Any]]
 PROBLEM = "application/problem+json"
@@ -52,7 +51,7 @@ def _problem(response: Any, status: int) -> dict[str, Any]:
     ],
 )
 def test_a_request_without_a_known_key_is_a_401_problem_asking_for_a_bearer_key(
-    keyed: TestClient, fresh: Fresh, headers: dict[str, str]
+    keyed: AppClient, fresh: Fresh, headers: dict[str, str]
 ) -> None:
     check = keyed.post("/v1/check", json={"pipeline": "p", "records": [fresh()]}, headers=headers)
     runs = keyed.get("/v1/runs", headers=headers)
@@ -67,7 +66,7 @@ def test_a_request_without_a_known_key_is_a_401_problem_asking_for_a_bearer_key(
 
 @pytest.mark.parametrize("name", ["dashboard", "erp-sync"])
 def test_a_key_whose_role_may_not_check_is_a_403_problem_naming_the_role_needed(
-    keyed: TestClient, fresh: Fresh, name: str
+    keyed: AppClient, fresh: Fresh, name: str
 ) -> None:
     response = keyed.post("/v1/check", json={"pipeline": "p", "records": [fresh()]}, headers=auth_as(name))
 
@@ -79,14 +78,14 @@ def test_a_key_whose_role_may_not_check_is_a_403_problem_naming_the_role_needed(
 
 
 @pytest.mark.parametrize("name", ["support-bot", "ops-admin"])
-def test_pipeline_and_admin_keys_may_check(keyed: TestClient, fresh: Fresh, name: str) -> None:
+def test_pipeline_and_admin_keys_may_check(keyed: AppClient, fresh: Fresh, name: str) -> None:
     response = keyed.post("/v1/check", json={"pipeline": "p", "records": [fresh(id="k")]}, headers=auth_as(name))
 
     assert response.status_code == 200
     assert response.json()["allowed"] == ["k"]
 
 
-def test_the_key_is_also_accepted_as_x_api_key(keyed: TestClient, fresh: Fresh) -> None:
+def test_the_key_is_also_accepted_as_x_api_key(keyed: AppClient, fresh: Fresh) -> None:
     response = keyed.post(
         "/v1/check", json={"pipeline": "p", "records": [fresh()]}, headers={"X-API-Key": key_of("support-bot")}
     )
@@ -98,7 +97,7 @@ def test_the_key_is_also_accepted_as_x_api_key(keyed: TestClient, fresh: Fresh) 
     ("name", "status"), [("dashboard", 200), ("support-bot", 200), ("ops-admin", 200), ("erp-sync", 403)]
 )
 def test_viewers_pipelines_and_admins_read_runs_and_lineage_but_source_keys_do_not(
-    keyed: TestClient, fresh: Fresh, name: str, status: int
+    keyed: AppClient, fresh: Fresh, name: str, status: int
 ) -> None:
     run_id = keyed.post(
         "/v1/check", json={"pipeline": "p", "records": [fresh()]}, headers=auth_as("support-bot")
@@ -108,14 +107,14 @@ def test_viewers_pipelines_and_admins_read_runs_and_lineage_but_source_keys_do_n
         assert keyed.get(path, headers=auth_as(name)).status_code == status, path
 
 
-def test_probes_and_the_openapi_document_stay_open(keyed: TestClient) -> None:
+def test_probes_and_the_openapi_document_stay_open(keyed: AppClient) -> None:
     assert keyed.get("/healthz").status_code == 200
     assert keyed.get("/readyz").status_code == 200
     assert keyed.get("/docs").status_code == 200
     assert keyed.get("/openapi.json").status_code == 200
 
 
-def test_the_openapi_document_declares_the_key_schemes_and_the_401_and_403_problems(keyed: TestClient) -> None:
+def test_the_openapi_document_declares_the_key_schemes_and_the_401_and_403_problems(keyed: AppClient) -> None:
     schema = keyed.get("/openapi.json").json()
 
     schemes = schema["components"]["securitySchemes"]
@@ -138,7 +137,7 @@ def test_keys_from_the_environment_variable_are_accepted(
     )
     from_env = Settings(policy=settings.policy, database_url=settings.database_url)
 
-    with TestClient(create_app(from_env)) as client:
+    with AppClient(create_app(from_env)) as client:
         allowed = client.post(
             "/v1/check", json={"pipeline": "p", "records": [fresh()]}, headers={"X-API-Key": "env-pipeline-key"}
         )
@@ -150,7 +149,7 @@ def test_keys_from_the_environment_variable_are_accepted(
     assert (allowed.status_code, refused.status_code, unknown.status_code) == (200, 403, 401)
 
 
-def test_without_keys_the_service_is_open(client: TestClient, fresh: Fresh) -> None:
+def test_without_keys_the_service_is_open(client: AppClient, fresh: Fresh) -> None:
     assert client.post("/v1/check", json={"pipeline": "p", "records": [fresh()]}).status_code == 200
     assert client.get("/v1/runs").status_code == 200
 
@@ -197,7 +196,7 @@ def test_require_source_as_a_route_dependency(settings: Settings, keys_file: Pat
     def erp() -> dict[str, str]:
         return {"ok": "erp"}
 
-    with TestClient(application) as client:
+    with AppClient(application) as client:
         assert client.post("/test-only/erp", headers=auth_as("erp-sync")).status_code == 200
         assert "bound to 'sap'" in _problem(client.post("/test-only/crm", headers=auth_as("erp-sync")), 403)["detail"]
         assert "pipeline key" in _problem(client.post("/test-only/erp", headers=auth_as("support-bot")), 403)["detail"]

@@ -9,16 +9,16 @@ from typing import Any
 
 import anyio
 import pytest
-from fastapi.testclient import TestClient
 
 from api import Settings, create_app
 from tests.conftest import POLICIES
+from tests.serving import AppClient
 
 Fresh = Callable[..., dict[str, Any]]
 PROBLEM = "application/problem+json"
 
 
-def test_a_fresh_owner_record_is_allowed_with_the_documented_response_shape(client: TestClient, fresh: Fresh) -> None:
+def test_a_fresh_owner_record_is_allowed_with_the_documented_response_shape(client: AppClient, fresh: Fresh) -> None:
     response = client.post("/v1/check", json={"pipeline": "support-bot", "records": [fresh(id="doc-1")]})
 
     assert response.status_code == 200
@@ -32,7 +32,7 @@ def test_a_fresh_owner_record_is_allowed_with_the_documented_response_shape(clie
     assert 250 < decision["age_s"] < 400
 
 
-def test_a_blocked_check_still_answers_200_with_reasons(client: TestClient, fresh: Fresh) -> None:
+def test_a_blocked_check_still_answers_200_with_reasons(client: AppClient, fresh: Fresh) -> None:
     stale = fresh(id="old", observed_at="2020-01-01T00:00:00Z", updated_at="2020-01-01T00:00:00Z")
 
     response = client.post("/v1/check", json={"pipeline": "support-bot", "records": [stale]})
@@ -60,7 +60,7 @@ SAMPLE_CODES = {
 }
 
 
-def test_the_sample_records_get_their_time_independent_codes(client: TestClient) -> None:
+def test_the_sample_records_get_their_time_independent_codes(client: AppClient) -> None:
     lines = (POLICIES / "support-assistant.records.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines if line.strip()]
 
@@ -77,7 +77,7 @@ def test_the_sample_records_get_their_time_independent_codes(client: TestClient)
 
 @pytest.mark.parametrize("junk", [42, None, "text", [1, 2], {"id": "x"}, {"id": 7, "object": ["customer"]}, True])
 def test_a_json_value_that_is_not_an_envelope_is_decided_invalid_record(
-    client: TestClient, fresh: Fresh, junk: Any
+    client: AppClient, fresh: Fresh, junk: Any
 ) -> None:
     response = client.post("/v1/check", json={"pipeline": "p", "records": [fresh(id="ok"), junk]})
 
@@ -88,7 +88,7 @@ def test_a_json_value_that_is_not_an_envelope_is_decided_invalid_record(
     assert [r["code"] for r in body["records"][1]["reasons"]] == ["INVALID_RECORD"]
 
 
-def test_the_consumer_is_kept_with_the_run(client: TestClient, fresh: Fresh) -> None:
+def test_the_consumer_is_kept_with_the_run(client: AppClient, fresh: Fresh) -> None:
     consumer = {"model": "gpt-x", "call_id": "c-1"}
     run_id = client.post("/v1/check", json={"pipeline": "p", "records": [fresh()], "consumer": consumer}).json()[
         "run_id"
@@ -112,19 +112,19 @@ def _problem(response: Any, status: int) -> dict[str, Any]:
     "content",
     [b'{"pipeline": "p", "records": [', b"not json at all", b'{"pipeline": "p", "records": [NaN'],
 )
-def test_a_body_that_is_not_json_is_a_400_problem(client: TestClient, content: bytes) -> None:
+def test_a_body_that_is_not_json_is_a_400_problem(client: AppClient, content: bytes) -> None:
     response = client.post("/v1/check", content=content, headers={"content-type": "application/json"})
 
     assert "JSON" in _problem(response, 400)["detail"]
 
 
-def test_an_empty_body_is_a_422_problem_naming_the_body(client: TestClient) -> None:
+def test_an_empty_body_is_a_422_problem_naming_the_body(client: AppClient) -> None:
     response = client.post("/v1/check", content=b"", headers={"content-type": "application/json"})
 
     assert [e["loc"] for e in _problem(response, 422)["errors"]] == [["body"]]
 
 
-def test_a_body_sent_as_another_media_type_is_a_415_problem(client: TestClient) -> None:
+def test_a_body_sent_as_another_media_type_is_a_415_problem(client: AppClient) -> None:
     response = client.post("/v1/check", content=b"hello", headers={"content-type": "text/plain"})
 
     _problem(response, 415)
@@ -143,7 +143,7 @@ def test_a_body_sent_as_another_media_type_is_a_415_problem(client: TestClient) 
     ],
 )
 def test_a_request_of_the_wrong_shape_is_a_422_problem_naming_each_location(
-    client: TestClient, body: Any, locations: list[list[str]]
+    client: AppClient, body: Any, locations: list[list[str]]
 ) -> None:
     problem = _problem(client.post("/v1/check", json=body), 422)
 
@@ -151,8 +151,8 @@ def test_a_request_of_the_wrong_shape_is_a_422_problem_naming_each_location(
     assert all(e["message"] and e["type"] for e in problem["errors"])
 
 
-def _limited(settings: Settings, **limits: int) -> TestClient:
-    return TestClient(create_app(settings.model_copy(update=limits)), raise_server_exceptions=False)
+def _limited(settings: Settings, **limits: int) -> AppClient:
+    return AppClient(create_app(settings.model_copy(update=limits)), raise_server_exceptions=False)
 
 
 def test_a_body_over_the_limit_is_a_413_problem(settings: Settings, fresh: Fresh) -> None:
@@ -200,11 +200,11 @@ def test_more_records_than_the_limit_is_a_413_problem(settings: Settings, fresh:
     assert "at most 3" in _problem(over, 413)["detail"]
 
 
-def test_an_unknown_path_is_a_404_problem(client: TestClient) -> None:
+def test_an_unknown_path_is_a_404_problem(client: AppClient) -> None:
     _problem(client.get("/v1/nothing-here"), 404)
 
 
-def test_a_lone_surrogate_in_a_record_does_not_cost_the_answer(client: TestClient, fresh: Fresh) -> None:
+def test_a_lone_surrogate_in_a_record_does_not_cost_the_answer(client: AppClient, fresh: Fresh) -> None:
     content = json.dumps({"pipeline": "p", "records": [fresh(id="a\ud800", key="K\ud800")]}).encode()
 
     response = client.post("/v1/check", content=content, headers={"content-type": "application/json"})
@@ -213,7 +213,7 @@ def test_a_lone_surrogate_in_a_record_does_not_cost_the_answer(client: TestClien
     assert response.json()["verdict"] == "pass"
 
 
-def test_the_openapi_page_declares_models_and_problems_for_every_endpoint(client: TestClient) -> None:
+def test_the_openapi_page_declares_models_and_problems_for_every_endpoint(client: AppClient) -> None:
     schema = client.get("/openapi.json").json()
 
     for path, operations in schema["paths"].items():
@@ -242,7 +242,7 @@ def test_nothing_is_built_before_the_app_starts(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", ["/v1/check", "/v1/changes", "/v1/sources/sap/heartbeats"])
-def test_a_body_nested_too_deeply_is_a_400_problem_that_says_so(client: TestClient, path: str) -> None:
+def test_a_body_nested_too_deeply_is_a_400_problem_that_says_so(client: AppClient, path: str) -> None:
     deep = '{"pipeline": "p", "records": [' + "[" * 100_000 + "]" * 100_000 + "]}"
 
     response = client.post(path, content=deep, headers={"content-type": "application/json"})

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
 
 from api import Settings, create_app
@@ -23,6 +22,7 @@ from tests.api.conftest import SAMPLE_KEY, seed_store
 from tests.conftest import EXAMPLE_POLICY
 from tests.integrations.conftest import serve
 from tests.integrations.upstream import make_upstream
+from tests.serving import AppClient
 
 Document = dict[str, Any]
 Operation = tuple[str, str]
@@ -31,7 +31,7 @@ LAST = ("PUT", "/v1/policy")
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppClient]:
     """The app (open, on loopback) over a store seeded with four hours of history, its gateway wired upstream."""
     database_url = f"sqlite:///{tmp_path_factory.mktemp('documented') / 'lineage.db'}"
     seed_store(database_url, hours=4)
@@ -42,7 +42,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
                 policy=EXAMPLE_POLICY, database_url=database_url, watch_every_s=0,
                 openai_upstream_url=f"{upstream}/v1",
             )  # fmt: skip
-            with TestClient(create_app(settings), raise_server_exceptions=False) as started:
+            with AppClient(create_app(settings), raise_server_exceptions=False) as started:
                 yield started
 
 
@@ -51,7 +51,7 @@ class Walk:
     """What the walk sent and what came back wrong."""
 
     document: Document
-    client: TestClient
+    client: AppClient
     served: set[Operation] = field(default_factory=set)
     visited: set[tuple[Operation, str]] = field(default_factory=set)
     wrong: list[str] = field(default_factory=list)
@@ -183,7 +183,7 @@ def _required_only(schema: dict[str, Any], example: Any) -> Any:
     return {name: value for name, value in example.items() if name in schema["required"]}
 
 
-def test_every_operation_answers_its_documented_examples_as_documented(client: TestClient) -> None:
+def test_every_operation_answers_its_documented_examples_as_documented(client: AppClient) -> None:
     document: Document = client.get("/openapi.json").json()
     walk = Walk(document, client)
     operations = [(method.upper(), path) for path, item in document["paths"].items() for method in item]
@@ -196,7 +196,7 @@ def test_every_operation_answers_its_documented_examples_as_documented(client: T
     assert set(operations) - walk.served == set(), "never answered 2xx (no link led there, or every example failed)"
 
 
-def test_the_walk_sends_each_example_with_its_required_members_only(client: TestClient) -> None:
+def test_the_walk_sends_each_example_with_its_required_members_only(client: AppClient) -> None:
     """The consumption link without `extra` (which answered 500) is one of the bodies the walk sends."""
     document: Document = client.get("/openapi.json").json()
     consumption = document["paths"]["/v1/runs/{run_id}/consumption"]["post"]

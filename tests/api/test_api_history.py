@@ -7,23 +7,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api import Settings, create_app
 from guard.errors import StoreError
+from tests.serving import AppClient
 
 Fresh = Callable[..., dict[str, Any]]
 PROBLEM = "application/problem+json"
 
 
-def _check(client: TestClient, pipeline: str, *records: Any) -> str:
+def _check(client: AppClient, pipeline: str, *records: Any) -> str:
     response = client.post("/v1/check", json={"pipeline": pipeline, "records": list(records)})
     assert response.status_code == 200
     run_id: str = response.json()["run_id"]
     return run_id
 
 
-def test_runs_are_listed_newest_first_and_filtered_by_pipeline(client: TestClient, fresh: Fresh) -> None:
+def test_runs_are_listed_newest_first_and_filtered_by_pipeline(client: AppClient, fresh: Fresh) -> None:
     first = _check(client, "support-bot", fresh())
     second = _check(client, "billing-bot", fresh())
     third = _check(client, "support-bot", fresh(), fresh(observed_at="2020-01-01T00:00:00Z"))
@@ -44,7 +44,7 @@ def test_runs_are_listed_newest_first_and_filtered_by_pipeline(client: TestClien
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"limit": "ten"}, {"pipeline": ""}])
-def test_bad_run_list_parameters_are_a_422_problem(client: TestClient, params: dict[str, Any]) -> None:
+def test_bad_run_list_parameters_are_a_422_problem(client: AppClient, params: dict[str, Any]) -> None:
     response = client.get("/v1/runs", params=params)
 
     assert response.status_code == 422
@@ -52,7 +52,7 @@ def test_bad_run_list_parameters_are_a_422_problem(client: TestClient, params: d
     assert response.json()["errors"][0]["loc"][0] == "query"
 
 
-def test_runs_are_paged_with_a_cursor_and_filtered_by_verdict_and_time(client: TestClient, fresh: Fresh) -> None:
+def test_runs_are_paged_with_a_cursor_and_filtered_by_verdict_and_time(client: AppClient, fresh: Fresh) -> None:
     stale = {"observed_at": "2020-01-01T00:00:00Z"}
     made = [_check(client, "p", fresh(**(stale if n % 3 == 0 else {}))) for n in range(7)]
 
@@ -90,7 +90,7 @@ def test_runs_are_paged_with_a_cursor_and_filtered_by_verdict_and_time(client: T
     ],
 )
 def test_bad_filters_and_cursors_are_a_422_problem_naming_the_parameter(
-    client: TestClient, params: dict[str, Any]
+    client: AppClient, params: dict[str, Any]
 ) -> None:
     response = client.get("/v1/runs", params=params)
 
@@ -100,7 +100,7 @@ def test_bad_filters_and_cursors_are_a_422_problem_naming_the_parameter(
 
 
 @pytest.mark.parametrize("cursor", ["not-a-cursor", "WyJ4Il0", "0" * 200])
-def test_a_cursor_this_service_did_not_give_is_an_invalid_cursor_problem(client: TestClient, cursor: str) -> None:
+def test_a_cursor_this_service_did_not_give_is_an_invalid_cursor_problem(client: AppClient, cursor: str) -> None:
     """A well-formed request refused for what its cursor says: its own problem type, which the document lists."""
     response = client.get("/v1/runs", params={"cursor": cursor})
 
@@ -110,7 +110,7 @@ def test_a_cursor_this_service_did_not_give_is_an_invalid_cursor_problem(client:
     assert "pass next_cursor as it came" in problem["detail"]
 
 
-def test_a_run_shows_every_decision_with_its_reasons(client: TestClient, fresh: Fresh) -> None:
+def test_a_run_shows_every_decision_with_its_reasons(client: AppClient, fresh: Fresh) -> None:
     run_id = _check(client, "p", fresh(id="good"), fresh(id="old", observed_at="2020-01-01T00:00:00Z"), 42)
 
     run = client.get(f"/v1/runs/{run_id}").json()
@@ -124,7 +124,7 @@ def test_a_run_shows_every_decision_with_its_reasons(client: TestClient, fresh: 
     assert run["decisions"][1]["explanations"][0]["code"] == "STALE"
 
 
-def test_an_unknown_run_is_a_404_problem(client: TestClient) -> None:
+def test_an_unknown_run_is_a_404_problem(client: AppClient) -> None:
     response = client.get("/v1/runs/no-such-run")
 
     assert response.status_code == 404
@@ -132,7 +132,7 @@ def test_an_unknown_run_is_a_404_problem(client: TestClient) -> None:
     assert "no-such-run" in response.json()["detail"]
 
 
-def test_lineage_lists_every_decision_about_one_entity_oldest_first(client: TestClient, fresh: Fresh) -> None:
+def test_lineage_lists_every_decision_about_one_entity_oldest_first(client: AppClient, fresh: Fresh) -> None:
     first = _check(client, "a", fresh(key="C-1"), fresh(key="C-2"))
     second = _check(client, "b", fresh(key="C-1", source="sap"))
 
@@ -147,7 +147,7 @@ def test_lineage_lists_every_decision_about_one_entity_oldest_first(client: Test
     assert client.get("/v1/lineage/customer/C-unknown").json()["decisions"] == []
 
 
-def test_liveness_and_readiness_answer_when_the_guard_is_up(client: TestClient) -> None:
+def test_liveness_and_readiness_answer_when_the_guard_is_up(client: AppClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready"
@@ -155,7 +155,7 @@ def test_liveness_and_readiness_answer_when_the_guard_is_up(client: TestClient) 
 
 
 def test_readiness_is_a_503_problem_when_the_store_does_not_answer(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
+    client: AppClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = client.app.state.guard.store  # type: ignore[attr-defined]
 
@@ -173,7 +173,7 @@ def test_readiness_is_a_503_problem_when_the_store_does_not_answer(
 
 
 def test_readiness_is_a_503_problem_before_the_guard_is_built(settings: Settings) -> None:
-    client = TestClient(create_app(settings))  # not entered: the lifespan has not run
+    client = AppClient(create_app(settings))  # not entered: the lifespan has not run
 
     response = client.get("/readyz")
 
@@ -186,5 +186,5 @@ def test_a_policy_that_does_not_load_stops_the_app_from_starting(tmp_path: Path)
     bad.write_text("policy: x\nversion: nope\n")
     app = create_app(Settings(policy=bad, database_url=f"sqlite:///{tmp_path / 'l.db'}"))
 
-    with pytest.raises(Exception, match="version"), TestClient(app):
+    with pytest.raises(Exception, match="version"), AppClient(app):
         pass

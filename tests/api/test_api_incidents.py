@@ -8,18 +8,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api import Settings, create_app
 from guard.watch import Watcher
 from tests.api.conftest import auth_as
 from tests.conftest import ts
+from tests.serving import AppClient
 
 Fresh = Callable[..., dict[str, Any]]
 PROBLEM = "application/problem+json"
 
 
-def _breach(client: TestClient, fresh: Fresh) -> dict[str, Any]:
+def _breach(client: AppClient, fresh: Fresh) -> dict[str, Any]:
     """SAP's customer sync 47 minutes behind, a check that lets a SAP copy through, an evaluation."""
     synced = datetime.now(UTC) - timedelta(minutes=47)
     headers = {"Authorization": client.headers.get("Authorization", "")} if "Authorization" in client.headers else {}
@@ -38,7 +38,7 @@ def _breach(client: TestClient, fresh: Fresh) -> dict[str, Any]:
     return body
 
 
-def test_a_breach_is_listed_with_its_durations_and_what_it_touched(client: TestClient, fresh: Fresh) -> None:
+def test_a_breach_is_listed_with_its_durations_and_what_it_touched(client: AppClient, fresh: Fresh) -> None:
     run = _breach(client, fresh)
 
     listed = client.get("/v1/incidents").json()["incidents"]
@@ -62,7 +62,7 @@ def test_a_breach_is_listed_with_its_durations_and_what_it_touched(client: TestC
 def test_an_operator_acknowledges_once_and_the_first_acknowledgement_stands(
     settings: Settings, keys_file: Any, fresh: Fresh
 ) -> None:
-    with TestClient(create_app(settings.model_copy(update={"keys_file": keys_file}))) as keyed:
+    with AppClient(create_app(settings.model_copy(update={"keys_file": keys_file}))) as keyed:
         keyed.headers["Authorization"] = auth_as("ops-admin")["Authorization"]
         _breach(keyed, fresh)
         [incident] = keyed.get("/v1/incidents").json()["incidents"]
@@ -82,14 +82,14 @@ def test_an_operator_acknowledges_once_and_the_first_acknowledgement_stands(
     ("method", "path"),
     [("get", "/v1/incidents/99"), ("post", "/v1/incidents/99/acknowledge"), ("get", "/v1/incidents/0")],
 )
-def test_an_unknown_incident_is_a_problem(client: TestClient, method: str, path: str) -> None:
+def test_an_unknown_incident_is_a_problem(client: AppClient, method: str, path: str) -> None:
     response = client.request(method, path)
     assert response.status_code in (404, 422)
     assert response.headers["content-type"] == PROBLEM
 
 
 @pytest.mark.parametrize("since", ["0.5", "1763805600", "yesterday", "2026-11-22T10:00:00"])
-def test_since_that_is_not_a_timestamp_with_an_offset_is_a_422_naming_it(client: TestClient, since: str) -> None:
+def test_since_that_is_not_a_timestamp_with_an_offset_is_a_422_naming_it(client: AppClient, since: str) -> None:
     response = client.get("/v1/incidents", params={"since": since})
 
     assert response.status_code == 422
@@ -98,7 +98,7 @@ def test_since_that_is_not_a_timestamp_with_an_offset_is_a_422_naming_it(client:
 
 def test_the_service_runs_the_watcher_on_its_schedule(settings: Settings, fresh: Fresh) -> None:
     synced = datetime.now(UTC) - timedelta(minutes=47)
-    with TestClient(create_app(settings.model_copy(update={"watch_every_s": 0.2}))) as client:
+    with AppClient(create_app(settings.model_copy(update={"watch_every_s": 0.2}))) as client:
         client.post("/v1/sources/sap/heartbeats", json={"object": "customer", "synced_at": ts(synced)})
         deadline = datetime.now(UTC) + timedelta(seconds=20)
         while not client.get("/v1/incidents").json()["incidents"] and datetime.now(UTC) < deadline:

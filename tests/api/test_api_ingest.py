@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api import Settings, create_app
 from api.keys import hash_key
 from tests.conftest import ts
+from tests.serving import AppClient
 
 Fresh = Callable[..., dict[str, Any]]
 PROBLEM = "application/problem+json"
@@ -32,7 +32,7 @@ def _as(name: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def keyed(settings: Settings, tmp_path: Path) -> Iterator[TestClient]:
+def keyed(settings: Settings, tmp_path: Path) -> Iterator[AppClient]:
     """A client of the app with a keys file: one key of each role, and source keys for sap and salesforce."""
     path = tmp_path / "keys.yaml"
     lines = []
@@ -41,7 +41,7 @@ def keyed(settings: Settings, tmp_path: Path) -> Iterator[TestClient]:
         lines += [f"  source: {source}"] if source is not None else []
     path.write_text("\n".join(lines) + "\n")
     app = create_app(settings.model_copy(update={"keys_file": path}))
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with AppClient(app, raise_server_exceptions=False) as client:
         yield client
 
 
@@ -66,7 +66,7 @@ def _change(obj: str = "customer", key: str = "C-1042", updated_at: datetime | N
 
 @pytest.mark.parametrize("name", ["crm-sync", "ops-admin"])
 def test_the_owner_source_and_admins_post_changes_that_supersede_older_copies(
-    keyed: TestClient, fresh: Fresh, name: str
+    keyed: AppClient, fresh: Fresh, name: str
 ) -> None:
     changed = _now() - timedelta(minutes=1)
 
@@ -82,7 +82,7 @@ def test_the_owner_source_and_admins_post_changes_that_supersede_older_copies(
     assert [reason["code"] for reason in decision["reasons"]] == ["SUPERSEDED"]
 
 
-def test_a_source_key_may_not_post_changes_to_an_object_another_source_owns(keyed: TestClient) -> None:
+def test_a_source_key_may_not_post_changes_to_an_object_another_source_owns(keyed: AppClient) -> None:
     response = keyed.post("/v1/changes", json=[_change("order", "O-1"), _change("customer")], headers=_as("erp-sync"))
 
     body = _problem(response, 403)
@@ -91,7 +91,7 @@ def test_a_source_key_may_not_post_changes_to_an_object_another_source_owns(keye
     assert "bound to 'sap'" in body["detail"]
 
 
-def test_a_source_key_posts_changes_to_the_objects_its_source_owns(keyed: TestClient) -> None:
+def test_a_source_key_posts_changes_to_the_objects_its_source_owns(keyed: AppClient) -> None:
     response = keyed.post(
         "/v1/changes", json=[_change("order", "O-1"), _change("order", "O-2")], headers=_as("erp-sync")
     )
@@ -100,13 +100,13 @@ def test_a_source_key_posts_changes_to_the_objects_its_source_owns(keyed: TestCl
 
 
 @pytest.mark.parametrize(("name", "status"), [("support-bot", 403), ("dashboard", 403), (None, 401)])
-def test_keys_of_other_roles_may_not_post_changes(keyed: TestClient, name: str | None, status: int) -> None:
+def test_keys_of_other_roles_may_not_post_changes(keyed: AppClient, name: str | None, status: int) -> None:
     response = keyed.post("/v1/changes", json=[_change()], headers=_as(name) if name else {})
 
     _problem(response, status)
 
 
-def test_changes_to_objects_the_policy_does_not_cover_are_a_422_naming_each_item(keyed: TestClient) -> None:
+def test_changes_to_objects_the_policy_does_not_cover_are_a_422_naming_each_item(keyed: AppClient) -> None:
     changes = [_change(), _change("lead"), _change(), _change("opportunity")]
 
     body = _problem(keyed.post("/v1/changes", json=changes, headers=_as("ops-admin")), 422)
@@ -132,7 +132,7 @@ def test_changes_to_objects_the_policy_does_not_cover_are_a_422_naming_each_item
     ],
 )
 def test_changes_of_the_wrong_shape_are_a_422_naming_the_location(
-    keyed: TestClient, body: Any, where: list[Any]
+    keyed: AppClient, body: Any, where: list[Any]
 ) -> None:
     problem = _problem(keyed.post("/v1/changes", json=body, headers=_as("ops-admin")), 422)
 
@@ -140,7 +140,7 @@ def test_changes_of_the_wrong_shape_are_a_422_naming_the_location(
     assert where in [error["loc"] for error in problem["errors"]]
 
 
-def test_a_change_dated_in_the_future_is_a_422_with_the_library_s_message(keyed: TestClient) -> None:
+def test_a_change_dated_in_the_future_is_a_422_with_the_library_s_message(keyed: AppClient) -> None:
     response = keyed.post(
         "/v1/changes", json=[_change(updated_at=_now() + timedelta(hours=1))], headers=_as("crm-sync")
     )
@@ -157,7 +157,7 @@ def test_a_change_dated_in_the_future_is_a_422_with_the_library_s_message(keyed:
     ("name", "source", "obj"), [("erp-sync", "sap", "customer"), ("ops-admin", "warehouse", "product")]
 )
 def test_a_heartbeat_of_an_owner_or_replica_is_stored_and_answered(
-    keyed: TestClient, name: str, source: str, obj: str
+    keyed: AppClient, name: str, source: str, obj: str
 ) -> None:
     synced = _now() - timedelta(minutes=3)
 
@@ -176,7 +176,7 @@ def test_a_heartbeat_of_an_owner_or_replica_is_stored_and_answered(
 
 @pytest.mark.parametrize(("name", "status"), [("crm-sync", 403), ("support-bot", 403), ("dashboard", 403), (None, 401)])
 def test_only_the_source_s_own_key_or_an_admin_posts_its_heartbeats(
-    keyed: TestClient, name: str | None, status: int
+    keyed: AppClient, name: str | None, status: int
 ) -> None:
     response = keyed.post(
         "/v1/sources/sap/heartbeats",
@@ -187,7 +187,7 @@ def test_only_the_source_s_own_key_or_an_admin_posts_its_heartbeats(
     _problem(response, status)
 
 
-def test_a_heartbeat_for_a_source_the_policy_does_not_have_is_a_404(keyed: TestClient) -> None:
+def test_a_heartbeat_for_a_source_the_policy_does_not_have_is_a_404(keyed: AppClient) -> None:
     response = keyed.post(
         "/v1/sources/oracle/heartbeats", json={"object": "customer", "synced_at": ts(_now())}, headers=_as("ops-admin")
     )
@@ -207,14 +207,14 @@ def test_a_heartbeat_for_a_source_the_policy_does_not_have_is_a_404(keyed: TestC
     ],
 )
 def test_a_heartbeat_the_policy_or_the_schema_refuses_is_a_422(
-    keyed: TestClient, body: dict[str, Any], expected: str
+    keyed: AppClient, body: dict[str, Any], expected: str
 ) -> None:
     problem = _problem(keyed.post("/v1/sources/sap/heartbeats", json=body, headers=_as("erp-sync")), 422)
 
     assert expected in problem["detail"]
 
 
-def test_a_heartbeat_dated_in_the_future_is_a_422(keyed: TestClient) -> None:
+def test_a_heartbeat_dated_in_the_future_is_a_422(keyed: AppClient) -> None:
     body = {"object": "customer", "synced_at": ts(_now() + timedelta(hours=1))}
 
     problem = _problem(keyed.post("/v1/sources/sap/heartbeats", json=body, headers=_as("erp-sync")), 422)
@@ -225,7 +225,7 @@ def test_a_heartbeat_dated_in_the_future_is_a_422(keyed: TestClient) -> None:
 # --- consumption and lineage ----------------------------------------------------------------------------------
 
 
-def _check(client: TestClient, record: dict[str, Any], consumer: dict[str, Any] | None = None) -> str:
+def _check(client: AppClient, record: dict[str, Any], consumer: dict[str, Any] | None = None) -> str:
     body: dict[str, Any] = {"pipeline": "support-bot", "records": [record]}
     if consumer is not None:
         body["consumer"] = consumer
@@ -235,7 +235,7 @@ def _check(client: TestClient, record: dict[str, Any], consumer: dict[str, Any] 
     return run_id
 
 
-def test_lineage_shows_the_model_call_a_check_s_consumer_names(keyed: TestClient, fresh: Fresh) -> None:
+def test_lineage_shows_the_model_call_a_check_s_consumer_names(keyed: AppClient, fresh: Fresh) -> None:
     run_id = _check(keyed, fresh(id="a", key="C-7"), {"model": "gpt-4o", "call_id": "call-1", "ticket": "T-8"})
 
     lineage = keyed.get("/v1/lineage/customer/C-7", headers=_as("dashboard")).json()
@@ -247,7 +247,7 @@ def test_lineage_shows_the_model_call_a_check_s_consumer_names(keyed: TestClient
     ]
 
 
-def test_a_run_linked_after_the_check_shows_its_call_in_lineage_and_in_the_run(keyed: TestClient, fresh: Fresh) -> None:
+def test_a_run_linked_after_the_check_shows_its_call_in_lineage_and_in_the_run(keyed: AppClient, fresh: Fresh) -> None:
     run_id = _check(keyed, fresh(id="a", key="C-8"))
     stale = _check(keyed, fresh(id="b", key="C-8", observed_at=ts(_now() - timedelta(hours=5))))
 
@@ -271,7 +271,7 @@ def test_a_run_linked_after_the_check_shows_its_call_in_lineage_and_in_the_run(k
     assert [(c["model"], c["call_id"]) for c in run["model_calls"]] == [("claude", "msg-1")]
 
 
-def test_a_call_that_only_consumed_runs_blocking_the_entity_never_saw_it(keyed: TestClient, fresh: Fresh) -> None:
+def test_a_call_that_only_consumed_runs_blocking_the_entity_never_saw_it(keyed: AppClient, fresh: Fresh) -> None:
     _check(keyed, fresh(id="b", key="C-9", source="hubspot"), {"model": "gpt-4o", "call_id": "call-2"})
 
     lineage = keyed.get("/v1/lineage/customer/C-9", headers=_as("dashboard")).json()
@@ -281,7 +281,7 @@ def test_a_call_that_only_consumed_runs_blocking_the_entity_never_saw_it(keyed: 
 
 @pytest.mark.parametrize("body", [{"model": "litellm"}, {"call_id": "c1", "model": "m"}])
 def test_a_link_without_extra_members_is_answered_with_an_empty_extra(
-    keyed: TestClient, fresh: Fresh, body: dict[str, str]
+    keyed: AppClient, fresh: Fresh, body: dict[str, str]
 ) -> None:
     """Integrations link calls with nothing else to say: 200 (it was a 500), the first time and again."""
     run_id = _check(keyed, fresh())
@@ -295,7 +295,7 @@ def test_a_link_without_extra_members_is_answered_with_an_empty_extra(
     assert (linked["extra"], again.json()["extra"]) == ({}, {})
 
 
-def test_linking_an_unknown_run_is_a_404_problem(keyed: TestClient) -> None:
+def test_linking_an_unknown_run_is_a_404_problem(keyed: AppClient) -> None:
     response = keyed.post("/v1/runs/no-such-run/consumption", json={"model": "claude"}, headers=_as("support-bot"))
 
     body = _problem(response, 404)
@@ -304,7 +304,7 @@ def test_linking_an_unknown_run_is_a_404_problem(keyed: TestClient) -> None:
 
 @pytest.mark.parametrize(("name", "status"), [("dashboard", 403), ("erp-sync", 403), (None, 401)])
 def test_only_pipelines_and_admins_link_consumption(
-    keyed: TestClient, fresh: Fresh, name: str | None, status: int
+    keyed: AppClient, fresh: Fresh, name: str | None, status: int
 ) -> None:
     run_id = _check(keyed, fresh())
 
@@ -314,13 +314,13 @@ def test_only_pipelines_and_admins_link_consumption(
 
 
 @pytest.mark.parametrize("body", [{}, {"model": ""}, {"model": "claude", "call_id": 7}, ["claude"]])
-def test_a_consumption_link_of_the_wrong_shape_is_a_422(keyed: TestClient, fresh: Fresh, body: Any) -> None:
+def test_a_consumption_link_of_the_wrong_shape_is_a_422(keyed: AppClient, fresh: Fresh, body: Any) -> None:
     run_id = _check(keyed, fresh())
 
     _problem(keyed.post(f"/v1/runs/{run_id}/consumption", json=body, headers=_as("support-bot")), 422)
 
 
-def test_the_openapi_document_has_the_three_endpoints_with_examples(keyed: TestClient) -> None:
+def test_the_openapi_document_has_the_three_endpoints_with_examples(keyed: AppClient) -> None:
     document = keyed.get("/openapi.json").json()
 
     paths = document["paths"]

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api import Settings, create_app
 from guard import StoreError
 from tests.api.conftest import auth_as
 from tests.integrations.conftest import customer
+from tests.serving import AppClient
 
 ENDPOINT = "/beta/litellm_basic_guardrail_api"
 FRESH = customer("cust-fresh", "C-1042", "salesforce", timedelta(minutes=5))
@@ -53,7 +53,7 @@ def litellm_body(texts: list[str] | None, **members: Any) -> dict[str, Any]:
     }
 
 
-def post(client: TestClient, body: dict[str, Any], **headers: str) -> dict[str, Any]:
+def post(client: AppClient, body: dict[str, Any], **headers: str) -> dict[str, Any]:
     answer = client.post(ENDPOINT, json=body, headers=headers)
     assert answer.status_code == 200, answer.text
     document: dict[str, Any] = answer.json()
@@ -76,7 +76,7 @@ def texts_of(names: list[str]) -> list[str]:
     ids=["no-records", "all-allowed", "stale-withheld"],
 )
 def test_the_action_says_what_happened_to_the_records(
-    client: TestClient, texts: list[str], action: str, rewritten: list[str] | None
+    client: AppClient, texts: list[str], action: str, rewritten: list[str] | None
 ) -> None:
     answer = post(client, litellm_body(texts_of(texts)))
     assert answer["action"] == action
@@ -84,7 +84,7 @@ def test_the_action_says_what_happened_to_the_records(
     assert "blocked_reason" not in answer
 
 
-def test_a_list_of_records_in_one_text_keeps_the_allowed_ones(client: TestClient) -> None:
+def test_a_list_of_records_in_one_text_keeps_the_allowed_ones(client: AppClient) -> None:
     answer = post(client, litellm_body([json.dumps([OWNER, SAP_COPY])]))
     assert answer["action"] == "GUARDRAIL_INTERVENED"
     owner, withheld = json.loads(answer["texts"][0])
@@ -93,7 +93,7 @@ def test_a_list_of_records_in_one_text_keeps_the_allowed_ones(client: TestClient
     assert "9000" not in answer["texts"][0]
 
 
-def test_refuse_blocks_the_call_with_the_reason_in_words(client: TestClient) -> None:
+def test_refuse_blocks_the_call_with_the_reason_in_words(client: AppClient) -> None:
     body = litellm_body([json.dumps(STALE)], additional_provider_specific_params={"on_block": "refuse"})
     answer = post(client, body)
     assert answer["action"] == "BLOCKED"
@@ -103,7 +103,7 @@ def test_refuse_blocks_the_call_with_the_reason_in_words(client: TestClient) -> 
     assert client.get(f"/v1/runs/{run['run_id']}").json()["model_calls"] == []  # the call did not happen
 
 
-def test_records_in_structured_tool_messages_are_checked_when_no_text_carries_any(client: TestClient) -> None:
+def test_records_in_structured_tool_messages_are_checked_when_no_text_carries_any(client: AppClient) -> None:
     messages = [
         {"role": "user", "content": "What is Bruno's limit?"},
         {"role": "tool", "tool_call_id": "call_1", "content": json.dumps(STALE)},
@@ -113,7 +113,7 @@ def test_records_in_structured_tool_messages_are_checked_when_no_text_carries_an
     assert "does not let a guardrail rewrite" in answer["blocked_reason"]
 
 
-def test_the_run_is_linked_to_litellms_call_and_kept_under_the_configured_pipeline(client: TestClient) -> None:
+def test_the_run_is_linked_to_litellms_call_and_kept_under_the_configured_pipeline(client: AppClient) -> None:
     params = {"pipeline": "support-bot", "model": "gpt-4o"}
     post(client, litellm_body([json.dumps(FRESH), json.dumps(STALE)], additional_provider_specific_params=params))
     [run] = client.get("/v1/runs").json()["runs"]
@@ -126,7 +126,7 @@ def test_the_run_is_linked_to_litellms_call_and_kept_under_the_configured_pipeli
     assert [c["call_id"] for c in lineage["model_calls"]] == ["c0ffee00-1111-4222-8333-444455556666"]
 
 
-def test_lineage_records_the_model_litellm_sends(client: TestClient) -> None:
+def test_lineage_records_the_model_litellm_sends(client: AppClient) -> None:
     post(client, litellm_body([json.dumps(FRESH)], model="claude-sonnet-4", additional_provider_specific_params={}))
     post(client, litellm_body([json.dumps(FRESH)], additional_provider_specific_params={}))
     runs = client.get("/v1/runs").json()["runs"]
@@ -134,13 +134,13 @@ def test_lineage_records_the_model_litellm_sends(client: TestClient) -> None:
     assert sorted(models) == ["claude-sonnet-4", "unknown"]  # never "litellm", which is no model
 
 
-def test_the_models_answer_is_not_checked(client: TestClient) -> None:
+def test_the_models_answer_is_not_checked(client: AppClient) -> None:
     answer = post(client, litellm_body([json.dumps(STALE)], input_type="response"))
     assert answer == {"action": "NONE"}
     assert client.get("/v1/runs").json()["runs"] == []
 
 
-def test_a_minimal_body_from_an_older_litellm_is_taken(client: TestClient) -> None:
+def test_a_minimal_body_from_an_older_litellm_is_taken(client: AppClient) -> None:
     """The first documented shape: texts, request_data, input_type, additional_provider_specific_params."""
     body = {
         "texts": [json.dumps(STALE)],
@@ -160,14 +160,14 @@ def test_a_minimal_body_from_an_older_litellm_is_taken(client: TestClient) -> No
         (litellm_body(["{}"], additional_provider_specific_params={"pipeline": ""}), "pipeline"),
     ],
 )
-def test_a_body_litellm_would_not_send_is_a_422_problem(client: TestClient, body: dict[str, Any], said: str) -> None:
+def test_a_body_litellm_would_not_send_is_a_422_problem(client: AppClient, body: dict[str, Any], said: str) -> None:
     answer = client.post(ENDPOINT, json=body)
     assert answer.status_code == 422
     assert answer.headers["content-type"] == "application/problem+json"
     assert said in answer.json()["detail"]
 
 
-def test_not_json_is_a_400_problem(client: TestClient) -> None:
+def test_not_json_is_a_400_problem(client: AppClient) -> None:
     answer = client.post(ENDPOINT, content=b"{", headers={"content-type": "application/json"})
     assert answer.status_code == 400
 
@@ -176,7 +176,7 @@ def test_not_json_is_a_400_problem(client: TestClient) -> None:
 def test_the_guardrail_endpoint_needs_a_pipeline_key(
     settings: Settings, keys_file: Path, key: str | None, status: int
 ) -> None:
-    with TestClient(create_app(settings.model_copy(update={"keys_file": keys_file}))) as keyed:
+    with AppClient(create_app(settings.model_copy(update={"keys_file": keys_file}))) as keyed:
         answer = keyed.post(ENDPOINT, json=litellm_body([json.dumps(FRESH)]), headers=auth_as(key) if key else {})
         assert answer.status_code == status
         if status == 200:
@@ -187,7 +187,7 @@ def test_the_guardrail_endpoint_needs_a_pipeline_key(
 # -- read fail-closed, as the gateway reads --------------------------------------------------------------
 
 
-def test_a_list_mixing_records_with_other_items_is_checked_item_by_item(client: TestClient) -> None:
+def test_a_list_mixing_records_with_other_items_is_checked_item_by_item(client: AppClient) -> None:
     answer = post(client, litellm_body(["q", json.dumps([STALE, {"page": 1}])]))
     assert answer["action"] == "GUARDRAIL_INTERVENED"
     assert json.loads(answer["texts"][1]) == [
@@ -196,13 +196,13 @@ def test_a_list_mixing_records_with_other_items_is_checked_item_by_item(client: 
     ]
 
 
-def test_records_wrapped_in_an_object_are_checked(client: TestClient) -> None:
+def test_records_wrapped_in_an_object_are_checked(client: AppClient) -> None:
     answer = post(client, litellm_body([json.dumps({"results": [FRESH, STALE]})]))
     assert answer["action"] == "GUARDRAIL_INTERVENED"
     assert json.loads(answer["texts"][0]) == {"results": [FRESH, STALE_NOTICE]}
 
 
-def test_a_text_holding_records_it_cannot_take_apart_is_withheld_whole(client: TestClient) -> None:
+def test_a_text_holding_records_it_cannot_take_apart_is_withheld_whole(client: AppClient) -> None:
     answer = post(client, litellm_body(["q", json.dumps(STALE) + "\nEnd of results"]))
     assert answer["action"] == "GUARDRAIL_INTERVENED"
     assert answer["texts"][0] == "q"
@@ -210,7 +210,7 @@ def test_a_text_holding_records_it_cannot_take_apart_is_withheld_whole(client: T
     assert "Bruno Costa" not in json.dumps(answer)
 
 
-def test_records_in_a_tool_message_no_text_repeats_are_checked_too(client: TestClient) -> None:
+def test_records_in_a_tool_message_no_text_repeats_are_checked_too(client: AppClient) -> None:
     messages = [
         {"role": "user", "content": "q"},
         {"role": "tool", "tool_call_id": "c0", "content": json.dumps(FRESH)},
@@ -221,7 +221,7 @@ def test_records_in_a_tool_message_no_text_repeats_are_checked_too(client: TestC
     assert "cust-stale" in answer["blocked_reason"]
 
 
-def test_a_tool_message_a_text_repeats_is_rewritten_there(client: TestClient) -> None:
+def test_a_tool_message_a_text_repeats_is_rewritten_there(client: AppClient) -> None:
     messages = [{"role": "tool", "tool_call_id": "c1", "content": json.dumps(STALE)}]
     answer = post(client, litellm_body([json.dumps(STALE)], structured_messages=messages))
     assert answer == {"action": "GUARDRAIL_INTERVENED", "texts": [STALE_NOTICE]}
@@ -242,7 +242,7 @@ def test_a_tool_message_a_text_repeats_is_rewritten_there(client: TestClient) ->
 def test_a_forced_on_block_overrides_the_request(
     settings: Settings, forced: str, asked: dict[str, str], action: str
 ) -> None:
-    with TestClient(create_app(settings.model_copy(update={"litellm_force_on_block": forced}))) as forcing:
+    with AppClient(create_app(settings.model_copy(update={"litellm_force_on_block": forced}))) as forcing:
         answer = post(forcing, litellm_body([json.dumps(STALE)], additional_provider_specific_params=asked))
     assert answer["action"] == action
 
@@ -255,7 +255,7 @@ def test_the_forced_choice_comes_from_the_environment(monkeypatch: pytest.Monkey
         Settings(policy=settings.policy)
 
 
-def test_a_failed_link_still_answers_with_the_decision(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failed_link_still_answers_with_the_decision(client: AppClient, caplog: pytest.LogCaptureFixture) -> None:
     def fail(*args: Any, **kwargs: Any) -> None:
         raise StoreError("the lineage store is unreachable")
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -18,11 +17,12 @@ from api.metrics import MAX_PIPELINES, add_to_histogram
 from guard.tallies import AGE_BOUNDS_S
 from tests.api.conftest import auth_as
 from tests.conftest import ts
+from tests.serving import AppClient
 
 Fresh = Callable[..., dict[str, Any]]
 
 
-def samples(client: TestClient, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def samples(client: AppClient, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     response = client.get("/metrics", headers=headers)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
@@ -37,7 +37,7 @@ def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str
     return found.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def test_checks_records_and_reasons_are_counted_by_policy_names(client: TestClient, fresh: Fresh) -> None:
+def test_checks_records_and_reasons_are_counted_by_policy_names(client: AppClient, fresh: Fresh) -> None:
     records = [
         fresh(id="ok", key="C-1"),
         fresh(id="old", key="C-2", source="sap", observed_at="2020-01-01T00:00:00Z"),
@@ -63,7 +63,7 @@ def test_checks_records_and_reasons_are_counted_by_policy_names(client: TestClie
         assert secret not in text
 
 
-def test_pipelines_beyond_the_limit_are_counted_as_other(client: TestClient, fresh: Fresh) -> None:
+def test_pipelines_beyond_the_limit_are_counted_as_other(client: AppClient, fresh: Fresh) -> None:
     metrics = client.app.state.metrics  # type: ignore[attr-defined]
     for n in range(MAX_PIPELINES + 5):
         metrics._pipeline(f"pipeline-{n}")
@@ -92,7 +92,7 @@ def test_adding_many_ages_at_once_exposes_what_observing_each_would(ages: list[f
     assert without_created(generate_latest(at_once)) == without_created(generate_latest(one_by_one))
 
 
-def test_sla_gauges_come_from_the_store(client: TestClient, fresh: Fresh) -> None:
+def test_sla_gauges_come_from_the_store(client: AppClient, fresh: Fresh) -> None:
     synced = datetime.now(UTC) - timedelta(minutes=20)
     assert (
         client.post("/v1/sources/sap/heartbeats", json={"object": "customer", "synced_at": ts(synced)}).status_code
@@ -110,7 +110,7 @@ def test_sla_gauges_come_from_the_store(client: TestClient, fresh: Fresh) -> Non
     assert value(found, "freshguard_heartbeats_total", source="sap", object="customer") == 1
 
 
-def test_health_reports_every_declared_sla_with_its_state(client: TestClient, fresh: Fresh) -> None:
+def test_health_reports_every_declared_sla_with_its_state(client: AppClient, fresh: Fresh) -> None:
     synced = datetime.now(UTC) - timedelta(minutes=47)
     client.post("/v1/sources/sap/heartbeats", json={"object": "customer", "synced_at": ts(synced)})
     client.post(
@@ -137,14 +137,14 @@ def test_health_reports_every_declared_sla_with_its_state(client: TestClient, fr
 
 @pytest.mark.parametrize(("name", "status"), [(None, 401), ("erp-sync", 403), ("dashboard", 200), ("ops-admin", 200)])
 def test_metrics_and_health_need_a_reading_key_when_keys_are_configured(
-    keyed: TestClient, name: str | None, status: int
+    keyed: AppClient, name: str | None, status: int
 ) -> None:
     headers = auth_as(name) if name is not None else {}
     assert keyed.get("/metrics", headers=headers).status_code == status
     assert keyed.get("/v1/health", headers=headers).status_code == status
 
 
-def test_metrics_answer_openmetrics_when_asked(client: TestClient) -> None:
+def test_metrics_answer_openmetrics_when_asked(client: AppClient) -> None:
     response = client.get("/metrics", headers={"accept": "application/openmetrics-text; version=1.0.0"})
     assert response.headers["content-type"].startswith("application/openmetrics-text")
     assert response.text.rstrip().endswith("# EOF")

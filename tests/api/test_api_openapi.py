@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api import Settings, create_app
 from api.problem_types import COMMON_TYPES, PROBLEM_TYPES
 from api.problems import problem, responses
 from tests.conftest import EXAMPLE_POLICY
+from tests.serving import AppClient
 
 Operation = tuple[str, str]
 
@@ -120,7 +120,7 @@ def test_the_shared_handlers_types_are_listed_with_an_example_for_their_status()
             assert status in PROBLEM_TYPES[name].examples, (status, name)
 
 
-def test_a_405_allows_every_method_the_document_gives_its_path(client: TestClient, document: dict[str, Any]) -> None:
+def test_a_405_allows_every_method_the_document_gives_its_path(client: AppClient, document: dict[str, Any]) -> None:
     """Starlette names only the first route that matched the path (`Allow: GET` for GET and PUT /v1/policy)."""
     for path, item in document["paths"].items():
         concrete = path.replace("{", "").replace("}", "")  # a value for each path parameter
@@ -133,7 +133,7 @@ def test_a_405_allows_every_method_the_document_gives_its_path(client: TestClien
 
 @pytest.mark.parametrize("accept", [None, "application/openmetrics-text; version=1.0.0", "text/plain"])
 def test_metrics_answer_in_a_media_type_the_document_gives(
-    client: TestClient, document: dict[str, Any], accept: str | None
+    client: AppClient, document: dict[str, Any], accept: str | None
 ) -> None:
     """Prometheus asks for OpenMetrics by its Accept header; that answer is documented too."""
     response = client.get("/metrics", headers={"accept": accept} if accept else {})

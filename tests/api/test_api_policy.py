@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
-from fastapi.testclient import TestClient
 
 from api import Settings, create_app
 from tests.api.conftest import auth_as
 from tests.conftest import EXAMPLE_POLICY
+from tests.serving import AppClient
 
 Fresh = Callable[..., dict[str, Any]]
 PROBLEM = "application/problem+json"
@@ -39,7 +39,7 @@ def tighter(version: int, max_age: str = "10m") -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def test_the_policy_file_is_published_as_the_first_version_at_start(client: TestClient) -> None:
+def test_the_policy_file_is_published_as_the_first_version_at_start(client: AppClient) -> None:
     body = client.get("/v1/policy").json()
     assert (body["name"], body["version"]) == ("support-assistant", 1)
     assert body["published_by"] == f"file:{EXAMPLE_POLICY}"
@@ -50,7 +50,7 @@ def test_the_policy_file_is_published_as_the_first_version_at_start(client: Test
     assert [v["version"] for v in history["versions"]] == [1]
 
 
-def test_a_published_version_applies_to_the_next_check(client: TestClient, fresh: Fresh) -> None:
+def test_a_published_version_applies_to_the_next_check(client: AppClient, fresh: Fresh) -> None:
     record = fresh(observed_at=None)  # measured from updated_at: 7 minutes old, fine under 1h
     before = client.post("/v1/check", json={"pipeline": "p", "records": [record]}).json()
     assert (before["policy"]["version"], before["verdict"]) == (1, "pass")
@@ -67,7 +67,7 @@ def test_a_published_version_applies_to_the_next_check(client: TestClient, fresh
     assert run["policy_version"] == 2
 
 
-def test_the_history_keeps_every_version_with_publisher_hash_and_text(client: TestClient) -> None:
+def test_the_history_keeps_every_version_with_publisher_hash_and_text(client: AppClient) -> None:
     assert client.put("/v1/policy", content=tighter(2), headers=YAML).status_code == 200
     document = yaml.safe_load(tighter(5))
     assert client.put("/v1/policy", json=document).status_code == 200
@@ -90,7 +90,7 @@ def test_the_history_keeps_every_version_with_publisher_hash_and_text(client: Te
 
 
 @pytest.mark.parametrize("version", [1, 0])
-def test_a_version_that_is_not_higher_is_refused_with_409(client: TestClient, version: int) -> None:
+def test_a_version_that_is_not_higher_is_refused_with_409(client: AppClient, version: int) -> None:
     response = client.put("/v1/policy", content=policy_text(version), headers=YAML)
 
     assert response.status_code == 409
@@ -117,7 +117,7 @@ def test_a_version_that_is_not_higher_is_refused_with_409(client: TestClient, ve
     ],
 )
 def test_a_policy_that_does_not_load_is_refused_with_every_path(
-    client: TestClient, text: str, media_type: str, where: list[str] | None, words: str
+    client: AppClient, text: str, media_type: str, where: list[str] | None, words: str
 ) -> None:
     response = client.put("/v1/policy", content=text, headers={"content-type": media_type})
 
@@ -131,7 +131,7 @@ def test_a_policy_that_does_not_load_is_refused_with_every_path(
 
 
 def test_a_policy_whose_signing_key_is_not_set_is_refused_before_it_is_published(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
+    client: AppClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("STRIPE_SIGNING_KEY")
     response = client.put("/v1/policy", content=policy_text(2), headers=YAML)
@@ -150,14 +150,14 @@ def test_a_policy_whose_signing_key_is_not_set_is_refused_before_it_is_published
     ],
 )
 def test_a_body_that_is_not_a_policy_document_is_refused(
-    client: TestClient, headers: dict[str, str], body: bytes, status: int
+    client: AppClient, headers: dict[str, str], body: bytes, status: int
 ) -> None:
     response = client.put("/v1/policy", content=body, headers=headers)
     assert (response.status_code, response.headers["content-type"]) == (status, PROBLEM)
 
 
 @pytest.mark.parametrize(("name", "status"), [("support-bot", 403), ("dashboard", 403), ("erp-sync", 403)])
-def test_only_an_admin_key_publishes(keyed: TestClient, name: str, status: int) -> None:
+def test_only_an_admin_key_publishes(keyed: AppClient, name: str, status: int) -> None:
     refused = keyed.put("/v1/policy", content=policy_text(2), headers={**YAML, **auth_as(name)})
     assert refused.status_code == status
     assert "admin" in refused.json()["detail"]
@@ -171,10 +171,10 @@ def test_only_an_admin_key_publishes(keyed: TestClient, name: str, status: int) 
 
 
 def test_a_published_version_outlives_a_restart(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
-    with TestClient(create_app(settings)) as first:
+    with AppClient(create_app(settings)) as first:
         assert first.put("/v1/policy", content=tighter(2), headers=YAML).status_code == 200
 
-    with caplog.at_level(logging.WARNING, logger="freshguard.api"), TestClient(create_app(settings)) as second:
+    with caplog.at_level(logging.WARNING, logger="freshguard.api"), AppClient(create_app(settings)) as second:
         body = second.get("/v1/policy").json()
 
     assert body["version"] == 2
@@ -182,12 +182,12 @@ def test_a_published_version_outlives_a_restart(settings: Settings, caplog: pyte
 
 
 def test_a_newer_policy_file_is_published_at_start(settings: Settings, tmp_path: Path) -> None:
-    with TestClient(create_app(settings)) as first:
+    with AppClient(create_app(settings)) as first:
         assert first.put("/v1/policy", content=tighter(2), headers=YAML).status_code == 200
     newer = tmp_path / "policy-v3.yaml"
     newer.write_text(policy_text(3))
 
-    with TestClient(create_app(settings.model_copy(update={"policy": newer}))) as second:
+    with AppClient(create_app(settings.model_copy(update={"policy": newer}))) as second:
         versions = second.get("/v1/policy/versions").json()["versions"]
 
     assert [(v["version"], v["published_by"]) for v in versions[:2]] == [
@@ -197,14 +197,14 @@ def test_a_newer_policy_file_is_published_at_start(settings: Settings, tmp_path:
 
 
 @pytest.fixture
-def two_workers(settings: Settings) -> Iterator[tuple[TestClient, TestClient]]:
+def two_workers(settings: Settings) -> Iterator[tuple[AppClient, AppClient]]:
     """Two apps on one lineage store, as two worker processes of one service are."""
-    with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as other:
+    with AppClient(create_app(settings)) as one, AppClient(create_app(settings)) as other:
         yield one, other
 
 
 def test_a_version_published_through_one_worker_applies_in_the_other(
-    two_workers: tuple[TestClient, TestClient], fresh: Fresh
+    two_workers: tuple[AppClient, AppClient], fresh: Fresh
 ) -> None:
     one, other = two_workers
     assert one.put("/v1/policy", content=tighter(2, max_age="5m"), headers=YAML).status_code == 200
@@ -218,7 +218,7 @@ def test_a_version_published_through_one_worker_applies_in_the_other(
     assert other.put("/v1/policy", content=tighter(2), headers=YAML).status_code == 409
 
 
-def test_checks_running_while_versions_are_published_all_answer(client: TestClient, fresh: Fresh) -> None:
+def test_checks_running_while_versions_are_published_all_answer(client: AppClient, fresh: Fresh) -> None:
     """No check in flight is dropped or fails while the policy changes under it; each names its version."""
     seen: list[int] = []
     failures: list[str] = []
@@ -248,7 +248,7 @@ def test_checks_running_while_versions_are_published_all_answer(client: TestClie
     assert client.post("/v1/check", json={"pipeline": "p", "records": [fresh()]}).json()["policy"]["version"] == 7
 
 
-def test_the_openapi_page_documents_both_body_types(client: TestClient) -> None:
+def test_the_openapi_page_documents_both_body_types(client: AppClient) -> None:
     operation = client.get("/openapi.json").json()["paths"]["/v1/policy"]["put"]
     assert set(operation["requestBody"]["content"]) == {"application/yaml", "application/json"}
     assert {"200", "403", "409", "415", "422"} <= set(operation["responses"])

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api import Settings, create_app
 from api.dashboard.auth import COOKIE
 from tests.api.conftest import auth_as, key_of, seed_store
+from tests.serving import AppClient
 
 HTML = {"accept": "text/html"}
 
@@ -25,19 +25,19 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def open_board(settings: Settings, seeded: str) -> Iterator[TestClient]:
-    with TestClient(create_app(settings.model_copy(update={"database_url": seeded}))) as client:
+def open_board(settings: Settings, seeded: str) -> Iterator[AppClient]:
+    with AppClient(create_app(settings.model_copy(update={"database_url": seeded}))) as client:
         yield client
 
 
 @pytest.fixture
-def keyed_board(settings: Settings, seeded: str, keys_file: Path) -> Iterator[TestClient]:
+def keyed_board(settings: Settings, seeded: str, keys_file: Path) -> Iterator[AppClient]:
     update = {"database_url": seeded, "keys_file": keys_file}
-    with TestClient(create_app(settings.model_copy(update=update)), base_url="http://fg.test") as client:
+    with AppClient(create_app(settings.model_copy(update=update)), base_url="http://fg.test") as client:
         yield client
 
 
-def test_the_overview_says_each_state_in_words_and_who_was_told(open_board: TestClient) -> None:
+def test_the_overview_says_each_state_in_words_and_who_was_told(open_board: AppClient) -> None:
     page = open_board.get("/", headers=HTML)
 
     assert page.status_code == 200
@@ -63,7 +63,7 @@ def test_the_overview_says_each_state_in_words_and_who_was_told(open_board: Test
         "/policy", "/login",
     ],
 )  # fmt: skip
-def test_every_page_renders_over_seeded_history(open_board: TestClient, path: str) -> None:
+def test_every_page_renders_over_seeded_history(open_board: AppClient, path: str) -> None:
     page = open_board.get(path, headers=HTML)
 
     assert page.status_code == 200, page.text[:500]
@@ -71,7 +71,7 @@ def test_every_page_renders_over_seeded_history(open_board: TestClient, path: st
     assert "Traceback" not in page.text
 
 
-def test_a_run_page_draws_the_graph_from_source_to_model_call(open_board: TestClient) -> None:
+def test_a_run_page_draws_the_graph_from_source_to_model_call(open_board: AppClient) -> None:
     run_id = open_board.get("/v1/runs", params={"pipeline": "support-bot", "limit": 1}).json()["runs"][0]["run_id"]
 
     page = open_board.get(f"/runs/{run_id}", headers=HTML)
@@ -83,7 +83,7 @@ def test_a_run_page_draws_the_graph_from_source_to_model_call(open_board: TestCl
     assert "gpt-4o-2024-08-06" in page.text
 
 
-def test_an_unknown_page_or_point_is_an_html_page_for_people_and_a_problem_for_programs(open_board: TestClient) -> None:
+def test_an_unknown_page_or_point_is_an_html_page_for_people_and_a_problem_for_programs(open_board: AppClient) -> None:
     for path in ("/points/sap/lead", "/runs/nope", "/incidents/999"):
         page = open_board.get(path, headers=HTML)
         assert page.status_code == 404
@@ -93,7 +93,7 @@ def test_an_unknown_page_or_point_is_an_html_page_for_people_and_a_problem_for_p
     assert api.headers["content-type"] == "application/problem+json"
 
 
-def test_with_keys_a_page_asks_for_a_login_and_a_viewer_key_opens_it(keyed_board: TestClient) -> None:
+def test_with_keys_a_page_asks_for_a_login_and_a_viewer_key_opens_it(keyed_board: AppClient) -> None:
     asked = keyed_board.get("/incidents", headers=HTML, follow_redirects=False)
     assert (asked.status_code, asked.headers["location"]) == (303, "/login?next=%2Fincidents")
     assert "Paste a <strong>viewer</strong> API key" in keyed_board.get("/login", headers=HTML).text
@@ -116,7 +116,7 @@ def test_with_keys_a_page_asks_for_a_login_and_a_viewer_key_opens_it(keyed_board
     assert keyed_board.get("/v1/runs").status_code == 401
 
 
-def test_a_source_key_cannot_read_the_dashboard(keyed_board: TestClient) -> None:
+def test_a_source_key_cannot_read_the_dashboard(keyed_board: AppClient) -> None:
     keyed_board.cookies.set(COOKIE, key_of("erp-sync"))
 
     page = keyed_board.get("/", headers=HTML, follow_redirects=False)
@@ -125,7 +125,7 @@ def test_a_source_key_cannot_read_the_dashboard(keyed_board: TestClient) -> None
     assert "cannot+read+the+dashboard" in page.headers["location"]
 
 
-def test_an_operator_acknowledges_from_the_dashboard_but_not_from_another_site(keyed_board: TestClient) -> None:
+def test_an_operator_acknowledges_from_the_dashboard_but_not_from_another_site(keyed_board: AppClient) -> None:
     keyed_board.cookies.set(COOKIE, key_of("dashboard"))
     incident = keyed_board.get("/v1/incidents", params={"state": "open"}, headers=auth_as("dashboard")).json()[
         "incidents"
@@ -144,7 +144,7 @@ def test_an_operator_acknowledges_from_the_dashboard_but_not_from_another_site(k
     assert after["acknowledged_by"] == "dashboard"
 
 
-def test_a_pipeline_key_reads_but_cannot_acknowledge(keyed_board: TestClient) -> None:
+def test_a_pipeline_key_reads_but_cannot_acknowledge(keyed_board: AppClient) -> None:
     keyed_board.cookies.set(COOKIE, key_of("support-bot"))
 
     assert keyed_board.get("/", headers=HTML).status_code == 200
@@ -152,7 +152,7 @@ def test_a_pipeline_key_reads_but_cannot_acknowledge(keyed_board: TestClient) ->
     assert refused.status_code == 403
 
 
-def test_logging_out_forgets_the_key(keyed_board: TestClient) -> None:
+def test_logging_out_forgets_the_key(keyed_board: AppClient) -> None:
     keyed_board.cookies.set(COOKIE, key_of("dashboard"))
 
     out = keyed_board.post("/logout", headers={"origin": "http://fg.test"}, follow_redirects=False)
@@ -162,7 +162,7 @@ def test_logging_out_forgets_the_key(keyed_board: TestClient) -> None:
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)"])
-def test_login_never_redirects_to_another_site(keyed_board: TestClient, target: str) -> None:
+def test_login_never_redirects_to_another_site(keyed_board: AppClient, target: str) -> None:
     logged = keyed_board.post("/login", data={"key": key_of("dashboard"), "next": target},
                               headers={"origin": "http://fg.test"}, follow_redirects=False)  # fmt: skip
     assert logged.headers["location"] == "/"
@@ -170,7 +170,7 @@ def test_login_never_redirects_to_another_site(keyed_board: TestClient, target: 
 
 def test_what_clients_send_is_escaped_on_every_page(settings: Settings, fresh: Any) -> None:
     hostile = '<script>alert("key")</script>'
-    with TestClient(create_app(settings)) as client:
+    with AppClient(create_app(settings)) as client:
         run_id = client.post("/v1/check", json={"pipeline": "p<b>", "records": [fresh(key=hostile)]}).json()["run_id"]
         pages = [client.get(path, headers=HTML).text for path in (f"/runs/{run_id}", "/", "/lineage")]
         entity = client.get(f"/lineage/customer/{hostile}", headers=HTML).text
@@ -180,10 +180,10 @@ def test_what_clients_send_is_escaped_on_every_page(settings: Settings, fresh: A
     assert "&lt;script&gt;" in pages[0]
 
 
-def test_an_operator_re_checks_every_sla_now(open_board: TestClient) -> None:
+def test_an_operator_re_checks_every_sla_now(open_board: AppClient) -> None:
     assert "Re-check now" in open_board.get("/", headers=HTML).text
 
-    done = open_board.post("/evaluate", headers={"origin": "http://testserver"}, follow_redirects=False)
+    done = open_board.post("/evaluate", headers={"origin": "http://127.0.0.1"}, follow_redirects=False)
     forged = open_board.post("/evaluate", headers={"origin": "http://evil.example"}, follow_redirects=False)
 
     assert (done.status_code, done.headers["location"]) == (303, "/")

@@ -28,6 +28,7 @@ from guard import CheckResult, Guard, Policy, Record
 from guard.integrations._openlineage_facets import run_event
 from guard.integrations.openlineage import OpenLineageEmitter, emit_openlineage, emitter_from_environment
 from tests.conftest import NOW, RecordFactory, ts
+from tests.serving import AppClient
 
 SPEC = Path(os.environ.get("FRESHGUARD_OPENLINEAGE_SPEC") or Path(__file__).parent / "openlineage_spec")
 RUN_EVENT = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
@@ -495,7 +496,6 @@ def test_the_validation_refuses_what_the_spec_refuses(
 def test_the_service_emits_each_check_when_switched_on(
     receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fastapi.testclient import TestClient
 
     from api import Settings, create_app
     from tests.conftest import EXAMPLE_POLICY
@@ -506,7 +506,7 @@ def test_the_service_emits_each_check_when_switched_on(
     settings = Settings(policy=EXAMPLE_POLICY, database_url=f"sqlite:///{tmp_path / 'lineage.db'}", watch_every_s=0)
     record = {"id": "a", "object": "customer", "key": "C-1", "source": "sap"}  # no timestamp: blocked
 
-    with TestClient(create_app(settings)) as client:
+    with AppClient(create_app(settings)) as client:
         answer = client.post("/v1/check", json={"pipeline": "support-bot", "records": [record]}).json()
         emitter = client.app.state.lineage_emitter  # type: ignore[attr-defined]
         assert emitter.flush(10)
