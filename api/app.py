@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from api import dashboard
+from api.hosts import LoopbackHostsOnly
 from api.keys import KeyRing, load_keyring
 from api.limits import BodyLimit
 from api.metrics import ServiceMetrics
@@ -20,7 +21,7 @@ from api.routes import changes, check, health, incidents, lineage, metrics, poli
 from api.routes.litellm import router as litellm_router
 from api.routes.openai_gateway import router as openai_gateway_router
 from api.settings import Settings
-from guard import Guard, Policy, VersionConflictError, __version__, load_policy
+from guard import Guard, LineageStore, Policy, VersionConflictError, __version__, load_policy
 from guard.integrations.openlineage import emitter_from_environment
 from guard.watch import Watcher
 
@@ -62,13 +63,22 @@ def build_guard(settings: Settings) -> Guard:
     otherwise the newest published version is in force (a PUT /v1/policy outlives a restart).
     """
     policy = load_policy(settings.policy)
-    guard = Guard(policy, store=settings.database_url)
+    # Concurrent checks share the store's transactions (group commit); every operation has a deadline.
+    store = LineageStore(settings.database_url, timeout_s=settings.store_timeout_s, group_commit=True)
+    guard = Guard(policy, store=store)
     try:
         _start_policy(guard, policy, settings.policy.read_text(encoding="utf-8"), str(settings.policy))
     except BaseException:
-        guard.close()
+        close_guard(guard)
         raise
     return guard
+
+
+def close_guard(guard: Guard) -> None:
+    """Close a guard `build_guard` made, and its store (after the checks it holds are committed)."""
+    guard.close()
+    if guard.store is not None:
+        guard.store.close()
 
 
 def _start_policy(guard: Guard, policy: Policy, text: str, path: str) -> None:
@@ -120,7 +130,7 @@ def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
             if emitter is not None:
                 await run_in_threadpool(emitter.close)
             app.state.guard = None
-            guard.close()
+            close_guard(guard)
 
     # Swagger UI and ReDoc from files served by the app itself: the docs work offline, with no CDN.
     app = FastAPIOffline(
@@ -135,7 +145,9 @@ def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
     app.state.guard = None
     app.state.metrics = ServiceMetrics(lambda: app.state.guard)
     app.state.keyring = keyring
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, grace_s=settings.body_timeout_s)
+    # Outermost: in open mode, a request addressed to a name that is not loopback gets no further.
+    app.add_middleware(LoopbackHostsOnly, open_mode=lambda: not app.state.keyring)
     install_problem_handlers(app)
     dashboard.install(app)
     for module in (check, changes, sources, runs, lineage, health, incidents, policy, probes, metrics):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -40,9 +41,17 @@ MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 GuardDep = Annotated[Guard, Depends(get_guard)]
 
 
-async def get_current_guard(guard: GuardDep) -> Guard:
-    """The guard, switched first to the newest policy version published (by any worker)."""
-    await run_in_threadpool(guard.sync_policy)
+async def get_current_guard(request: Request, guard: GuardDep, settings: SettingsDep) -> Guard:
+    """The guard, switched first to the newest policy version published (by any worker).
+
+    The store is asked at most once every `policy_sync_s` seconds (per worker): a version another
+    worker publishes is in force here within that long; one published here, at once.
+    """
+    state = request.app.state
+    now = time.monotonic()
+    if now >= getattr(state, "policy_due", 0.0):
+        state.policy_due = now + settings.policy_sync_s
+        await run_in_threadpool(guard.sync_policy)
     return guard
 
 

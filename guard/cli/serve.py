@@ -78,7 +78,7 @@ def serve_command(
     import uvicorn
 
     from api import Settings, create_app
-    from api.app import build_guard, build_keyring
+    from api.app import build_guard, build_keyring, close_guard
 
     settings = Settings(
         policy=policy, database_url=database, host=host, port=port, keys_file=keys_file, api_keys=api_keys
@@ -86,7 +86,7 @@ def serve_command(
     with bad_input_exits():
         # Fail here, with the keys', policy's or store's own message, rather than in uvicorn's start-up traceback.
         keyring = build_keyring(settings)
-        build_guard(settings).close()
+        close_guard(build_guard(settings))
     if settings.keys_configured:
         loaded = ", ".join(
             f"{len(names)} {role.value} ({', '.join(names)})" for role, names in sorted(keyring.names_by_role().items())

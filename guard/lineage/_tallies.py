@@ -17,31 +17,26 @@ from guard.lineage.tables import run_tallies
 from guard.tallies import Tally
 
 
-def insert(conn: Connection, run_id: str, checked_at: datetime, pipeline: str, tallies: Sequence[Tally]) -> None:
-    """Keep one row per integration point of a run."""
-    if not tallies:
-        return
-    conn.execute(
-        run_tallies.insert(),
-        [
-            {
-                "run_id": run_id,
-                "checked_at": checked_at,
-                "pipeline": pipeline,
-                "source": None if tally.source is None else storable(tally.source),
-                "object": None if tally.object is None else storable(tally.object),
-                "records": tally.records,
-                "allowed": tally.allowed,
-                "warned": tally.warned,
-                "blocked": tally.blocked,
-                "reasons": tally.reasons,
-                "age_buckets": tally.age_buckets,
-                "age_max_s": tally.age_max_s,
-                "age_sum_s": tally.age_sum_s,
-            }
-            for tally in tallies
-        ],
-    )
+def rows(run_id: str, checked_at: datetime, pipeline: str, tallies: Sequence[Tally]) -> list[dict[str, Any]]:
+    """The `run_tallies` rows of a run: one per integration point."""
+    return [
+        {
+            "run_id": run_id,
+            "checked_at": checked_at,
+            "pipeline": pipeline,
+            "source": None if tally.source is None else storable(tally.source),
+            "object": None if tally.object is None else storable(tally.object),
+            "records": tally.records,
+            "allowed": tally.allowed,
+            "warned": tally.warned,
+            "blocked": tally.blocked,
+            "reasons": tally.reasons,
+            "age_buckets": tally.age_buckets,
+            "age_max_s": tally.age_max_s,
+            "age_sum_s": tally.age_sum_s,
+        }
+        for tally in tallies
+    ]
 
 
 def since(conn: Connection, start: datetime, end: datetime | None = None) -> list[Tally]:

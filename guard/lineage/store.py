@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,16 +21,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection
 
 from guard.decisions import Action, CheckResult, Entity, Reason
-from guard.errors import StoreError
+from guard.errors import StoreError, StoreTimeoutError
 from guard.lineage import _feeds, _tallies
-from guard.lineage._base import _memo, _sqlite_time
+from guard.lineage._base import DEFAULT_TIMEOUT_S, _memo, _sqlite_time
 from guard.lineage._feeds import FeedStore
+from guard.lineage._group_commit import GroupCommitWriter
 from guard.lineage._history import HistoryStore
 from guard.lineage._operations import OperationsStore
 from guard.lineage._policies import PolicyStore
 from guard.lineage._values import content_hash, explain, json_value, storable, storable_column
 from guard.lineage._watermarks import WatermarkStore, _identity
-from guard.lineage.tables import runs
+from guard.lineage.tables import run_tallies, runs
 from guard.tallies import tally_check
 
 if TYPE_CHECKING:
@@ -40,17 +43,46 @@ _RECORD_COLUMNS = (
     "run_id", "position", "record_id", "object", "key", "source", "observed_at",
     "updated_at", "content_hash", "age_s", "action", "reasons", "explanations",
 )  # fmt: skip
+#: A check's write gets this much more time than the store's deadline for each record it carries (seconds).
+WRITE_S_PER_RECORD = 0.0005
 #: Serialises migrations across processes on one PostgreSQL database (`pg_advisory_xact_lock`).
 _MIGRATION_LOCK_KEY = 7414243
 #: Alembic keeps its `context` and `op` in process globals: one migration at a time per process.
 _migrating = threading.Lock()
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedCheck:
+    """The rows one check writes: its run, its records, its tallies, the owner versions it taught, its model call."""
+
+    run: dict[str, Any]
+    records: list[tuple[Any, ...]]
+    tallies: list[dict[str, Any]]
+    learned: Mapping[Entity, datetime]
+    checked_at: datetime
+    call: tuple[str, str | None, dict[str, Any] | None] | None
+
+    @property
+    def size(self) -> int:
+        """Rows it writes (what a batch is capped by)."""
+        return 1 + len(self.records)
+
+
 class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, OperationsStore):
     """Where checks are remembered. Open one per process and share it; it is thread-safe."""
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
-        super().__init__(url)
+    def __init__(
+        self, url: str, *, migrate: bool = True, timeout_s: float = DEFAULT_TIMEOUT_S, group_commit: bool = False
+    ) -> None:
+        """Open the store at `url`; `timeout_s` is each operation's deadline (a check's write gets more per record).
+
+        `group_commit`: concurrent `record_check` calls share transactions, written by one thread
+        (for services; a single caller gains nothing from it).
+        """
+        super().__init__(url, timeout_s=timeout_s)
+        self._writer: GroupCommitWriter[PreparedCheck] | None = (
+            GroupCommitWriter(self.write_checks) if group_commit else None
+        )
         if migrate:
             try:
                 self.migrate()
@@ -58,12 +90,18 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
                 self.engine.dispose()
                 raise
 
+    def close(self) -> None:
+        """Commit what the writer holds, then release every pooled connection."""
+        if self._writer is not None:
+            self._writer.close()
+        super().close()
+
     def migrate(self) -> None:
         """Bring the schema up to date with Alembic, in one transaction, one migrator at a time."""
         from alembic import command
         from alembic.util import CommandError
 
-        with _migrating, self._connect("migrate its schema") as conn:
+        with _migrating, self._connect("migrate its schema", bounded=False) as conn:
             if self.dialect == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
             else:
@@ -79,13 +117,36 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
                 ) from exc
 
     def record_check(self, result: CheckResult, records: Sequence[Any], learned: Mapping[Entity, datetime]) -> None:
-        """Write a check: its run, one row per record, and the owner versions it taught."""
+        """Write a check: its run, one row per record, and the owner versions it taught.
+
+        With `group_commit`, the check joins the writer thread's next batch, and this returns once
+        that batch is committed (within the store's deadline, or StoreTimeoutError).
+        """
+        prepared = self.prepare_check(result, records, learned)
+        writer = self._writer
+        if writer is None:
+            self.write_checks([prepared])
+            return
+        waited = self.timeout_s + prepared.size * WRITE_S_PER_RECORD + 0.5
+        try:
+            writer.submit(prepared).result(timeout=waited)
+        except FutureTimeout:
+            raise StoreTimeoutError(
+                f"the lineage store {self.url} did not keep run {result.run_id} within {waited:.1f} s (its deadline); "
+                "the store may be overloaded or unreachable: try again shortly"
+            ) from None
+
+    def prepare_check(
+        self, result: CheckResult, records: Sequence[Any], learned: Mapping[Entity, datetime]
+    ) -> PreparedCheck:
+        """The rows a check writes, ready for `write_checks`."""
         table = result.decisions
         counts = result.counts
         run_id = storable(result.run_id)
-        run_row = {
+        pipeline = storable(result.pipeline)
+        run_row: dict[str, Any] = {
             "run_id": run_id,
-            "pipeline": storable(result.pipeline),
+            "pipeline": pipeline,
             "checked_at": result.checked_at,
             "policy_name": storable(result.policy.name),
             "policy_version": result.policy.version,
@@ -104,17 +165,30 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
             table.actions, table.reasons,
         )  # fmt: skip
         rows = record_rows(run_id, columns, _sqlite_time if self.dialect == "sqlite" else None)
-        call = _feeds.consumer_call(result.consumer)
-        tallies = tally_check(table)
-        with self._connect("record a check") as conn:
-            conn.execute(runs.insert(), run_row)
+        return PreparedCheck(
+            run=run_row,
+            records=rows,
+            tallies=_tallies.rows(run_id, result.checked_at, pipeline, tally_check(table)),
+            learned=learned,
+            checked_at=result.checked_at,
+            call=_feeds.consumer_call(result.consumer),
+        )
+
+    def write_checks(self, checks: Sequence[PreparedCheck]) -> None:
+        """Write prepared checks in one transaction (the group commit's batch)."""
+        rows = [row for check in checks for row in check.records]
+        with self._connect("record a check", extra_s=len(rows) * WRITE_S_PER_RECORD) as conn:
+            conn.execute(runs.insert(), [check.run for check in checks])
             if rows:
                 self._insert_records(conn, rows)
-            _tallies.insert(conn, run_id, result.checked_at, storable(result.pipeline), tallies)
-            if learned:
-                self._advance(conn, learned, "owner_record", result.checked_at)
-            if call is not None:
-                _feeds.insert_call(conn, run_id, *call, linked_at=result.checked_at)
+            tallies = [row for check in checks for row in check.tallies]
+            if tallies:
+                conn.execute(run_tallies.insert(), tallies)
+            for at, learned in _learned_by_time(checks):
+                self._advance(conn, learned, "owner_record", at)
+            for check in checks:
+                if check.call is not None:
+                    _feeds.insert_call(conn, check.run["run_id"], *check.call, linked_at=check.checked_at)
 
     def _insert_records(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         columns = ", ".join(f'"{c}"' for c in _RECORD_COLUMNS)
@@ -149,6 +223,20 @@ def record_rows(
             zip(*columns, strict=True)
         )
     ]  # fmt: skip
+
+
+def _learned_by_time(checks: Sequence[PreparedCheck]) -> list[tuple[datetime, dict[Entity, datetime]]]:
+    """The owner versions the checks taught, the newest per entity, grouped by the check time they were learned at."""
+    newest: dict[Entity, tuple[datetime, datetime]] = {}
+    for check in checks:
+        for entity, version in check.learned.items():
+            known = newest.get(entity)
+            if known is None or version > known[0]:
+                newest[entity] = (version, check.checked_at)
+    grouped: dict[datetime, dict[Entity, datetime]] = {}
+    for entity, (version, at) in newest.items():
+        grouped.setdefault(at, {})[entity] = version
+    return sorted(grouped.items())
 
 
 def _words(reasons: Sequence[Reason]) -> tuple[str, str]:

@@ -1,0 +1,105 @@
+"""Group commit: one writer thread per store takes the checks of concurrent callers and commits them together.
+
+A caller hands its check over and waits for the commit of the batch that carries it, so that a
+check answered is a check kept. While one batch commits the next one gathers, so the busier the
+service, the more checks share a transaction (and SQLite's write lock is never fought over).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Generic, Protocol, TypeVar
+
+from guard.errors import StoreUnavailableError
+
+_log = logging.getLogger("freshguard.store")
+
+
+class Sized(Protocol):
+    """A unit of work that knows how many rows it writes."""
+
+    @property
+    def size(self) -> int:
+        """Rows it writes."""
+        ...
+
+
+_W = TypeVar("_W", bound=Sized)
+_STOP = object()
+
+
+class GroupCommitWriter(Generic[_W]):
+    """Writes what `submit` is given in batches of at most `max_rows` rows, each with `write_batch`.
+
+    When a batch fails with an error that is not the store's unavailability, its items are written
+    one by one, so that one bad check cannot fail the others that shared its transaction.
+    """
+
+    def __init__(self, write_batch: Callable[[Sequence[_W]], None], *, max_rows: int = 20_000) -> None:
+        self._write_batch = write_batch
+        self._max_rows = max_rows
+        self._queue: queue.SimpleQueue[tuple[_W, Future[None]] | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, work: _W) -> Future[None]:
+        """Queue `work`; the future completes when its batch is committed (or fails with the batch's error)."""
+        done: Future[None] = Future()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():  # started in the process that writes
+                self._thread = threading.Thread(target=self._run, name="freshguard-group-commit", daemon=True)
+                self._thread.start()
+        self._queue.put((work, done))
+        return done
+
+    def close(self) -> None:
+        """Write what is queued, then stop the writer thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive():
+            self._queue.put(_STOP)
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            rows = first[0].size  # type: ignore[index]
+            stop = False
+            while rows < self._max_rows:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+                rows += item[0].size  # type: ignore[index]
+            self._commit(batch)  # type: ignore[arg-type]
+            if stop:
+                return
+
+    def _commit(self, batch: list[tuple[_W, Future[None]]]) -> None:
+        try:
+            self._write_batch([work for work, _ in batch])
+        except StoreUnavailableError as exc:  # the store is away: every check of the batch waits for nothing more
+            for _, done in batch:
+                done.set_exception(exc)
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+                return
+            _log.warning("a batch of %d checks failed to commit (%s); writing them one by one", len(batch), exc)
+            for item in batch:
+                self._commit([item])
+            return
+        for _, done in batch:
+            done.set_result(None)
