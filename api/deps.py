@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, require_roles
@@ -75,3 +75,15 @@ PipelineCaller = Annotated[Caller, Depends(require_roles(Role.PIPELINE))]
 SourceCaller = Annotated[Caller, Depends(require_roles(Role.SOURCE))]
 #: Who may read runs and lineage: viewer and pipeline keys (and admin); a pipeline may look up its own runs.
 ReaderCaller = Annotated[Caller, Depends(require_roles(Role.VIEWER, Role.PIPELINE))]
+
+
+#: The `Idempotency-Key` header (read by `api.idempotency`; declared here so that the API document shows it).
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Makes a retry safe: a repeat with the same key and body within 24 h gets the first answer "
+        "(same run id, no new run), with `Idempotent-Replayed: true`. Keys are scoped to the API key.",
+        max_length=255,
+    ),
+]

@@ -26,6 +26,10 @@ OPERATOR_ERRORS = frozenset({"freshguard_upstream_auth", "freshguard_no_upstream
 RUN_HEADER = "x-freshguard-run-id"
 
 
+#: Refusals a retry may cure (a request still in flight, a timeout): the client tries again.
+_WORTH_A_RETRY = frozenset({408, 409, 429})
+
+
 def openai_error(
     status: int,
     message: str,
@@ -41,7 +45,7 @@ def openai_error(
     """
     kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
     sent = dict(headers or {})
-    if status < 500 or code in OPERATOR_ERRORS:
+    if (status < 500 and status not in _WORTH_A_RETRY) or code in OPERATOR_ERRORS:
         sent["x-should-retry"] = "false"
     body = {
         "type": URN_PREFIX + (problem_type or code.removeprefix("freshguard_").replace("_", "-")),

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -90,6 +90,13 @@ def _utf8_location(error: ProblemLocation) -> ProblemLocation:
         message=_utf8(error.message),
         type=error.type,
     )
+
+
+def problem_refusal(status: int, kind: str, detail: str, headers: Mapping[str, str]) -> Response:
+    """`problem()` with headers: how plain API routes refuse (see `api.idempotency.Refusal`)."""
+    response = problem(status, kind, detail)
+    response.headers.update(headers)
+    return response
 
 
 def responses(

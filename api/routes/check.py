@@ -6,13 +6,15 @@ import json
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentGuardDep, MetricsDep, PipelineCaller, SettingsDep
+from api.deps import CurrentGuardDep, IdempotencyKey, MetricsDep, PipelineCaller, SettingsDep
+from api.idempotency import idempotent
 from api.metrics import ServiceMetrics
+from api.openai_errors import RUN_HEADER
 from api.openapi import links, to_consumption, to_lineage, to_run
-from api.problems import problem, responses
+from api.problems import problem, problem_refusal, responses
 from api.schemas import CheckRequest, CheckResponse
 from guard import Guard, tally_check
 
@@ -26,12 +28,35 @@ router = APIRouter(prefix="/v1", tags=["check"])
         **links(
             GetRun=to_run("/run_id"), LinkConsumption=to_consumption("/run_id"), EntityLineage=to_lineage("/records/0")
         ),
-        **responses(400, 401, 403, 413, 415, 422, 503, types={413: ("too-large", "too-many-records")}),
+        **responses(
+            400,
+            401,
+            403,
+            409,
+            413,
+            415,
+            422,
+            503,
+            types={
+                400: ("not-json", "bad-request", "idempotency-key-invalid"),
+                409: ("idempotency-key-in-flight",),
+                413: ("too-large", "too-many-records"),
+                422: ("invalid-request", "idempotency-key-reused"),
+            },
+            said={409: "A request with this Idempotency-Key is still being answered: retry in a moment."},
+        ),
     },
     summary="Decide which records may reach the model",
 )
 async def check(
-    body: CheckRequest, _caller: PipelineCaller, guard: CurrentGuardDep, settings: SettingsDep, metrics: MetricsDep
+    body: CheckRequest,
+    *,
+    request: Request,
+    caller: PipelineCaller,
+    guard: CurrentGuardDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    _idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Decide every record: allow, warn or block, with reasons; 200 whatever the verdict.
 
@@ -45,15 +70,19 @@ async def check(
             f"the check carries {len(body.records):,} records; this service takes at most "
             f"{settings.max_records:,} in one check: split them",
         )
-    # The check is CPU-bound and synchronous: off the event loop, so other requests keep flowing.
-    content = await run_in_threadpool(_check, guard, body, metrics)
-    return Response(content, media_type="application/json")
+
+    async def answer() -> Response:
+        # The check is CPU-bound and synchronous: off the event loop, so other requests keep flowing.
+        content, run_id = await run_in_threadpool(_check, guard, body, metrics)
+        return Response(content, media_type="application/json", headers={RUN_HEADER: run_id})
+
+    return await idempotent(request, caller, guard.store, answer, refuse=problem_refusal)
 
 
-def _check(guard: Guard, body: CheckRequest, metrics: ServiceMetrics) -> bytes:
+def _check(guard: Guard, body: CheckRequest, metrics: ServiceMetrics) -> tuple[bytes, str]:
     result = guard.check(body.records, pipeline=body.pipeline, consumer=body.consumer)
     metrics.observe_check(result, tally_check(result.decisions), guard.policy)
-    return _dumps(result.to_dict())
+    return _dumps(result.to_dict()), result.run_id
 
 
 def _dumps(document: dict[str, Any]) -> bytes:

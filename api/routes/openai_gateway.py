@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -24,9 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller
-from api.deps import CurrentGuardDep, MetricsDep, PipelineCaller, SettingsDep
+from api.deps import CurrentGuardDep, IdempotencyKey, MetricsDep, PipelineCaller, SettingsDep
 from api.gateway import GatewayInputError, GatewayRequest, forwarded, read_request, refusal
 from api.gateway_relay import Link, Upstream, relay, relay_get, relay_stream
+from api.idempotency import idempotent
 from api.metrics import ServiceMetrics
 from api.openai_errors import RUN_HEADER, OpenAIErrorRoute, openai_error
 from api.problems import responses
@@ -135,10 +137,12 @@ _EVENT = {
 }  # fmt: skip
 
 #: The problem types of a guarded model call, by status.
+_IN_FLIGHT = "A request with this Idempotency-Key is still being answered: retry in a moment."
 _CALL_TYPES = {
-    400: ("invalid-request",),
+    400: ("invalid-request", "idempotency-key-invalid"),
+    409: ("idempotency-key-in-flight",),
     413: ("too-large", "too-many-records"),
-    422: ("blocked",),
+    422: ("blocked", "idempotency-key-reused"),
     502: ("upstream-unavailable", "upstream-auth"),
     503: ("no-upstream", "store-unavailable", "unavailable"),
     504: ("upstream-unavailable",),
@@ -163,8 +167,12 @@ lineage store is down), the answer is returned with the header `x-freshguard-lin
     responses={
         200: {"content": {"text/event-stream": {"schema": _EVENT}}},  # when `stream` is true
         **responses(
-            *(400, 401, 403, 413, 422, 502, 503, 504),
-            said={400: "Not a chat completions request.", 422: "Refused: a record is blocked (on_block: refuse)."},
+            *(400, 401, 403, 409, 413, 422, 502, 503, 504),
+            said={
+                400: "Not a chat completions request.",
+                422: "Refused: a record is blocked (on_block: refuse).",
+                409: _IN_FLIGHT,
+            },
             types=_CALL_TYPES,
         ),
     },
@@ -173,10 +181,18 @@ lineage store is down), the answer is returned with the header `x-freshguard-lin
     description=(__doc__ or "") + _ERRORS,
 )
 async def chat_completions(
-    request: Request, caller: PipelineCaller, guard: CurrentGuardDep, settings: SettingsDep, metrics: MetricsDep
+    request: Request,
+    caller: PipelineCaller,
+    guard: CurrentGuardDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    _idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Check the records a chat request carries, then forward it upstream (withheld or refused per policy)."""
-    return await _guarded(request, CHAT, caller, guard, settings=settings, metrics=metrics)
+    return await idempotent(
+        request, caller, guard.store, lambda: _guarded(request, CHAT, caller, guard, settings=settings,
+                                                       metrics=metrics), refuse=_refusal,
+    )  # fmt: skip
 
 
 @router.post(
@@ -185,8 +201,12 @@ async def chat_completions(
     responses={
         200: {"content": {"text/event-stream": {"schema": _EVENT}}},  # when `stream` is true
         **responses(
-            *(400, 401, 403, 413, 422, 502, 503, 504),
-            said={400: "Not a Responses API request.", 422: "Refused: a record is blocked (on_block: refuse)."},
+            *(400, 401, 403, 409, 413, 422, 502, 503, 504),
+            said={
+                400: "Not a Responses API request.",
+                422: "Refused: a record is blocked (on_block: refuse).",
+                409: _IN_FLIGHT,
+            },
             types=_CALL_TYPES,
         ),
     },
@@ -195,10 +215,23 @@ async def chat_completions(
     description=(__doc__ or "") + _ERRORS,
 )
 async def create_response(
-    request: Request, caller: PipelineCaller, guard: CurrentGuardDep, settings: SettingsDep, metrics: MetricsDep
+    request: Request,
+    caller: PipelineCaller,
+    guard: CurrentGuardDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    _idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Check the records in a Responses request's `function_call_output` items, then forward it upstream."""
-    return await _guarded(request, RESPONSES, caller, guard, settings=settings, metrics=metrics)
+    return await idempotent(
+        request, caller, guard.store, lambda: _guarded(request, RESPONSES, caller, guard, settings=settings,
+                                                       metrics=metrics), refuse=_refusal,
+    )  # fmt: skip
+
+
+def _refusal(status: int, kind: str, detail: str, headers: Mapping[str, str]) -> Response:
+    """An Idempotency-Key refusal in OpenAI's shape (a 409 is worth a retry; the others are not)."""
+    return openai_error(status, detail, code="freshguard_" + kind.replace("-", "_"), problem_type=kind, headers=headers)
 
 
 @router.get(

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -211,4 +212,21 @@ alert_outbox = Table(
     Column("last_error", Text, nullable=True),
     UniqueConstraint("change_id", "channel", name="uq_alert_outbox_change_channel"),
     Index("ix_alert_outbox_pending", "delivered_at", "failed_at", "next_attempt_at"),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    # The answer to a request a caller may repeat (HTTP Idempotency-Key), kept so that a repeat gets it again.
+    Column("scope", Text, nullable=False),  # whose key it is (the API key's name)
+    Column("key", Text, nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("claimed_at", UTCDateTime(), nullable=False),
+    Column("completed_at", UTCDateTime(), nullable=True),
+    Column("status", Integer, nullable=True),
+    Column("media_type", Text, nullable=True),
+    Column("body", LargeBinary, nullable=True),
+    Column("run_id", String(64), nullable=True),
+    PrimaryKeyConstraint("scope", "key"),
+    Index("ix_receipts_claimed_at", "claimed_at"),
 )
