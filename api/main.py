@@ -1,8 +1,9 @@
-"""The app as uvicorn's worker processes build it: settings from FRESHGUARD_* variables.
+"""The app as the server's worker processes build it: settings from FRESHGUARD_* variables.
 
-    uvicorn --factory api.main:app_from_environment --workers 4
+    granian --interface asgi --factory api.main:app_from_environment --workers 4
 
-`freshguard serve --workers N` sets the variables and starts uvicorn this way.
+`freshguard serve --workers N` sets the variables and starts granian this way (any ASGI server
+can run the factory; `freshguard serve` adds the request-head timeout and the settings' checks).
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
-"""`freshguard serve`: run the HTTP service (api/) with uvicorn; open on loopback only unless it has API keys."""
+"""`freshguard serve`: run the HTTP service (api/) with granian; open on loopback only unless it has API keys.
+
+granian (a Rust HTTP server) closes a connection whose request head has not arrived within
+`--head-timeout` seconds, which uvicorn cannot do; the app itself drops bodies that stall.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
@@ -53,6 +57,16 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    head_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            max=300,
+            envvar="FRESHGUARD_HEAD_TIMEOUT_S",
+            help="Seconds a client has to send its whole request head; a slower connection is closed.",
+        ),
+    ] = 10.0,
+    access_log: Annotated[bool, typer.Option(help="Log every request (method, path, status, time).")] = True,
     workers: Annotated[
         int,
         typer.Option(
@@ -75,14 +89,13 @@ def serve_command(
             "configured), so anyone who reaches it could read every run. Listen on 127.0.0.1 (or ::1, localhost), "
             "or configure API keys with --keys-file / FRESHGUARD_KEYS_FILE or FRESHGUARD_API_KEYS (see README)."
         )
-    import uvicorn
-
-    from api import Settings, create_app
+    from api import Settings
     from api.app import build_guard, build_keyring, close_guard
 
     settings = Settings(
-        policy=policy, database_url=database, host=host, port=port, keys_file=keys_file, api_keys=api_keys
-    )
+        policy=policy, database_url=database, host=host, port=port, keys_file=keys_file, api_keys=api_keys,
+        head_timeout_s=head_timeout,
+    )  # fmt: skip
     with bad_input_exits():
         # Fail here, with the keys', policy's or store's own message, rather than in uvicorn's start-up traceback.
         keyring = build_keyring(settings)
@@ -109,15 +122,38 @@ def serve_command(
             Text(f"Note: {workers} workers share one SQLite file; they take turns writing. Use PostgreSQL for a team."),
             soft_wrap=True,
         )
-    if workers == 1:
-        uvicorn.run(create_app(settings, keyring), host=host, port=port, log_level="info")
-        return
     _export(settings)
-    uvicorn.run("api.main:app_from_environment", factory=True, workers=workers, host=host, port=port, log_level="info")
+    _granian(settings, workers=workers, access_log=access_log).serve()
+
+
+def _granian(settings: Settings, *, workers: int, access_log: bool) -> Any:
+    """granian serving the app factory: each worker process builds the app from the exported settings."""
+    import multiprocessing
+
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
+
+    # Workers start as fresh interpreters: this process checked the store (its threads hold locks
+    # that a forked child would inherit held forever).
+    multiprocessing.set_start_method("spawn", force=True)
+    return Granian(
+        "api.main:app_from_environment",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        http1_settings=HTTP1Settings(header_read_timeout=round(settings.head_timeout_s * 1000)),
+        log_access=access_log,
+        log_access_format='%(addr)s "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).1fms',
+        respawn_failed_workers=True,
+        workers_kill_timeout=30,
+    )
 
 
 def _export(settings: Settings) -> None:
-    """Hand the settings to uvicorn's worker processes (they read FRESHGUARD_*), and a metrics folder they share."""
+    """Hand the settings to the worker processes (they read FRESHGUARD_*), and a metrics folder they share."""
     import os
     import tempfile
 
@@ -125,6 +161,7 @@ def _export(settings: Settings) -> None:
     os.environ["FRESHGUARD_DATABASE_URL"] = settings.database_url
     os.environ["FRESHGUARD_HOST"] = settings.host
     os.environ["FRESHGUARD_PORT"] = str(settings.port)
+    os.environ["FRESHGUARD_HEAD_TIMEOUT_S"] = str(settings.head_timeout_s)
     if settings.keys_file is not None:
         os.environ["FRESHGUARD_KEYS_FILE"] = str(settings.keys_file)
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
