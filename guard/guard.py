@@ -135,7 +135,7 @@ class Guard:
         if not isinstance(pipeline, str) or not pipeline:
             raise InputError(f"pipeline must be a name of 1 to {MAX_NAME_LENGTH} characters, got {pipeline!r:.80}")
         if (problem := text_problem(pipeline, MAX_NAME_LENGTH)) is not None:
-            raise InputError(f"pipeline {problem}")
+            raise InputError(f"pipeline must be a name of 1 to {MAX_NAME_LENGTH} characters: it {problem}")
         if consumer is not None:
             if not isinstance(consumer, Mapping):
                 raise InputError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from fastapi import APIRouter
@@ -9,8 +11,11 @@ from fastapi import APIRouter
 from api.deps import GuardDep, StoreDep
 from api.problems import responses
 from api.schemas import Liveness, Readiness
+from guard._timestamps import utc_now
 
 router = APIRouter(tags=["probes"])
+#: This process, as the store's probe table names it.
+_PROBER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 @router.get("/healthz", response_model=Liveness, summary="Liveness")
@@ -21,7 +26,7 @@ async def healthz() -> dict[str, Any]:
 
 @router.get("/readyz", response_model=Readiness, responses=responses(503), summary="Readiness")
 def readyz(guard: GuardDep, store: StoreDep) -> dict[str, Any]:
-    """The policy is loaded and the lineage store answers a query; 503 otherwise."""
-    store.list_runs(limit=1)
+    """The policy is loaded and the lineage store takes a write within its deadline; 503 otherwise."""
+    store.probe_write(_PROBER, utc_now())
     policy = guard.policy
     return {"status": "ready", "policy": {"name": policy.name, "version": policy.version}, "store": store.url}

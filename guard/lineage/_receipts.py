@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from guard.lineage._base import StoreBase
-from guard.lineage.tables import receipts
+from guard.lineage.tables import receipts, store_probes
 
 #: How long an answer is kept against its key.
 RECEIPT_TTL = timedelta(hours=24)
@@ -93,6 +93,13 @@ class ReceiptStore(StoreBase):
                     receipts.c.scope == scope, receipts.c.key == key, receipts.c.completed_at.is_(None)
                 )
             )
+
+    def probe_write(self, prober: str, at: datetime) -> None:
+        """Write one small row and commit it: proof that the store takes writes now (readiness)."""
+        with self._connect("take a write") as conn:
+            updated = conn.execute(store_probes.update().where(store_probes.c.prober == prober), {"probed_at": at})
+            if updated.rowcount == 0:
+                conn.execute(store_probes.insert(), {"prober": prober, "probed_at": at})
 
     def prune_receipts(self, now: datetime) -> int:
         """Forget receipts older than `RECEIPT_TTL`; how many were forgotten."""

@@ -230,3 +230,11 @@ receipts = Table(
     PrimaryKeyConstraint("scope", "key"),
     Index("ix_receipts_claimed_at", "claimed_at"),
 )
+
+store_probes = Table(
+    "store_probes",
+    metadata,
+    # One row per process that asked whether the store can be written (readiness probes write here).
+    Column("prober", Text, primary_key=True),
+    Column("probed_at", UTCDateTime(), nullable=False),
+)

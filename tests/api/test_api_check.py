@@ -181,7 +181,8 @@ def test_a_streamed_body_over_the_limit_is_refused_before_it_is_read_whole(setti
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
         "path": "/v1/check", "raw_path": b"/v1/check", "root_path": "", "query_string": b"",
-        "headers": [(b"content-type", b"application/json")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
         "app": app,
     }  # fmt: skip
 
@@ -204,13 +205,18 @@ def test_an_unknown_path_is_a_404_problem(client: AppClient) -> None:
     _problem(client.get("/v1/nothing-here"), 404)
 
 
-def test_a_lone_surrogate_in_a_record_does_not_cost_the_answer(client: AppClient, fresh: Fresh) -> None:
-    content = json.dumps({"pipeline": "p", "records": [fresh(id="a\ud800", key="K\ud800")]}).encode()
+def test_a_lone_surrogate_in_a_record_makes_it_invalid_not_the_answer(client: AppClient, fresh: Fresh) -> None:
+    """Text no database can keep is refused with a reason, for that record only; the check is answered and kept."""
+    content = json.dumps({"pipeline": "p", "records": [fresh(key="K\ud800"), fresh(key="K-2")]}).encode()
 
     response = client.post("/v1/check", content=content, headers={"content-type": "application/json"})
 
     assert response.status_code == 200
-    assert response.json()["verdict"] == "pass"
+    first, second = response.json()["records"]
+    assert [reason["code"] for reason in first["reasons"]] == ["INVALID_RECORD"]
+    assert "`key` holds a lone surrogate" in first["reasons"][0]["message"]
+    assert second["action"] == "allow"
+    assert client.get(f"/v1/runs/{response.json()['run_id']}").status_code == 200
 
 
 def test_the_openapi_page_declares_models_and_problems_for_every_endpoint(client: AppClient) -> None:

@@ -25,6 +25,7 @@ from tests.lineage.lineage_helpers import execute, scalar, table_names
 LINEAGE_TABLES = {
     "runs", "run_records", "watermarks", "heartbeats", "consumption", "policy_versions", "run_tallies",
     "point_states", "state_changes", "incidents", "alert_outbox", "receipts",
+    "store_probes",
 }  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""Receipts: the answers to requests a caller may repeat safely (Idempotency-Key).
+"""Receipts: the answers to requests a caller may repeat safely (Idempotency-Key); store probes (readiness).
 
 Revision ID: 0005
 Revises: 0004
@@ -33,8 +33,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("scope", "key"),
     )
     op.create_index("ix_receipts_claimed_at", "receipts", ["claimed_at"])
+    op.create_table(
+        "store_probes",
+        sa.Column("prober", sa.Text, primary_key=True),
+        sa.Column("probed_at", UTCDateTime(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("store_probes")
     op.drop_index("ix_receipts_claimed_at", table_name="receipts")
     op.drop_table("receipts")
