@@ -63,7 +63,11 @@ def test_a_timestamp_with_any_offset_is_kept_in_utc(stored_guard: Guard, record:
 
 BAD_REQUESTS: list[tuple[str, dict[str, Any], str]] = [
     ("a pipeline with a NUL", {"pipeline": "rag\x00"}, "it holds a NUL"),
-    ("a pipeline of 300 characters", {"pipeline": "p" * 300}, "pipeline must be a name of 1 to 200 characters: it is 300 characters long"),
+    (
+        "a pipeline of 300 characters",
+        {"pipeline": "p" * 300},
+        "pipeline must be a name of 1 to 200 characters: it is 300 characters long",
+    ),
     ("a consumer with a lone surrogate", {"consumer": {"model": "\udc00"}}, "consumer.model holds a lone surrogate"),
     ("a consumer with a long value", {"consumer": {"model": "m", "note": "n" * 2000}}, "consumer.note is 2,000"),
     ("a consumer nested too deeply", {"consumer": {"a": [[[[[[[[["deep"]]]]]]]]]}}, "nests more than 8 levels"),
