@@ -83,7 +83,7 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         description="Makes a retry safe: a repeat with the same key and body within 24 h gets the first answer "
-        "(same run id, no new run), with `Idempotent-Replayed: true`. Keys are scoped to the API key.",
-        max_length=255,
+        "(same run id, no new run), with `Idempotent-Replayed: true`. Keys are 1 to 255 printable ASCII "
+        "characters, scoped to the API key.",
     ),
 ]

@@ -58,8 +58,7 @@ async def idempotent(
             f"Idempotency-Key must be 1 to {_MAX_KEY} printable ASCII characters (a UUID does well), "
             f"got {key[:40]!r}", {},
         )  # fmt: skip
-    body = await request.body()
-    digest = hashlib.sha256(b"%s %s\n%s" % (request.method.encode(), request.url.path.encode(), body)).hexdigest()
+    digest = request_digest(request.method, request.url.path, await request.body())
     held = await run_in_threadpool(store.claim_receipt, caller.name, key, digest, now=utc_now())
     if held is not None:
         if held.request_hash != digest:
@@ -84,6 +83,11 @@ async def idempotent(
         raise
     await _keep(claim, response)
     return response
+
+
+def request_digest(method: str, path: str, body: bytes) -> str:
+    """What a key's request is known by: its method, path and body (a repeat must match all three)."""
+    return hashlib.sha256(b"%s %s\n%s" % (method.encode(), path.encode(), body)).hexdigest()
 
 
 async def _keep(claim: _Claim, response: Response) -> None:

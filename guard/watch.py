@@ -163,6 +163,7 @@ class Watcher:
             try:
                 self.evaluate()
                 self.deliver()
+                self.store.prune_receipts(utc_now())  # idempotency answers past their 24 h
             except GuardError as exc:  # the store may be down for a while: try again next round
                 _log.warning("health evaluation failed, retrying in %.0f s: %s", every_s, exc)
             except Exception:  # a bug must not end the watch for good

@@ -61,7 +61,7 @@ def serving(
     env: Mapping[str, str],
     log: Path,
     cwd: Path | None = None,
-    ready_within_s: float = 30,
+    ready_within_s: float = 60,
 ) -> Iterator[Served]:
     """Run `command` (which listens on `port`) until the block ends; it is ready once /readyz answers 200."""
     with log.open("w") as out:

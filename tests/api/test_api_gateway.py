@@ -613,3 +613,19 @@ def test_a_bad_responses_request_is_a_400_in_openais_shape(
     assert answer.status_code == 400
     assert answer.json()["error"]["param"] == param
     assert said in answer.json()["error"]["message"]
+
+
+def test_a_retried_model_call_with_an_idempotency_key_is_checked_and_forwarded_once(
+    gateway: Gateway, upstream: Upstream
+) -> None:
+    client = gateway.client()
+    asked = {"model": "gpt-4o", "messages": tool_call_messages(json.dumps(FRESH))}
+
+    first = client.chat.completions.with_raw_response.create(**asked, extra_headers={"Idempotency-Key": "call-1"})
+    again = client.chat.completions.with_raw_response.create(**asked, extra_headers={"Idempotency-Key": "call-1"})
+
+    assert again.parse().id == first.parse().id
+    assert again.headers["x-freshguard-run-id"] == first.headers["x-freshguard-run-id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert len(upstream.bodies) == 1
+    assert len(gateway.runs()) == 1
