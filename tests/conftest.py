@@ -133,21 +133,26 @@ def postgres_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A lineage store URL on SQLite (a file) and on PostgreSQL (emptied after each test)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'lineage.db'}"
-        return
-    url: str = request.getfixturevalue("postgres_url")
-    yield url
+@pytest.fixture
+def empty_postgres(postgres_url: str) -> Iterator[str]:
+    """The session's PostgreSQL database, emptied after the test (for tests that write to it)."""
+    yield postgres_url
     import sqlalchemy as sa
 
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(postgres_url)
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP SCHEMA public CASCADE")
         conn.exec_driver_sql("CREATE SCHEMA public")
     engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A lineage store URL on SQLite (a file) and on PostgreSQL (emptied after each test)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'lineage.db'}"
+    url: str = request.getfixturevalue("empty_postgres")
+    return url
 
 
 @pytest.fixture

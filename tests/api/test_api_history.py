@@ -159,10 +159,10 @@ def test_readiness_is_a_503_problem_when_the_store_does_not_answer(
 ) -> None:
     store = client.app.state.guard.store  # type: ignore[attr-defined]
 
-    def unreachable(**_: Any) -> list[dict[str, Any]]:
+    def unreachable(*_: Any) -> None:
         raise StoreError("cannot reach the lineage store: connection refused")
 
-    monkeypatch.setattr(store, "list_runs", unreachable)
+    monkeypatch.setattr(store, "probe_write", unreachable)
 
     response = client.get("/readyz")
 

@@ -30,19 +30,7 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The test PostgreSQL database, emptied afterwards."""
-    url: str = request.getfixturevalue("postgres_url")
-    yield url
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
-    engine.dispose()
-
-
-@pytest.fixture
-def two_workers(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def two_workers(empty_postgres: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The service with two worker processes on PostgreSQL; its base URL and its metrics folder."""
     port = free_port()
     metrics_dir = tmp_path / "metrics"
@@ -53,7 +41,9 @@ def two_workers(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "FRESHGUARD_API_KEYS": f"bot:pipeline:{hash_key(PIPELINE_KEY)},crm:source:salesforce:{hash_key(CRM_KEY)}",
     }
-    command = freshguard_serve("--policy", str(EXAMPLE_POLICY), "--database", pg_url, "--workers", "2", port=port)
+    command = freshguard_serve(
+        "--policy", str(EXAMPLE_POLICY), "--database", empty_postgres, "--workers", "2", port=port
+    )
     with serving(command, port=port, env=env, log=tmp_path / "serve.log", ready_within_s=60) as served:
         yield served.base, metrics_dir
 
@@ -97,7 +87,7 @@ def _client_work(base: str, client: int, now: datetime) -> tuple[list[str], list
     return run_ids, sent, changes
 
 
-def test_two_workers_write_every_run_and_watermark_once(two_workers: tuple[str, Path], pg_url: str) -> None:
+def test_two_workers_write_every_run_and_watermark_once(two_workers: tuple[str, Path], empty_postgres: str) -> None:
     base, metrics_dir = two_workers
     now = datetime.now(UTC)
 
@@ -106,7 +96,7 @@ def test_two_workers_write_every_run_and_watermark_once(two_workers: tuple[str, 
 
     run_ids = [run_id for ids, _, _ in outcomes for run_id in ids]
     sent = [record for _, records, _ in outcomes for record in records]
-    engine = sa.create_engine(pg_url)
+    engine = sa.create_engine(empty_postgres)
     try:
         with engine.connect() as conn:
             stored_runs = [row[0] for row in conn.execute(sa.text("SELECT run_id FROM runs"))]
