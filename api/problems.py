@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from api.problem_types import COMMON_TYPES, HTTP_ERROR_TYPES, PROBLEM_TYPES, ProblemType
+from api.schemas import UNSTORABLE
 from guard.errors import ConfigurationError, GuardError, InputError, PolicyError, StoreError, StoreUnavailableError
 
 PROBLEM_JSON = "application/problem+json"
@@ -196,6 +197,10 @@ async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
     listed = "; ".join(f"{'.'.join(str(p) for p in e.loc)}: {e.message}" for e in found[:5])
     more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
     endpoint = f"{request.method} {request.url.path}"
+    if all(error.get("type") == UNSTORABLE for error in errors):  # the right shape, but text no store can keep
+        return problem(
+            422, "input-error", f"{endpoint} holds text the lineage store cannot keep: {listed}{more}", found
+        )
     detail = f"the request does not have the shape {endpoint} takes: {listed}{more}"
     return problem(422, "invalid-request", detail, found)
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
+from pydantic_core import PydanticCustomError
 
 from guard.decisions import Action, ReasonCode, Verdict
 from guard.limits import MAX_CONSUMER_TEXT, MAX_ID_LENGTH, MAX_NAME_LENGTH, consumer_problem, text_problem
@@ -23,11 +24,15 @@ _RECORD_EXAMPLE: dict[str, JsonValue] = {
 }
 
 
+#: The pydantic error type of text the store cannot keep: answered as `input-error`, not as a malformed request.
+UNSTORABLE = "unstorable_text"
+
+
 def _storable(limit: int) -> AfterValidator:
     def storable(value: str) -> str:
         problem = text_problem(value, limit)
         if problem is not None:
-            raise ValueError(f"the text {problem}")
+            raise PydanticCustomError(UNSTORABLE, "the text {problem}", {"problem": problem})
         return value
 
     return AfterValidator(storable)
@@ -42,7 +47,7 @@ Key = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH), _storable(MA
 def _storable_consumer(value: dict[str, Any] | None) -> dict[str, Any] | None:
     problem = None if value is None else consumer_problem(value)
     if problem is not None:
-        raise ValueError(problem)
+        raise PydanticCustomError(UNSTORABLE, "{problem}", {"problem": problem})
     return value
 
 

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import compress, repeat
 from operator import is_not
@@ -15,7 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from guard._timestamps import utc_now
-from guard.checks.compiled import compile_policy
+from guard.checks.compiled import CompiledPolicy, compile_policy
 from guard.decisions import Action, CheckResult, Entity, PolicyRef
 from guard.engine import DEFAULT_PANDERA_THRESHOLD, Batch, finish, owner_versions, screen
 from guard.errors import ConfigurationError, InputError
@@ -131,6 +132,44 @@ class Guard:
         consumer: Mapping[str, Any] | None = None,
     ) -> CheckResult:
         """Decide every record; `result.allowed` holds the ones that may reach the model."""
+        screened = self._screen(records, pipeline, now, consumer)
+        result, learned = self._conclude(screened, self._watermarks(screened.first))
+        if self.store is not None:
+            self.store.record_check(result, screened.envelopes, learned)
+        elif learned:
+            self._remember(learned)
+        return self._told(result, screened.envelopes)
+
+    async def acheck(
+        self,
+        records: Iterable[Any],
+        *,
+        pipeline: str,
+        now: datetime | None = None,
+        consumer: Mapping[str, Any] | None = None,
+    ) -> CheckResult:
+        """`check` for asyncio code: the same decisions and lineage, and the event loop never waits on the store.
+
+        The deciding runs on the calling loop (keep batches small: a few hundred records); reading
+        watermarks and keeping the lineage are awaited.
+        """
+        screened = self._screen(records, pipeline, now, consumer)
+        store = self.store
+        if store is None:
+            result, learned = self._conclude(screened, self._memory)
+            if learned:
+                self._remember(learned)
+            return self._told(result, screened.envelopes)
+        wanted = screened.first.entities()
+        known = await store.awatermarks(wanted) if wanted else {}
+        result, learned = self._conclude(screened, known)
+        await store.arecord_check(result, screened.envelopes, learned)
+        return self._told(result, screened.envelopes)
+
+    def _screen(
+        self, records: Iterable[Any], pipeline: str, now: datetime | None, consumer: Mapping[str, Any] | None
+    ) -> _Screened:
+        """The arguments checked and the first pass run: everything a check does before it needs the store."""
         started = time.perf_counter()
         if not isinstance(pipeline, str) or not pipeline:
             raise InputError(f"pipeline must be a name of 1 to {MAX_NAME_LENGTH} characters, got {pipeline!r:.80}")
@@ -151,7 +190,13 @@ class Guard:
         else:  # isinstance asks pydantic's metaclass, in Python: only when some record may be a Record
             envelopes = [r.to_envelope() if isinstance(r, Record) else r for r in batch]
         first = screen(envelopes, compiled, moment)
-        known = self._watermarks(first)
+        return _Screened(started, pipeline, consumer, batch, envelopes, moment, compiled, first)
+
+    def _conclude(
+        self, screened: _Screened, known: Mapping[Entity, datetime]
+    ) -> tuple[CheckResult, dict[Entity, datetime]]:
+        """The check's result, given the watermarks it needs, and the owner versions it taught."""
+        first = screened.first
         table = finish(first, known, pandera_threshold=self._pandera_threshold)
         # Only versions newer than the watermark just read can raise it (watermarks never go down).
         learned = {
@@ -160,20 +205,21 @@ class Guard:
             if (mark := known.get(entity)) is None or version > mark
         }
         block = Action.BLOCK
+        compiled = screened.compiled
+        consumer = screened.consumer
         result = CheckResult(
             run_id=str(uuid.uuid4()),
-            pipeline=pipeline,
+            pipeline=screened.pipeline,
             policy=PolicyRef(compiled.policy.name, compiled.policy.version, compiled.hash),
-            checked_at=moment,
+            checked_at=screened.moment,
             decisions=table,
-            allowed=tuple(compress(batch, map(is_not, table.actions, repeat(block)))),
-            duration_s=time.perf_counter() - started,
+            allowed=tuple(compress(screened.records, map(is_not, table.actions, repeat(block)))),
+            duration_s=time.perf_counter() - screened.started,
             consumer=dict(consumer) if consumer is not None else None,
         )
-        if self.store is not None:
-            self.store.record_check(result, envelopes, learned)
-        elif learned:
-            self._remember(learned)
+        return result, learned
+
+    def _told(self, result: CheckResult, envelopes: Sequence[Any]) -> CheckResult:
         for listener in self._listeners:
             _tell(listener, result, envelopes)
         return result
@@ -295,6 +341,20 @@ class Guard:
                 known = self._memory.get(entity)
                 if known is None or version > known:
                     self._memory[entity] = version
+
+
+@dataclass(frozen=True, slots=True)
+class _Screened:
+    """A check between its first pass and the store's watermarks."""
+
+    started: float
+    pipeline: str
+    consumer: Mapping[str, Any] | None
+    records: Sequence[Any]
+    envelopes: list[Any]
+    moment: datetime
+    compiled: CompiledPolicy
+    first: Batch
 
 
 def _aware_utc(moment: object, what: str) -> datetime:

@@ -62,6 +62,8 @@ class StoreBase:
         self.dialect = self.engine.dialect.name
         # An in-memory SQLite database is one connection that every thread shares, one at a time.
         self._serial: AbstractContextManager[Any] = threading.RLock() if _in_memory(parsed) else nullcontext()
+        #: Reads are quick and wait on no lock or network (a SQLite file in WAL mode): fine on an event loop.
+        self.reads_inline = self.dialect == "sqlite" and not _in_memory(parsed)
         # The COPY path runs on the driver's own cursor, outside SQLAlchemy's error translation.
         self._driver_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         if self.dialect == "sqlite":

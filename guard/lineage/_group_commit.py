@@ -87,6 +87,10 @@ class GroupCommitWriter(Generic[_W]):
                 return
 
     def _commit(self, batch: list[tuple[_W, Future[None]]]) -> None:
+        # A caller that gave up waiting (its deadline passed, it answered 503) cancelled its future: skip it.
+        batch = [(work, done) for work, done in batch if done.running() or done.set_running_or_notify_cancel()]
+        if not batch:
+            return
         try:
             self._write_batch([work for work, _ in batch])
         except StoreUnavailableError as exc:  # the store is away: every check of the batch waits for nothing more

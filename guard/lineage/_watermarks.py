@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
@@ -51,6 +52,14 @@ class WatermarkStore(StoreBase):
         if stored is asked:
             return found
         return {entity: found[kept] for entity, kept in zip(asked, stored, strict=True) if kept in found}
+
+    async def awatermarks(self, entities: Iterable[Entity]) -> dict[Entity, datetime]:
+        """`watermarks` for asyncio code. A SQLite file is read on the loop (a WAL read waits on no lock and
+        takes microseconds); a database across a network is read on a thread, so that a stalled one blocks
+        no other request."""
+        if self.reads_inline:
+            return self.watermarks(entities)
+        return await asyncio.to_thread(self.watermarks, entities)
 
     def advance_watermarks(self, versions: Mapping[Entity, datetime], *, learned_from: str, at: datetime) -> None:
         """Raise each entity's watermark to the given version; an older version never lowers it."""

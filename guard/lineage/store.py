@@ -10,6 +10,7 @@ its tallies and its watermark updates.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -132,6 +133,25 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         try:
             writer.submit(prepared).result(timeout=waited)
         except FutureTimeout:
+            raise StoreTimeoutError(
+                f"the lineage store {self.url} did not keep run {result.run_id} within {waited:.1f} s (its deadline); "
+                "the store may be overloaded or unreachable: try again shortly"
+            ) from None
+
+    async def arecord_check(
+        self, result: CheckResult, records: Sequence[Any], learned: Mapping[Entity, datetime]
+    ) -> None:
+        """`record_check` for asyncio code: the loop awaits the commit (group commit), never blocks on it."""
+        prepared = self.prepare_check(result, records, learned)
+        writer = self._writer
+        if writer is None:
+            await asyncio.to_thread(self.write_checks, [prepared])
+            return
+        waited = self.timeout_s + prepared.size * WRITE_S_PER_RECORD + 0.5
+        try:
+            async with asyncio.timeout(waited):
+                await asyncio.wrap_future(writer.submit(prepared))
+        except TimeoutError:
             raise StoreTimeoutError(
                 f"the lineage store {self.url} did not keep run {result.run_id} within {waited:.1f} s (its deadline); "
                 "the store may be overloaded or unreachable: try again shortly"

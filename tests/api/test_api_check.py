@@ -255,3 +255,27 @@ def test_a_body_nested_too_deeply_is_a_400_problem_that_says_so(client: AppClien
 
     assert (response.status_code, response.headers["content-type"]) == (400, "application/problem+json")
     assert "nested too deeply" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("members", "where", "words"),
+    [
+        ({"consumer": {"model": "\udc00"}}, ["body", "consumer"], "consumer.model holds a lone surrogate"),
+        ({"pipeline": "rag\u0000"}, ["body", "pipeline"], "holds a NUL character"),
+        ({"consumer": {"model": "m", "note": "n" * 1001}}, ["body", "consumer"], "consumer.note is 1,001 characters"),
+    ],
+    ids=["lone surrogate in consumer", "NUL in pipeline", "long consumer text"],
+)
+def test_request_text_the_store_cannot_keep_is_a_422_naming_the_member(
+    client: AppClient, fresh: Fresh, members: dict[str, Any], where: list[str], words: str
+) -> None:
+    content = json.dumps({"pipeline": "p", "records": [fresh()], **members}).encode()
+
+    response = client.post("/v1/check", content=content, headers={"content-type": "application/json"})
+
+    assert response.status_code == 422
+    assert response.json()["type"] == "urn:freshguard:problem:input-error"
+    assert [error["loc"] for error in response.json()["errors"]] == [where]
+    assert words in response.json()["detail"]
+    assert client.get("/v1/runs").status_code == 200
+    assert client.get("/v1/runs").json()["runs"] == []
