@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from tests.serving import free_port, freshguard_serve, serving
 
 PIPELINE_KEY = "pip-workers-5c1e7a9d3b2f4e6a8c0d"
 CRM_KEY = "src-workers-9a8b7c6d5e4f3a2b1c0d"
+ADMIN_KEY = "adm-workers-1f2e3d4c5b6a79880a1b"
 ENTITIES = [f"C-{n}" for n in range(20)]
 CLIENTS, CHECKS_EACH, RECORDS_EACH = 4, 25, 5
 
@@ -39,7 +41,8 @@ def two_workers(empty_postgres: str, tmp_path: Path) -> Iterator[tuple[str, Path
         **{name: value for name, value in os.environ.items() if not name.startswith("FRESHGUARD_")},
         "STRIPE_SIGNING_KEY": SAMPLE_KEY,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "FRESHGUARD_API_KEYS": f"bot:pipeline:{hash_key(PIPELINE_KEY)},crm:source:salesforce:{hash_key(CRM_KEY)}",
+        "FRESHGUARD_API_KEYS": f"bot:pipeline:{hash_key(PIPELINE_KEY)},crm:source:salesforce:{hash_key(CRM_KEY)},"
+        f"ops:admin:{hash_key(ADMIN_KEY)}",
     }
     command = freshguard_serve(
         "--policy", str(EXAMPLE_POLICY), "--database", empty_postgres, "--workers", "2", port=port
@@ -132,3 +135,32 @@ def test_two_workers_write_every_run_and_watermark_once(two_workers: tuple[str, 
 def _change(body: str) -> tuple[str, str]:
     [change] = json.loads(body)
     return change["key"], change["updated_at"]
+
+
+def test_a_policy_published_on_one_worker_is_in_force_on_both_within_the_sync_bound(
+    two_workers: tuple[str, Path],
+) -> None:
+    """Each worker asks the store for a newer policy version at most once a second (FRESHGUARD_POLICY_SYNC_S):
+    a version published through one worker is in force on every worker within that bound."""
+    base, _ = two_workers
+    text = EXAMPLE_POLICY.read_text().replace("version: 1", "version: 2", 1)
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    pipeline = {"Authorization": f"Bearer {PIPELINE_KEY}"}
+
+    def versions_seen(checks: int) -> set[int]:
+        seen = set()
+        for _ in range(checks):
+            with httpx2.Client(base_url=base, timeout=30) as http:  # a new connection: either worker may take it
+                answer = http.post("/v1/check", json={"pipeline": "sync", "records": []}, headers=pipeline)
+                assert answer.status_code == 200, answer.text
+                seen.add(answer.json()["policy"]["version"])
+        return seen
+
+    assert versions_seen(10) == {1}
+    published = httpx2.put(
+        f"{base}/v1/policy", content=text, headers={**admin, "content-type": "application/yaml"}, timeout=30
+    )
+    assert published.status_code == 200, published.text
+    time.sleep(1.5)  # the bound (1 s), and slack
+
+    assert versions_seen(30) == {2}
