@@ -69,6 +69,12 @@ class WatermarkStore(StoreBase):
             self._advance(conn, versions, learned_from, at)
 
     def _advance(self, conn: Connection, versions: Mapping[Entity, datetime], learned_from: str, at: datetime) -> None:
+        self._advance_each(conn, {entity: (version, at) for entity, version in versions.items()}, learned_from)
+
+    def _advance_each(
+        self, conn: Connection, versions: Mapping[Entity, tuple[datetime, datetime]], learned_from: str
+    ) -> None:
+        """Raise watermarks to (version, learned at) per entity, in one statement."""
         stamp = _memo(_sqlite_time) if self.dialect == "sqlite" else _identity  # versions repeat: convert once
         mark = "?" if self.dialect == "sqlite" else "%s"
         sql = (
@@ -78,15 +84,16 @@ class WatermarkStore(StoreBase):
             "learned_from = excluded.learned_from, learned_at = excluded.learned_at "
             "WHERE excluded.updated_at > watermarks.updated_at"
         )
-        when = stamp(at)
         # One row per entity as stored (two keys may store alike), in key order: concurrent
         # writers then lock the rows they share in the same order and cannot deadlock.
-        newest: dict[Entity, datetime] = {}
-        for entity, version in zip(_storable_entities(list(versions)), versions.values(), strict=True):
+        newest: dict[Entity, tuple[datetime, datetime]] = {}
+        for entity, learned in zip(_storable_entities(list(versions)), versions.values(), strict=True):
             known = newest.get(entity)
-            if known is None or version > known:
-                newest[entity] = version
-        params = [(obj, key, stamp(version), learned_from, when) for (obj, key), version in sorted(newest.items())]
+            if known is None or learned[0] > known[0]:
+                newest[entity] = learned
+        params = [
+            (obj, key, stamp(version), learned_from, stamp(at)) for (obj, key), (version, at) in sorted(newest.items())
+        ]
         conn.exec_driver_sql(sql, params)
 
 

@@ -205,8 +205,9 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
             tallies = [row for check in checks for row in check.tallies]
             if tallies:
                 conn.execute(run_tallies.insert(), tallies)
-            for at, learned in _learned_by_time(checks):
-                self._advance(conn, learned, "owner_record", at)
+            learned = _newest_learned(checks)
+            if learned:
+                self._advance_each(conn, learned, "owner_record")
             for check in checks:
                 if check.call is not None:
                     _feeds.insert_call(conn, check.run["run_id"], *check.call, linked_at=check.checked_at)
@@ -246,18 +247,15 @@ def record_rows(
     ]  # fmt: skip
 
 
-def _learned_by_time(checks: Sequence[PreparedCheck]) -> list[tuple[datetime, dict[Entity, datetime]]]:
-    """The owner versions the checks taught, the newest per entity, grouped by the check time they were learned at."""
+def _newest_learned(checks: Sequence[PreparedCheck]) -> dict[Entity, tuple[datetime, datetime]]:
+    """The newest owner version the checks taught per entity, with the check time it was learned at."""
     newest: dict[Entity, tuple[datetime, datetime]] = {}
     for check in checks:
         for entity, version in check.learned.items():
             known = newest.get(entity)
             if known is None or version > known[0]:
                 newest[entity] = (version, check.checked_at)
-    grouped: dict[datetime, dict[Entity, datetime]] = {}
-    for entity, (version, at) in newest.items():
-        grouped.setdefault(at, {})[entity] = version
-    return sorted(grouped.items())
+    return newest
 
 
 def _words(reasons: Sequence[Reason]) -> tuple[str, str]:
