@@ -21,16 +21,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import sys
+import hmac
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-import hmac
 
 import pandera.errors as pa_errors
 import polars as pl
