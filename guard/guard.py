@@ -23,6 +23,7 @@ from guard.policy.model import Policy
 from guard.records import Record
 
 if TYPE_CHECKING:
+    from guard.columnar.check import FrameResult
     from guard.health import PointHealth
     from guard.lineage.store import LineageStore
 
@@ -132,12 +133,7 @@ class Guard:
     ) -> CheckResult:
         """Decide every record; `result.allowed` holds the ones that may reach the model."""
         started = time.perf_counter()
-        if not isinstance(pipeline, str) or not 0 < len(pipeline) <= MAX_NAME_LENGTH:
-            raise InputError(f"pipeline must be a name of 1 to {MAX_NAME_LENGTH} characters, got {pipeline!r:.80}")
-        if consumer is not None and not isinstance(consumer, Mapping):
-            raise InputError(
-                f"consumer must be a mapping such as {{'model': ..., 'call_id': ...}}, got {consumer!r:.80}"
-            )
+        _check_arguments(pipeline, consumer)
         batch = _as_sequence(records)
         moment = utc_now() if now is None else _aware_utc(now, "now")
         compiled = self._compiled
@@ -172,6 +168,30 @@ class Guard:
         for listener in self._listeners:
             _tell(listener, result, envelopes)
         return result
+
+    def check_frame(
+        self,
+        frame: Any,
+        *,
+        pipeline: str,
+        now: datetime | None = None,
+        consumer: Mapping[str, Any] | None = None,
+    ) -> FrameResult:
+        """Decide every row of a table of records as one check, with the columnar engine (docs/columnar.md)."""
+        from guard.columnar.check import Where, check_frame
+
+        _check_arguments(pipeline, consumer)
+        moment = utc_now() if now is None else _aware_utc(now, "now")
+        where = Where(self.store, self._memory, self._remember)
+        return check_frame(
+            frame,
+            self._compiled,
+            where,
+            pipeline=pipeline,
+            now=moment,
+            consumer=consumer,
+            pandera_threshold=self._pandera_threshold,
+        )
 
     def add_listener(self, listener: CheckListener) -> None:
         """Call `listener(result, records)` after every check, once its lineage is written.
@@ -286,6 +306,13 @@ class Guard:
                 known = self._memory.get(entity)
                 if known is None or version > known:
                     self._memory[entity] = version
+
+
+def _check_arguments(pipeline: object, consumer: object) -> None:
+    if not isinstance(pipeline, str) or not 0 < len(pipeline) <= MAX_NAME_LENGTH:
+        raise InputError(f"pipeline must be a name of 1 to {MAX_NAME_LENGTH} characters, got {pipeline!r:.80}")
+    if consumer is not None and not isinstance(consumer, Mapping):
+        raise InputError(f"consumer must be a mapping such as {{'model': ..., 'call_id': ...}}, got {consumer!r:.80}")
 
 
 def _aware_utc(moment: object, what: str) -> datetime:

@@ -80,6 +80,12 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
 
     def record_check(self, result: CheckResult, records: Sequence[Any], learned: Mapping[Entity, datetime]) -> None:
         """Write a check: its run, one row per record, and the owner versions it taught."""
+        self.write_check(result, [content_hash(record) for record in records], learned)
+
+    def write_check(
+        self, result: CheckResult, hashes: Sequence[str | None], learned: Mapping[Entity, datetime]
+    ) -> None:
+        """`record_check` for records already reduced to their content hashes (`content_hash`), in order."""
         table = result.decisions
         counts = result.counts
         run_id = storable(result.run_id)
@@ -100,7 +106,7 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         }
         columns = (
             storable_column(table.ids), storable_column(table.objects), storable_column(table.keys),
-            storable_column(table.sources), table.observed, table.updated, records, table.ages,
+            storable_column(table.sources), table.observed, table.updated, hashes, table.ages,
             table.actions, table.reasons,
         )  # fmt: skip
         rows = record_rows(run_id, columns, _sqlite_time if self.dialect == "sqlite" else None)
@@ -134,7 +140,7 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
 def record_rows(
     run_id: str, columns: tuple[Sequence[Any], ...], stamp: Callable[[datetime], str] | None
 ) -> list[tuple[Any, ...]]:
-    """The `run_records` rows of a check, from its decision columns (and the records, for content hashes).
+    """The `run_records` rows of a check, from its decision columns (and the records' content hashes).
 
     `stamp` is how the dialect stores a timestamp (None: as it is).
     """
@@ -143,9 +149,9 @@ def record_rows(
         (
             run_id, position, record_id, obj, key, source,
             None if observed is None else when(observed), None if updated is None else when(updated),
-            content_hash(record), age, action.value, *(_words(reasons) if reasons else ("", None)),
+            digest, age, action.value, *(_words(reasons) if reasons else ("", None)),
         )
-        for position, (record_id, obj, key, source, observed, updated, record, age, action, reasons) in enumerate(
+        for position, (record_id, obj, key, source, observed, updated, digest, age, action, reasons) in enumerate(
             zip(*columns, strict=True)
         )
     ]  # fmt: skip
