@@ -49,20 +49,7 @@ class FrameDecisions:
             },
             schema={"t": pl.Int64, "code": pl.String, "words": pl.String},
         )
-        spoken = pl.DataFrame(
-            [
-                (
-                    i,
-                    [r.code.value for r in self.early.get(i, ())],
-                    [r.message for r in self.early.get(i, ())],
-                    [r.code.value for r in self.late.get(i, ())],
-                    [r.message for r in self.late.get(i, ())],
-                )
-                for i in sorted(self.early.keys() | self.late.keys())
-            ],
-            schema={"i": pl.Int64, "early": _TEXTS, "early_words": _TEXTS, "late": _TEXTS, "late_words": _TEXTS},
-            orient="row",
-        )
+        spoken = _spoken(self.early, "early").join(_spoken(self.late, "late"), on="i", how="full", coalesce=True)
         work = (
             self.work.lazy()
             .join(
@@ -154,6 +141,21 @@ class FrameDecisions:
             updated=work.get_column("updated").to_list(),
             ages=work.get_column("age").to_list(),
         )
+
+
+def _spoken(reasons: dict[int, list[Reason]], name: str) -> pl.DataFrame:
+    """The codes and messages of Python reasons, by row: columns `i`, `{name}` and `{name}_words`."""
+    rows, codes, words = [], [], []
+    for index, found in reasons.items():
+        for reason in found:
+            rows.append(index)
+            codes.append(reason.code.value)
+            words.append(reason.message)
+    flat = pl.DataFrame(
+        {"i": rows, name: codes, f"{name}_words": words},
+        schema={"i": pl.Int64, name: pl.String, f"{name}_words": pl.String},
+    )
+    return flat.group_by("i", maintain_order=True).agg(name, f"{name}_words")
 
 
 def _one(value: pl.Expr) -> pl.Expr:
