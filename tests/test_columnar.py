@@ -1,0 +1,168 @@
+"""`check_frame`, `check` and `freshguard audit` decide every record alike: action and set of codes.
+
+Batches are tables (one type per member and field, no member sent as null: a table cannot tell
+null from absent, docs/columnar.md); supersession comes from watermarks kept in the store.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from guard import Action, Guard, InputError, Policy, ReasonCode
+from guard.cli.main import app
+from tests.columnar_batches import mixed_batch, watermarks_for
+from tests.conftest import EXAMPLE_POLICY, NOW, STRIPE_KEY, ts
+from tests.lineage.lineage_helpers import scalar
+
+ENV = {"STRIPE_SIGNING_KEY": STRIPE_KEY}
+batches = st.randoms(use_true_random=False).map(lambda rng: (mixed_batch(rng), rng))
+
+
+def decided(guard: Guard, records: list[dict[str, Any]]) -> list[tuple[str, frozenset[str]]]:
+    table = guard.check(records, pipeline="diff", now=NOW).decisions
+    return [(d.action.value, frozenset(c.value for c in d.codes)) for d in table]
+
+
+def framed(guard: Guard, records: list[dict[str, Any]]) -> list[tuple[str, frozenset[str]]]:
+    frame = pl.DataFrame(records, infer_schema_length=None)
+    result = guard.check_frame(frame, pipeline="diff", now=NOW).decisions
+    return [(action, frozenset(codes)) for action, codes in result.select("action", "codes").iter_rows()]
+
+
+def audited(tmp: Path, records: list[dict[str, Any]], database: str | None) -> list[tuple[str, frozenset[str]]]:
+    source, out = tmp / "records.parquet", tmp / "decisions.parquet"
+    pl.DataFrame(records, infer_schema_length=None).write_parquet(source)
+    args = ["audit", str(source), "--policy", str(EXAMPLE_POLICY), "--now", ts(NOW), "--out", str(out)]
+    ran = CliRunner().invoke(app, [*args, *(["--database", database] if database else [])], env=ENV)
+    assert ran.exit_code in (0, 1), ran.output
+    decisions = pl.read_parquet(out)
+    assert (ran.exit_code == 1) == (decisions.get_column("action") == "block").any()
+    return [(action, frozenset(codes)) for action, codes in decisions.select("action", "codes").iter_rows()]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=batches, pandera_threshold=st.sampled_from([1, 2000]))
+def test_check_frame_decides_as_check_does_without_a_store(
+    drawn: tuple[list[dict[str, Any]], random.Random], pandera_threshold: int, example_policy: Policy
+) -> None:
+    records, rng = drawn
+    changes = watermarks_for(records, rng)
+    by_check, by_frame = (Guard(example_policy, environ=ENV, pandera_threshold=pandera_threshold) for _ in range(2))
+    for guard in (by_check, by_frame):
+        guard.note_changes(changes)
+    assert framed(by_frame, records) == decided(by_check, records)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(drawn=batches)
+def test_check_frame_check_and_audit_decide_alike_with_a_store(
+    drawn: tuple[list[dict[str, Any]], random.Random], example_policy: Policy, store_url: str, tmp_path: Path
+) -> None:
+    records, rng = drawn
+    changes = watermarks_for(records, rng)
+    found = []
+    for way in ("check", "frame", "audit"):
+        _forget(store_url)
+        with Guard(example_policy, store=store_url, environ=ENV) as guard:
+            guard.note_changes(changes)
+            if way == "check":
+                found.append(decided(guard, records))
+            elif way == "frame":
+                found.append(framed(guard, records))
+        if way == "audit":
+            found.append(audited(tmp_path, records, store_url))
+    assert found[1] == found[0]
+    assert found[2] == found[0]
+
+
+def _forget(url: str) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if sa.inspect(conn).has_table("watermarks"):
+                conn.execute(sa.text("DELETE FROM watermarks"))
+    finally:
+        engine.dispose()
+
+
+def test_the_batches_reach_every_reason_code(example_policy: Policy) -> None:
+    seen: set[str] = set()
+    for seed in range(60):
+        rng = random.Random(seed)
+        records = mixed_batch(rng, 40)
+        guard = Guard(example_policy, environ=ENV)
+        guard.note_changes(watermarks_for(records, rng))
+        for _, codes in framed(guard, records):
+            seen |= codes
+    assert seen == {code.value for code in ReasonCode}
+
+
+def test_a_frame_run_is_written_as_a_check_run_is(example_policy: Policy, store_url: str) -> None:
+    records = mixed_batch(random.Random(3), 300)
+    with Guard(example_policy, store=store_url, environ=ENV) as guard:
+        result = guard.check_frame(pl.DataFrame(records, infer_schema_length=None), pipeline="frames", now=NOW)
+        run = guard.store.get_run(result.run_id) if guard.store is not None else None
+    assert run is not None
+    assert (run["records"], run["blocked"], run["verdict"]) == (300, result.counts[Action.BLOCK], result.verdict.value)
+    for action in Action:
+        stored = scalar(store_url, "SELECT count(*) FROM run_records WHERE action = :a", a=action.value)
+        assert stored == result.counts[action]
+    codes = "SELECT reasons FROM run_records WHERE run_id = :run ORDER BY position"
+    engine = sa.create_engine(store_url)
+    with engine.connect() as conn:
+        stored_codes = [row[0] for row in conn.execute(sa.text(codes), {"run": result.run_id})]
+    engine.dispose()
+    assert stored_codes == [",".join(c) for c in result.decisions.get_column("codes").to_list()]
+
+
+def test_pyarrow_tables_pandas_frames_and_lazy_frames_are_decided_alike(example_policy: Policy) -> None:
+    records = mixed_batch(random.Random(5), 60)
+    for record in records:  # pandas holds whole numbers with gaps as floats: no int field here
+        record["fields"].pop("priority", None)
+    frame = pl.DataFrame(records, infer_schema_length=None)
+    guard = Guard(example_policy, environ=ENV)
+    expected = guard.check_frame(frame, pipeline="t", now=NOW).decisions
+    for other in (frame.to_arrow(), frame.lazy(), frame.to_pandas()):
+        assert guard.check_frame(other, pipeline="t", now=NOW).decisions.equals(expected)
+
+
+def test_timestamps_as_aware_datetimes_decide_as_their_iso_text(example_policy: Policy) -> None:
+    records = mixed_batch(random.Random(9), 80)
+    frame = pl.DataFrame(records, infer_schema_length=None).filter(pl.col("source") != "stripe")
+    as_text = frame.with_columns(
+        pl.col(c).str.to_datetime(time_zone="UTC", strict=False) for c in ("observed_at", "updated_at")
+    ).filter(pl.col("observed_at").is_not_null() | pl.col("updated_at").is_not_null())
+    guard = Guard(example_policy, environ=ENV)
+    as_datetimes = guard.check_frame(as_text, pipeline="t", now=NOW).decisions
+    back = as_text.with_columns(
+        pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00") for c in ("observed_at", "updated_at")
+    )
+    assert (
+        guard.check_frame(back, pipeline="t", now=NOW)
+        .decisions.select("action", "codes")
+        .equals(as_datetimes.select("action", "codes"))
+    )
+
+
+def test_something_other_than_a_table_is_refused(example_policy: Policy) -> None:
+    with pytest.raises(InputError, match="polars DataFrame or LazyFrame"):
+        Guard(example_policy, environ=ENV).check_frame([{"id": "a"}], pipeline="t", now=NOW)
+
+
+def test_audit_names_the_file_and_line_it_cannot_read(tmp_path: Path) -> None:
+    source = tmp_path / "records.jsonl"
+    source.write_text('{"id": "a", "object": "customer"}\n{"id": "b", oops}\n')
+    ran = CliRunner().invoke(app, ["audit", str(source), "--policy", str(EXAMPLE_POLICY)], env=ENV)
+    assert ran.exit_code == 2
+    assert f"{source}:2: not JSON" in " ".join(ran.output.split())
