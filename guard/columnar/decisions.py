@@ -80,7 +80,7 @@ class FrameDecisions:
         ).with_columns(
             action=pl.when(pl.col("codes").list.len() == 0)
             .then(pl.lit(Action.ALLOW.value))
-            .when((pl.col("codes").list.eval(pl.element() != ReasonCode.AGING.value)).list.any())
+            .when(pl.col("codes").list.count_matches(ReasonCode.AGING.value) < pl.col("codes").list.len())
             .then(pl.lit(Action.BLOCK.value))
             .otherwise(pl.lit(Action.WARN.value))
         )

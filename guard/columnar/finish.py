@@ -101,23 +101,25 @@ def _contracts(first: FrameBatch, work: pl.DataFrame, late: dict[int, list[Reaso
         contract = rules.contract
         if not contract:
             continue
-        indexes = work.filter((pl.col("object") == name) & pl.col("checkable")).get_column("i").to_list()
-        if not indexes:
+        members = work.filter((pl.col("object") == name) & pl.col("checkable")).get_column("i")
+        if not len(members):
             continue
-        if len(indexes) >= threshold:
-            picked = fields[indexes].struct.unnest() if struct and fields is not None else pl.DataFrame()
-            failed = contract.failures_of_columns({c: picked.get_column(c) for c in picked.columns}, len(indexes))
+        if len(members) >= threshold:
+            picked = fields.gather(members).struct.unnest() if struct and fields is not None else pl.DataFrame()
+            failed = contract.failures_of_columns({c: picked.get_column(c) for c in picked.columns}, len(members))
         else:
             records = first.rows
-            records.prefetch(indexes)
+            records.prefetch(members.to_list())
             failed = {
                 position: found
-                for position, index in enumerate(indexes)
+                for position, index in enumerate(members.to_list())
                 if (found := contract.check_one(records[index].get("fields")))
             }
+        indexes = members.gather(list(failed)).to_list() if failed else []
+        failed = dict(zip(range(len(indexes)), failed.values(), strict=True))
         if not failed:
             continue
-        named = dict(zip(failed, _labels(work, [indexes[p] for p in failed]), strict=True))
+        named = dict(enumerate(_labels(work, indexes)))
         specs = first.compiled.policy.objects[name].fields
         for position, reason in worded_failures(failed, named.__getitem__, name, specs):
             late.setdefault(indexes[position], []).append(reason)
