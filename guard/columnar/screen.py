@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import polars as pl
 
@@ -64,7 +65,7 @@ class FrameBatch:
             .unique()
             .collect()
         )
-        return set(wanted.iter_rows())  # type: ignore[arg-type]
+        return set(wanted.iter_rows())
 
 
 def _column(frame: pl.DataFrame, name: str) -> pl.Series:
@@ -264,14 +265,14 @@ def _merge_slow(work: pl.DataFrame, batch: Batch, slow: list[int]) -> pl.DataFra
     unnamed = pl.Series("unnamed", [False] * work.height)
     if not slow:
         return work.with_columns(checkable, unnamed)
-    taken = {
-        "id": ([batch.ids[i] for i in slow], pl.String),
-        "object": ([batch.objects[i] for i in slow], pl.String),
-        "key": ([batch.keys[i] for i in slow], pl.String),
-        "source": ([batch.sources[i] for i in slow], pl.String),
+    taken: dict[str, tuple[list[Any], pl.DataType]] = {
+        "id": ([batch.ids[i] for i in slow], pl.String()),
+        "object": ([batch.objects[i] for i in slow], pl.String()),
+        "key": ([batch.keys[i] for i in slow], pl.String()),
+        "source": ([batch.sources[i] for i in slow], pl.String()),
         "observed": ([batch.observed[i] for i in slow], _UTC),
         "updated": ([batch.updated[i] for i in slow], _UTC),
-        "age": ([batch.ages[i] for i in slow], pl.Float64),
+        "age": ([batch.ages[i] for i in slow], pl.Float64()),
     }
     columns = [
         work.get_column(name).scatter(slow, pl.Series(values, dtype=dtype)) for name, (values, dtype) in taken.items()
