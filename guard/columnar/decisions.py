@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from guard.columnar.screen import Template
 
 _TEXTS = pl.List(pl.String)
+#: How messages name a record: `customer C-1042 from sap`.
+_LABEL = pl.concat_str(pl.col("object"), pl.lit(" "), pl.col("key"), pl.lit(" from "), pl.col("source")).alias("label")
 _ACTIONS = {action.value: action for action in Action}
 #: The columns of a decisions frame, in order.
 DECISION_COLUMNS = ("id", "object", "key", "source", "action", "codes", "messages", "age_s")
@@ -35,9 +37,7 @@ class FrameDecisions:
         late: dict[int, list[Reason]],
     ) -> None:
         self.templates, self.early, self.late = templates, early, late
-        self.work = work.with_columns(
-            label=pl.concat_str(pl.col("object"), pl.lit(" "), pl.col("key"), pl.lit(" from "), pl.col("source"))
-        )
+        self.work = work
         self.frame = self._decisions_frame()
 
     def _decisions_frame(self) -> pl.DataFrame:
@@ -50,8 +50,11 @@ class FrameDecisions:
             schema={"t": pl.Int64, "code": pl.String, "words": pl.String},
         )
         spoken = _spoken(self.early, "early").join(_spoken(self.late, "late"), on="i", how="full", coalesce=True)
-        work = (
+        spoken_rows = spoken.get_column("i")
+        problems = (
             self.work.lazy()
+            .filter(pl.col("fresh").is_not_null() | pl.col("superseded").is_not_null() | pl.col("i").is_in(spoken_rows))
+            .select("i", "fresh", "superseded", label=_LABEL)
             .join(
                 codes.lazy().rename({"t": "fresh", "code": "fresh_code", "words": "fresh_words"}),
                 on="fresh",
@@ -63,7 +66,6 @@ class FrameDecisions:
                 how="left",
             )
             .join(spoken.lazy(), on="i", how="left")
-            .sort("i")
         )
         label = pl.col("label")
         codes_expr = pl.concat_list(
@@ -75,14 +77,20 @@ class FrameDecisions:
             _one(pl.concat_str(label, pl.col("sup_words"))),
             _some(pl.col("late_words")),
         )
-        decided = work.select(
-            "id", "object", "key", "source", codes=codes_expr, messages=words, age_s=pl.col("age")
-        ).with_columns(
-            action=pl.when(pl.col("codes").list.len() == 0)
-            .then(pl.lit(Action.ALLOW.value))
-            .when(pl.col("codes").list.count_matches(ReasonCode.AGING.value) < pl.col("codes").list.len())
+        found = problems.select("i", codes=codes_expr, messages=words).with_columns(
+            action=pl.when(pl.col("codes").list.count_matches(ReasonCode.AGING.value) < pl.col("codes").list.len())
             .then(pl.lit(Action.BLOCK.value))
             .otherwise(pl.lit(Action.WARN.value))
+        )
+        decided = (
+            self.work.lazy()
+            .select("i", "id", "object", "key", "source", age_s=pl.col("age"))
+            .join(found, on="i", how="left", maintain_order="left")
+            .with_columns(
+                codes=_some(pl.col("codes")),
+                messages=_some(pl.col("messages")),
+                action=pl.col("action").fill_null(pl.lit(Action.ALLOW.value)),
+            )
         )
         return decided.select(DECISION_COLUMNS).collect()
 
@@ -120,7 +128,7 @@ class FrameDecisions:
         reasons: list[tuple[Reason, ...]] = [()] * size
         templates = self.templates
         problems = frame.select(pl.col("codes").list.len() > 0).to_series().arg_true()
-        picked = work[problems.to_list()].select("i", "label", "fresh", "superseded")
+        picked = work[problems.to_list()].select("i", _LABEL, "fresh", "superseded")
         for index, label, fresh, superseded in picked.iter_rows():
             found: list[Reason] = []
             if fresh is not None:

@@ -143,19 +143,15 @@ def _conflicts(first: FrameBatch, work: pl.DataFrame, late: dict[int, list[Reaso
     ).filter(pl.col("fine"))
     frame = first.frame
     same = [c for c in ("fields", "content") if c in frame.columns]
-    grouped = eligible.filter(pl.len().over("object", "key") > 1)
-    if not grouped.height:
+    entity = ["object", "key"]
+    repeated = eligible.group_by(entity).len().filter(pl.col("len") > 1).drop("len")
+    grouped = eligible.join(repeated, on=entity, how="semi")
+    if not grouped.height or not same:
         return
     members = grouped.get_column("i")
-    if same:
-        alike = frame.select(same)[members.to_list()].with_columns(
-            i=members, object=grouped.get_column("object"), key=grouped.get_column("key")
-        )
-        values = pl.struct(same).hash()
-        alike = alike.with_columns(disputed=(values.min().over("object", "key") != values.max().over("object", "key")))
-        disputed = alike.filter(pl.col("disputed"))
-    else:
-        return
+    alike = grouped.with_columns(value=frame.select(same).gather(members).select(pl.struct(same).hash()).to_series())
+    split = alike.group_by(entity).agg(low=pl.col("value").min(), high=pl.col("value").max())
+    disputed = alike.join(split.filter(pl.col("low") != pl.col("high")).select(entity), on=entity, how="semi")
     if not disputed.height:
         return
     rows = first.rows
@@ -163,7 +159,7 @@ def _conflicts(first: FrameBatch, work: pl.DataFrame, late: dict[int, list[Reaso
     naive_is_utc = first.compiled.naive_is_utc
     groups = [
         [read_envelope(i, rows[i], naive_is_utc) for i in sorted(indexes)]
-        for indexes in disputed.group_by("object", "key", maintain_order=True).agg("i").get_column("i").to_list()
+        for indexes in disputed.group_by(entity).agg("i").get_column("i").to_list()
     ]
     for index, reason in resolve_conflicts(groups, first.compiled.objects).items():
         late.setdefault(index, []).append(reason)

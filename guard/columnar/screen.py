@@ -191,7 +191,8 @@ def _lineage_plain(frame: pl.DataFrame, work: pl.DataFrame, now: datetime) -> pl
         .with_columns(system=pl.col("hop").struct.field("system"), at_raw=pl.col("hop").struct.field("at"))
     )
     hops = hops.with_columns(at=parse_stamps(hops.get_column("at_raw")))
-    position = pl.int_range(pl.len()).over("i")
+    # Exploded in order: a row's first hop is where `i` changes; the hop before is the row above.
+    first_hop = pl.col("i") != pl.col("i").shift(1).fill_null(-1)
     good = (
         hops.with_columns(
             fine=(
@@ -199,8 +200,8 @@ def _lineage_plain(frame: pl.DataFrame, work: pl.DataFrame, now: datetime) -> pl
                 & pl.col("system").is_not_null()
                 & (pl.col("system").str.len_bytes() > 0)
                 & pl.col("at").is_not_null()
-                & ((position > 0) | (pl.col("system") == pl.col("owner")))
-                & ((position == 0) | (pl.col("at") >= pl.col("at").shift(1).over("i")))
+                & (~first_hop | (pl.col("system") == pl.col("owner")))
+                & (first_hop | (pl.col("at") >= pl.col("at").shift(1)))
                 & (pl.col("count") > 0)
             ).fill_null(False)
         )
