@@ -175,3 +175,52 @@ def test_audit_names_the_file_and_line_it_cannot_read(tmp_path: Path) -> None:
     ran = CliRunner().invoke(app, ["audit", str(source), "--policy", str(EXAMPLE_POLICY)], env=ENV)
     assert ran.exit_code == 2
     assert f"{source}:2: not JSON" in " ".join(ran.output.split())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(
+        st.tuples(
+            st.text(max_size=6),
+            st.floats(allow_nan=True, allow_infinity=True) | st.floats(min_value=-1e17, max_value=1e17),
+            st.integers(min_value=-(2**63), max_value=2**63 - 1),
+            st.booleans(),
+            st.none() | st.text(max_size=4),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_the_vectorised_canonical_form_is_canonical_bytes(
+    values: list[tuple[str, float, int, bool, str | None]],
+) -> None:
+    from guard.columnar.canonical import canonical_texts
+    from guard.columnar.frames import Rows
+    from guard.signing import canonical_bytes
+
+    frame = pl.DataFrame(
+        {
+            "id": [f"r{n}" for n in range(len(values))],
+            "key": [v[0] for v in values],
+            "fields": [{"amount": v[1], "count": v[2], "paid": v[3], "note": v[4]} for v in values],
+            "signature": ["x"] * len(values),
+        },
+        schema={
+            "id": pl.String,
+            "key": pl.String,
+            "fields": pl.Struct({"amount": pl.Float64, "count": pl.Int64, "paid": pl.Boolean, "note": pl.String}),
+            "signature": pl.String,
+        },
+    )
+    rows = Rows(frame)
+    for position, text in enumerate(canonical_texts(frame).to_list()):
+        if text is not None:
+            assert text.encode() == canonical_bytes(rows[position])
+
+
+def test_most_signed_rows_take_the_vectorised_canonical_form() -> None:
+    from guard.columnar.canonical import canonical_texts
+
+    records = [r for r in mixed_batch(random.Random(2), 400) if r["source"] == "stripe"]
+    texts = canonical_texts(pl.DataFrame(records, infer_schema_length=None))
+    assert texts.null_count() == 0

@@ -9,6 +9,7 @@ and goes through the check modules (`guard.engine.full_path`), which alone decid
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ import polars as pl
 
 from guard.checks.compiled import CompiledPolicy
 from guard.checks.freshness import age_reason
+from guard.columnar.canonical import canonical_texts
 from guard.columnar.frames import Rows
 from guard.columnar.stamps import parse_stamps
 from guard.decisions import Reason
@@ -217,16 +219,25 @@ def _signatures(frame: pl.DataFrame, work: pl.DataFrame, compiled: CompiledPolic
     signs = work.get_column("signs").fill_null(False) & work.get_column("plain")
     if not signs.any():
         return work
-    indexes = signs.arg_true().to_list()
-    rows = Rows(frame)
-    rows.prefetch(indexes)
-    sources = work.get_column("source")
+    indexes = signs.arg_true()
+    signed = frame.gather(indexes)
+    texts = canonical_texts(signed).to_list()
+    signatures = _text(_column(signed, "signature")).to_list()
+    sources = work.get_column("source").gather(indexes).to_list()
+    keys = compiled.signing_keys
+    unsure = [position for position, text in enumerate(texts) if text is None]
+    rows = Rows(signed)
+    rows.prefetch(unsure)
     verified = []
-    for index in indexes:
-        record = rows[index]
-        signature = record.get("signature")
-        key = compiled.signing_keys[sources[index]]
-        verified.append(type(signature) is str and signature_matches(record, signature, key))
+    for position, (text, signature, source) in enumerate(zip(texts, signatures, sources, strict=True)):
+        if signature is None:
+            verified.append(False)
+        elif text is None:
+            verified.append(signature_matches(rows[position], signature, keys[source]))
+        else:
+            expected = hmac.digest(keys[source], text.encode(), "sha256").hex()
+            verified.append(hmac.compare_digest(expected.encode(), signature.lower().encode()))
+    indexes = indexes.to_list()
     failed = [index for index, good in zip(indexes, verified, strict=True) if not good]
     if not failed:
         return work
