@@ -9,6 +9,7 @@ in Python by `canonical_bytes` itself; a property test holds both to the same by
 from __future__ import annotations
 
 import polars as pl
+from polars._typing import PolarsDataType
 
 from guard.signing import UNSIGNED_MEMBERS
 
@@ -29,7 +30,7 @@ def _plain_name(name: str) -> bool:
     return name.isascii() and all(ch >= " " and ch not in '"\\' for ch in name)
 
 
-def _object(members: list[tuple[str, pl.Expr, pl.DataType]]) -> tuple[pl.Expr, pl.Expr]:
+def _object(members: list[tuple[str, pl.Expr, PolarsDataType]]) -> tuple[pl.Expr, pl.Expr]:
     """`{"a":...,"b":...}` of the members present (null members are absent), and whether it is certain."""
     pieces, sure = [], pl.lit(True)
     for name, expr, dtype in members:
@@ -40,7 +41,7 @@ def _object(members: list[tuple[str, pl.Expr, pl.DataType]]) -> tuple[pl.Expr, p
     return pl.concat_str(pl.lit("{"), body, pl.lit("}")), sure.fill_null(False)
 
 
-def _value(expr: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+def _value(expr: pl.Expr, dtype: PolarsDataType) -> tuple[pl.Expr, pl.Expr]:
     if dtype == pl.String:
         return pl.concat_str(pl.lit('"'), expr, pl.lit('"')), ~expr.str.contains(_NEEDS_ESCAPE)
     if dtype == pl.Boolean:

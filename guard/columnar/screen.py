@@ -237,8 +237,7 @@ def _signatures(frame: pl.DataFrame, work: pl.DataFrame, compiled: CompiledPolic
         else:
             expected = hmac.digest(keys[source], text.encode(), "sha256").hex()
             verified.append(hmac.compare_digest(expected.encode(), signature.lower().encode()))
-    indexes = indexes.to_list()
-    failed = [index for index, good in zip(indexes, verified, strict=True) if not good]
+    failed = [index for index, good in zip(indexes.to_list(), verified, strict=True) if not good]
     if not failed:
         return work
     return work.with_columns(work.get_column("plain").scatter(failed, False))
