@@ -10,6 +10,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import orjson
 import polars as pl
 import pytest
 import sqlalchemy as sa
@@ -224,3 +225,18 @@ def test_most_signed_rows_take_the_vectorised_canonical_form() -> None:
     records = [r for r in mixed_batch(random.Random(2), 400) if r["source"] == "stripe"]
     texts = canonical_texts(pl.DataFrame(records, infer_schema_length=None))
     assert texts.null_count() == 0
+
+
+def test_audit_reads_json_lines_and_writes_them_as_check_decides(example_policy: Policy, tmp_path: Path) -> None:
+    records = mixed_batch(random.Random(8), 120)
+    source, out = tmp_path / "records.jsonl", tmp_path / "decisions.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
+    args = ["audit", str(source), "--policy", str(EXAMPLE_POLICY), "--now", ts(NOW), "--out", str(out)]
+    ran = CliRunner().invoke(app, args, env=ENV)
+    written = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [(d["action"], frozenset(d["codes"])) for d in written] == decided(
+        Guard(example_policy, environ=ENV), records
+    )
+    assert ran.exit_code == (1 if any(d["action"] == "block" for d in written) else 0)
+    assert "Verdict:" in ran.output
+    assert set(written[0]) == {"id", "object", "key", "source", "action", "codes", "messages", "age_s"}
