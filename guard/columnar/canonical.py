@@ -48,7 +48,7 @@ def _value(expr: pl.Expr, dtype: PolarsDataType) -> tuple[pl.Expr, pl.Expr]:
         return pl.when(expr).then(pl.lit("true")).otherwise(pl.lit("false")), pl.lit(True)
     if dtype.is_integer():
         wide = expr.cast(pl.Int64, strict=False)
-        return wide.cast(pl.String), wide.is_not_null() & (wide.abs() <= _SAFE_INTEGER)
+        return wide.cast(pl.String), wide.is_between(-_SAFE_INTEGER, _SAFE_INTEGER)  # not abs(): -2**63 wraps
     if dtype.is_float():
         number = expr.cast(pl.Float64)
         whole = number.is_finite() & (number.floor() == number) & (number.abs() <= _SAFE_INTEGER)

@@ -76,8 +76,9 @@ def _supersession(first: FrameBatch, watermarks: Mapping[Entity, datetime]) -> p
     naive_is_utc = first.compiled.naive_is_utc
     ids: dict[tuple[Any, ...], int] = {}
     column: list[int] = []
-    for index, obj, mark in behind.select("i", "object", "mark").iter_rows():
-        text = plain_value(raw[index]) if raw is not None else None
+    texts = raw.gather(behind.get_column("i")).to_list() if raw is not None else [None] * behind.height
+    for (index, obj, mark), sent in zip(behind.select("i", "object", "mark").iter_rows(), texts, strict=True):
+        text = plain_value(sent)
         token = (obj, text, mark)
         found = ids.get(token)
         if found is None:
