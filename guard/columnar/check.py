@@ -63,8 +63,11 @@ class Where:
 
 def decide(
     frame: pl.DataFrame, compiled: CompiledPolicy, now: datetime, where: Where, *, pandera_threshold: int
-) -> tuple[FrameBatch, FrameDecisions, dict[Entity, datetime]]:
-    """Both passes over `frame`, with the watermarks of `where` in between; also the owner versions learned."""
+) -> tuple[FrameDecisions, dict[Entity, datetime]]:
+    """Both passes over `frame`, with the watermarks of `where` in between; also the owner versions learned.
+
+    The first pass's working state is dropped on return: a store write that follows has the memory.
+    """
     first = screen_frame(frame, compiled, now)
     known = _watermarks(first, where)
     decided = finish_frame(first, known, pandera_threshold=pandera_threshold)
@@ -73,7 +76,7 @@ def decide(
         for entity, version in decided.owner_versions(compiled).items()
         if (mark := known.get(entity)) is None or version > mark
     }
-    return first, decided, learned
+    return decided, learned
 
 
 def check_frame(
@@ -89,7 +92,7 @@ def check_frame(
     """Decide every row of `data` as one check and keep its run and lineage where `where` says."""
     started = time.perf_counter()
     frame = as_frame(data)
-    _, decided, learned = decide(frame, compiled, now, where, pandera_threshold=pandera_threshold)
+    decided, learned = decide(frame, compiled, now, where, pandera_threshold=pandera_threshold)
     policy = PolicyRef(compiled.policy.name, compiled.policy.version, compiled.hash)
     result = FrameResult(
         run_id=str(uuid.uuid4()),
