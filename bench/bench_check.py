@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 from workload import SIGNING_KEY, make_clean_records, make_records
 

@@ -21,16 +21,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import sys
+import hmac
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-import hmac
 
 import pandera.errors as pa_errors
 import polars as pl
@@ -242,13 +238,13 @@ def store_floor(records: list[dict[str, Any]], compiled: Any, repeats: int) -> N
 
     from guard import Guard, LineageStore
     from guard.lineage._base import _sqlite_time
-    from guard.lineage.store import _RECORD_COLUMNS, record_rows
+    from guard.lineage.store import _RECORD_COLUMNS, content_hash, record_rows
 
     guard = Guard(compiled.policy, environ={"STRIPE_SIGNING_KEY": SIGNING_KEY})
     table = guard.check(records, pipeline="bench", now=NOW).decisions
     columns = (
-        table.ids, table.objects, table.keys, table.sources, table.observed, table.updated, records,
-        table.ages, table.actions, table.reasons,
+        table.ids, table.objects, table.keys, table.sources, table.observed, table.updated,
+        [content_hash(record) for record in records], table.ages, table.actions, table.reasons,
     )  # fmt: skip
     marks = ", ".join("?" for _ in _RECORD_COLUMNS)
     insert = f"INSERT INTO run_records ({', '.join(_RECORD_COLUMNS)}) VALUES ({marks})"  # noqa: S608

@@ -15,7 +15,7 @@ record through the modules; a property test holds both ways to the same decision
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,7 +111,7 @@ def screen(records: Sequence[Any], compiled: CompiledPolicy, now: datetime, *, f
     ids, objs, keys, srcs = batch.ids, batch.objects, batch.keys, batch.sources
     observed, updated, ages, fields_col = batch.observed, batch.updated, batch.ages, batch.fields
     reasons = batch.reasons
-    slow = _full_path
+    slow = full_path
     for index, record in enumerate(records):
         if not fast or type(record) is not dict:
             slow(batch, index)
@@ -234,7 +234,7 @@ def _plain_lineage(hops: object, owner: str, now: datetime, parsed: dict[str, tu
     return True
 
 
-def _full_path(batch: Batch, index: int) -> None:
+def full_path(batch: Batch, index: int) -> None:
     """Every per-record check module, for a record the screen did not clear."""
     compiled = batch.compiled
     env = batch.envelope(index)
@@ -306,15 +306,16 @@ def _unique_ids(batch: Batch) -> None:
     for index, rid in enumerate(batch.ids):
         first = seen.setdefault(rid, index)
         if first != index and index not in batch.unnamed:
-            env = batch.envelope(index)
-            _reasons_of(batch, index).append(
-                Reason(
-                    ReasonCode.INVALID_RECORD,
-                    f"{env.label()} reuses id {rid!r}, already taken by record #{first} of this check; "
-                    "ids must be unique within a check",
-                    {"problems": [f"duplicate id {rid!r}"], "first_index": first},
-                )
-            )
+            _reasons_of(batch, index).append(duplicate_id_reason(batch.envelope(index).label(), rid, first))
+
+
+def duplicate_id_reason(label: str, rid: str, first: int) -> Reason:
+    """INVALID_RECORD for the record named `label` that reuses the id of record #`first`."""
+    return Reason(
+        ReasonCode.INVALID_RECORD,
+        f"{label} reuses id {rid!r}, already taken by record #{first} of this check; ids must be unique within a check",
+        {"problems": [f"duplicate id {rid!r}"], "first_index": first},
+    )
 
 
 def _supersession(batch: Batch, watermarks: Mapping[Entity, datetime]) -> None:
@@ -370,21 +371,26 @@ def _contracts(batch: Batch, pandera_threshold: int) -> None:
         else:
             failed = {position: found for position, row in enumerate(rows) if (found := contract.check_one(row))}
         specs = batch.compiled.policy.objects[name].fields
-        words: dict[tuple[Any, ...], tuple[str, list[dict[str, Any]]]] = {}  # broken copies break alike
-        for position, violations in failed.items():
-            index = indexes[position]
-            named = label(index)
-            token = _violations_token(violations)
-            said = words.get(token) if token is not None else None
-            if said is None:
-                reason = schema_reason(named, name, violations, specs)
-                if token is not None:
-                    words[token] = (reason.message[len(named) :], reason.detail["violations"])
-            else:
-                reason = Reason(
-                    ReasonCode.SCHEMA_VIOLATION, named + said[0], {"violations": [dict(v) for v in said[1]]}
-                )
-            _reasons_of(batch, index).append(reason)
+        for position, reason in worded_failures(failed, lambda p: label(indexes[p]), name, specs):  # noqa: B023
+            _reasons_of(batch, indexes[position]).append(reason)
+
+
+def worded_failures(
+    failed: Mapping[int, list[Violation]], label: Callable[[int], str], name: str, specs: Mapping[str, Any]
+) -> Iterator[tuple[int, Reason]]:
+    """SCHEMA_VIOLATION for each position that failed the `name` contract; `label(position)` names the record."""
+    words: dict[tuple[Any, ...], tuple[str, list[dict[str, Any]]]] = {}  # broken copies break alike
+    for position, violations in failed.items():
+        named = label(position)
+        token = _violations_token(violations)
+        said = words.get(token) if token is not None else None
+        if said is None:
+            reason = schema_reason(named, name, violations, specs)
+            if token is not None:
+                words[token] = (reason.message[len(named) :], reason.detail["violations"])
+        else:
+            reason = Reason(ReasonCode.SCHEMA_VIOLATION, named + said[0], {"violations": [dict(v) for v in said[1]]})
+        yield position, reason
 
 
 def _violations_token(violations: list[Violation]) -> tuple[Any, ...] | None:

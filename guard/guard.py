@@ -25,6 +25,7 @@ from guard.policy.model import Policy
 from guard.records import Record
 
 if TYPE_CHECKING:
+    from guard.columnar.check import FrameResult
     from guard.health import PointHealth
     from guard.lineage.store import LineageStore
 
@@ -171,17 +172,7 @@ class Guard:
     ) -> _Screened:
         """The arguments checked and the first pass run: everything a check does before it needs the store."""
         started = time.perf_counter()
-        if not isinstance(pipeline, str) or not pipeline:
-            raise InputError(f"pipeline must be a name of 1 to {MAX_NAME_LENGTH} characters, got {pipeline!r:.80}")
-        if (problem := text_problem(pipeline, MAX_NAME_LENGTH)) is not None:
-            raise InputError(f"pipeline must be a name of 1 to {MAX_NAME_LENGTH} characters: it {problem}")
-        if consumer is not None:
-            if not isinstance(consumer, Mapping):
-                raise InputError(
-                    f"consumer must be a mapping such as {{'model': ..., 'call_id': ...}}, got {consumer!r:.80}"
-                )
-            if (problem := consumer_problem(consumer)) is not None:
-                raise InputError(problem)
+        _check_arguments(pipeline, consumer)
         batch = _as_sequence(records)
         moment = utc_now() if now is None else _aware_utc(now, "now")
         compiled = self._compiled
@@ -223,6 +214,30 @@ class Guard:
         for listener in self._listeners:
             _tell(listener, result, envelopes)
         return result
+
+    def check_frame(
+        self,
+        frame: Any,
+        *,
+        pipeline: str,
+        now: datetime | None = None,
+        consumer: Mapping[str, Any] | None = None,
+    ) -> FrameResult:
+        """Decide every row of a table of records as one check, with the columnar engine (docs/columnar.md)."""
+        from guard.columnar.check import Where, check_frame
+
+        _check_arguments(pipeline, consumer)
+        moment = utc_now() if now is None else _aware_utc(now, "now")
+        where = Where(self.store, self._memory, self._remember)
+        return check_frame(
+            frame,
+            self._compiled,
+            where,
+            pipeline=pipeline,
+            now=moment,
+            consumer=consumer,
+            pandera_threshold=self._pandera_threshold,
+        )
 
     def add_listener(self, listener: CheckListener) -> None:
         """Call `listener(result, records)` after every check, once its lineage is written.
@@ -355,6 +370,21 @@ class _Screened:
     moment: datetime
     compiled: CompiledPolicy
     first: Batch
+
+
+def _check_arguments(pipeline: object, consumer: object) -> None:
+    """A check's pipeline and consumer, refused (InputError) when the store could not keep them."""
+    if not isinstance(pipeline, str) or not pipeline:
+        raise InputError(f"pipeline must be a name of 1 to {MAX_NAME_LENGTH} characters, got {pipeline!r:.80}")
+    if (problem := text_problem(pipeline, MAX_NAME_LENGTH)) is not None:
+        raise InputError(f"pipeline must be a name of 1 to {MAX_NAME_LENGTH} characters: it {problem}")
+    if consumer is not None:
+        if not isinstance(consumer, Mapping):
+            raise InputError(
+                f"consumer must be a mapping such as {{'model': ..., 'call_id': ...}}, got {consumer!r:.80}"
+            )
+        if (problem := consumer_problem(consumer)) is not None:
+            raise InputError(problem)
 
 
 def _aware_utc(moment: object, what: str) -> datetime:

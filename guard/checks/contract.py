@@ -29,9 +29,9 @@ import functools
 import math
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
 from guard._timestamps import TimestampError, parse_timestamp
@@ -206,21 +206,51 @@ class Contract:
         """The failed checks of many records' fields, with the pandera schema, by position of the rows that fail."""
         if not self.rules or not rows:
             return {}
+        outcome: dict[int, list[Violation]] = {}
+        raw_values = dict(zip((rule.name for rule in self.rules), _field_values(self.rules, rows), strict=True))
+        typed = [_column(rule, raw_values[rule.name], rows, outcome) for rule in self.rules]
+        return self._validate(typed, raw_values.__getitem__, outcome)
+
+    def failures_of_columns(self, columns: Mapping[str, pl.Series], height: int) -> dict[int, list[Violation]]:
+        """`failures` for fields held as columns (a frame's `fields` struct), where a null means absent.
+
+        A column of the field's own type goes to pandera as it is; any other is read value by value, as
+        `failures` reads JSON values (`plain_values` turns each into what a JSON record would carry).
+        """
+        if not self.rules or not height:
+            return {}
+
+        outcome: dict[int, list[Violation]] = {}
+        absent: Sequence[None] = _Absent(height)
+        typed: list[tuple[pl.Series, set[int], bool]] = []
+        raw: dict[str, Any] = {}
+        for rule in self.rules:
+            series = columns.get(rule.name)
+            column = _native_column(rule, series, height) if series is not None else None
+            if column is not None:
+                raw[rule.name] = column
+                typed.append(_column_as_sent(rule, column, outcome))
+                continue
+            values = plain_values(series) if series is not None else [None] * height
+            raw[rule.name] = values
+            typed.append(_column(rule, values, absent, outcome))
+        return self._validate(typed, raw.__getitem__, outcome)
+
+    def _validate(
+        self,
+        typed: Sequence[tuple[pl.Series, set[int], bool]],
+        raw_of: Callable[[str], Sequence[Any]],
+        outcome: dict[int, list[Violation]],
+    ) -> dict[int, list[Violation]]:
+        """Run the pandera schema over typed columns and add its failures to `outcome` (found so far)."""
         import pandera.errors as pa_errors  # heavy: only big batches need it
         import polars as pl
 
-        outcome: dict[int, list[Violation]] = {}
-        raw_values = dict(zip((rule.name for rule in self.rules), _field_values(self.rules, rows), strict=True))
-        columns: list[pl.Series] = []
-        exempt: dict[str, set[int]] = {}
-        relax: list[str] = []
-        for rule in self.rules:
-            column, exempt[rule.name], own_nulls = _column(rule, raw_values[rule.name], rows, outcome)
-            columns.append(column)
-            if exempt[rule.name] and not own_nulls and not rule.nullable:
-                relax.append(rule.name)
+        exempt = {rule.name: found[1] for rule, found in zip(self.rules, typed, strict=True)}
+        relax = [rule.name for rule, (_, free, own) in zip(self.rules, typed, strict=True) if free and not own]
+        relax = [name for name in relax if not self._rule(name).nullable]
         try:
-            self._schema_relaxing(relax).validate(pl.DataFrame(columns), lazy=True)
+            self._schema_relaxing(relax).validate(pl.DataFrame([column for column, _, _ in typed]), lazy=True)
         except pa_errors.SchemaErrors as exc:
             failures = exc.failure_cases
             for column_name, check, index in zip(
@@ -236,13 +266,16 @@ class Contract:
                         continue
                     violation = Violation(column_name, "nullable", None)
                 else:
-                    violation = Violation(column_name, check, raw_values[column_name][index])
+                    violation = Violation(column_name, check, raw_of(column_name)[index])
                 _add(outcome, index, violation)
         order = {rule.name: position for position, rule in enumerate(self.rules)}
         for found in outcome.values():
             if len(found) > 1:
                 found.sort(key=lambda v: (order[v.field], _CHECK_RANK[v.check]))
         return outcome
+
+    def _rule(self, name: str) -> FieldRule:
+        return next(rule for rule in self.rules if rule.name == name)
 
     def _schema_relaxing(self, names: Sequence[str]) -> pa.DataFrameSchema:
         """The schema, with `nullable` lifted from columns whose every null is a missing or mistyped value.
@@ -425,6 +458,72 @@ def _add(outcome: dict[int, list[Violation]], index: int, violation: Violation) 
         outcome[index] = [violation]
     else:
         found.append(violation)
+
+
+class _Absent(Sequence[None]):
+    """`height` rows that carry no field at all: how `_column` is told that every null is an absent value."""
+
+    def __init__(self, height: int) -> None:
+        self._height = height
+
+    def __len__(self) -> int:
+        return self._height
+
+    def __getitem__(self, index: Any) -> Any:
+        return None
+
+
+def _native_column(rule: FieldRule, series: pl.Series, height: int) -> pl.Series | None:
+    """The column as the field's polars type when its own type holds the field's values exactly; else None."""
+    import polars as pl
+
+    dtype = series.dtype
+    if len(series) != height:
+        raise ValueError(f"the column of {rule.name} has {len(series)} values for {height} rows")
+    if rule.type == "str" and dtype == pl.String:
+        return series.rename(rule.name)
+    if rule.type == "int" and dtype.is_integer() and dtype != pl.UInt64:
+        return series.cast(pl.Int64).rename(rule.name)
+    if rule.type == "float" and (dtype.is_float() or (dtype.is_integer() and dtype != pl.UInt64)):
+        return series.cast(pl.Float64).rename(rule.name)
+    if rule.type == "bool" and dtype == pl.Boolean:
+        return series.rename(rule.name)
+    return None
+
+
+def _column_as_sent(
+    rule: FieldRule, column: pl.Series, outcome: dict[int, list[Violation]]
+) -> tuple[pl.Series, set[int], bool]:
+    """`_column` for a column already of the field's polars type, whose nulls are absent values."""
+    nulls = column.is_null().arg_true().to_list() if column.null_count() else []
+    exempt = set(nulls)
+    if rule.type == "float":
+        wrong = (~column.is_finite()).arg_true().to_list()  # null stays null: not among them
+        for index in wrong:
+            _add(outcome, index, Violation(rule.name, "type", column[index]))
+        if wrong:
+            exempt.update(wrong)
+            column = column.scatter(wrong, None)
+    if rule.required:
+        for index in nulls:
+            _add(outcome, index, Violation(rule.name, "required"))
+    return column, exempt, False
+
+
+def plain_values(series: pl.Series) -> list[Any]:
+    """A column's values as a JSON record carries them: timestamps as ISO 8601 text, null members left out."""
+    return [plain_value(value) for value in series.to_list()]
+
+
+def plain_value(value: Any) -> Any:
+    """One value read from a frame as JSON would carry it: datetimes as ISO 8601 text, a null member absent."""
+    if isinstance(value, dict):
+        return {name: plain_value(member) for name, member in value.items() if member is not None}
+    if isinstance(value, list):
+        return [plain_value(item) for item in value]
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return value
 
 
 # --- the pandera schema ------------------------------------------------------------------

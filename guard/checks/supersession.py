@@ -16,8 +16,21 @@ def superseded_reason(label: str, updated_at: datetime, rules: ObjectRules, wate
         ReasonCode.SUPERSEDED,
         f"{label} is the version of {_when(updated_at)}, {humanized(behind)} older than "
         f"the one {rules.owner}, the system of record, already has ({_when(watermark)})",
-        {"updated_at": updated_at.isoformat(), "newest_known": watermark.isoformat(), "owner": rules.owner},
+        {
+            "updated_at": _iso(updated_at, updated_at.tzinfo),
+            "newest_known": _iso(watermark, watermark.tzinfo),
+            "owner": rules.owner,
+        },
     )
+
+
+@functools.lru_cache(maxsize=8192)
+def _iso(moment: datetime, _zone: object) -> str:
+    """`moment.isoformat()`, cached: a long-lived guard writes the same versions and watermarks again.
+
+    Equal instants at other offsets are equal datetimes, so the offset is part of the key.
+    """
+    return moment.isoformat()
 
 
 @functools.lru_cache(maxsize=8192)

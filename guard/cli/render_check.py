@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
 from guard import Action, CheckResult, Policy, ReasonCode, Verdict
+
+if TYPE_CHECKING:
+    from guard.columnar.check import FrameResult
 
 _VERDICT_STYLE = {Verdict.PASS: "bold green", Verdict.PARTIAL: "bold yellow", Verdict.BLOCKED: "bold red"}
 _ACTION_STYLE = {Action.ALLOW: "green", Action.WARN: "yellow", Action.BLOCK: "red"}
@@ -45,7 +50,7 @@ def render_check(result: CheckResult, policy: Policy, console: Console, *, recor
     console.print(source_table(result, policy))
 
 
-def headline(result: CheckResult, *, recorded: bool) -> Group:
+def headline(result: CheckResult | FrameResult, *, recorded: bool) -> Group:
     """Verdict, counts, duration, policy and run id."""
     counts = result.counts
     total = len(result.decisions)
@@ -80,6 +85,11 @@ def reason_table(result: CheckResult) -> Table:
         for reason in reasons:
             examples.setdefault(reason.code, reason.message)
         records.update({reason.code for reason in reasons})
+    return reasons_table(records, examples)
+
+
+def reasons_table(records: Mapping[ReasonCode, int], examples: Mapping[ReasonCode, str]) -> Table:
+    """`reason_table` from the number of records per code and one message of each code."""
     table = Table(title="Blocked and warned by reason", title_justify="left", expand=False)
     table.add_column("Reason")
     table.add_column("Effect")
@@ -103,7 +113,12 @@ def source_table(result: CheckResult, policy: Policy) -> Table:
     table = result.decisions
     for source, action in zip(table.sources, table.actions, strict=True):
         tally.setdefault(source if source is not None else NO_SOURCE, Counter())[action] += 1
-    totals: Counter[Action] = Counter(table.actions)
+    return sources_table(tally, policy)
+
+
+def sources_table(tally: Mapping[str, Counter[Action]], policy: Policy) -> Table:
+    """`source_table` from the actions counted per source (`NO_SOURCE` for records without one)."""
+    totals: Counter[Action] = sum(tally.values(), Counter())
     out = Table(title="By source", title_justify="left", show_footer=True)
     out.add_column("Source", footer="Total")
     out.add_column("Team")

@@ -124,7 +124,7 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         With `group_commit`, the check joins the writer thread's next batch, and this returns once
         that batch is committed (within the store's deadline, or StoreTimeoutError).
         """
-        prepared = self.prepare_check(result, records, learned)
+        prepared = self.prepare_check(result, [content_hash(record) for record in records], learned)
         writer = self._writer
         if writer is None:
             self.write_checks([prepared])
@@ -142,7 +142,7 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         self, result: CheckResult, records: Sequence[Any], learned: Mapping[Entity, datetime]
     ) -> None:
         """`record_check` for asyncio code: the loop awaits the commit (group commit), never blocks on it."""
-        prepared = self.prepare_check(result, records, learned)
+        prepared = self.prepare_check(result, [content_hash(record) for record in records], learned)
         writer = self._writer
         if writer is None:
             await asyncio.to_thread(self.write_checks, [prepared])
@@ -157,10 +157,17 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
                 "the store may be overloaded or unreachable: try again shortly"
             ) from None
 
+    def write_check(
+        self, result: CheckResult, hashes: Sequence[str | None], learned: Mapping[Entity, datetime]
+    ) -> None:
+        """Write a check whose records are already reduced to their content hashes (`content_hash`), in order,
+        in a transaction of its own (a large check, such as a table audited at once)."""
+        self.write_checks([self.prepare_check(result, hashes, learned)])
+
     def prepare_check(
-        self, result: CheckResult, records: Sequence[Any], learned: Mapping[Entity, datetime]
+        self, result: CheckResult, hashes: Sequence[str | None], learned: Mapping[Entity, datetime]
     ) -> PreparedCheck:
-        """The rows a check writes, ready for `write_checks`."""
+        """The rows a check writes, ready for `write_checks`; `hashes` are its records' content hashes."""
         table = result.decisions
         counts = result.counts
         run_id = storable(result.run_id)
@@ -182,7 +189,7 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         }
         columns = (
             storable_column(table.ids), storable_column(table.objects), storable_column(table.keys),
-            storable_column(table.sources), table.observed, table.updated, records, table.ages,
+            storable_column(table.sources), table.observed, table.updated, hashes, table.ages,
             table.actions, table.reasons,
         )  # fmt: skip
         rows = record_rows(run_id, columns, _sqlite_time if self.dialect == "sqlite" else None)
@@ -230,7 +237,7 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
 def record_rows(
     run_id: str, columns: tuple[Sequence[Any], ...], stamp: Callable[[datetime], str] | None
 ) -> list[tuple[Any, ...]]:
-    """The `run_records` rows of a check, from its decision columns (and the records, for content hashes).
+    """The `run_records` rows of a check, from its decision columns (and the records' content hashes).
 
     `stamp` is how the dialect stores a timestamp (None: as it is).
     """
@@ -239,9 +246,9 @@ def record_rows(
         (
             run_id, position, record_id, obj, key, source,
             None if observed is None else when(observed), None if updated is None else when(updated),
-            content_hash(record), age, action.value, *(_words(reasons) if reasons else ("", None)),
+            digest, age, action.value, *(_words(reasons) if reasons else ("", None)),
         )
-        for position, (record_id, obj, key, source, observed, updated, record, age, action, reasons) in enumerate(
+        for position, (record_id, obj, key, source, observed, updated, digest, age, action, reasons) in enumerate(
             zip(*columns, strict=True)
         )
     ]  # fmt: skip

@@ -6,6 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+
+from guard.lineage.store import LineageStore, alembic_config
 
 
 def scalar(url: str, sql: str, **params: Any) -> Any:
@@ -40,3 +43,11 @@ def table_names(url: str) -> set[str]:
 def is_utc(moment: Any) -> bool:
     """Whether a value read back is an aware datetime in UTC."""
     return getattr(moment, "utcoffset", lambda: None)() == timedelta(0)
+
+
+def head_revision(store: LineageStore) -> str:
+    """The newest migration the store's scripts know."""
+    with store.engine.connect() as conn:
+        head = ScriptDirectory.from_config(alembic_config(conn)).get_current_head()
+    assert head is not None
+    return head

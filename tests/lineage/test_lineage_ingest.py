@@ -11,8 +11,7 @@ from alembic import command
 from guard import Guard, InputError, LineageStore, Policy
 from guard.lineage.store import alembic_config
 from tests.conftest import NOW, RecordFactory
-from tests.lineage.lineage_helpers import is_utc, scalar, table_names
-from tests.lineage.test_lineage_migrations import head_revision
+from tests.lineage.lineage_helpers import head_revision, is_utc, scalar, table_names
 
 ERP = ("sap", "customer", "")
 

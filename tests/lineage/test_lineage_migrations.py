@@ -14,26 +14,18 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from guard import Guard, LineageStore, Policy, StoreError
 from guard.lineage.store import alembic_config
 from guard.lineage.tables import metadata
 from tests.conftest import NOW, RecordFactory
-from tests.lineage.lineage_helpers import execute, scalar, table_names
+from tests.lineage.lineage_helpers import execute, head_revision, scalar, table_names
 
 LINEAGE_TABLES = {
     "runs", "run_records", "watermarks", "heartbeats", "consumption", "policy_versions", "run_tallies",
     "point_states", "state_changes", "incidents", "alert_outbox", "receipts",
     "store_probes",
 }  # fmt: skip
-
-
-def head_revision(store: LineageStore) -> str:
-    with store.engine.connect() as conn:
-        head = ScriptDirectory.from_config(alembic_config(conn)).get_current_head()
-    assert head is not None
-    return head
 
 
 def test_migrating_a_fresh_database_creates_the_tables(store_url: str) -> None:
