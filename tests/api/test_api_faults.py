@@ -120,23 +120,26 @@ def _unavailable_within_deadline(checks: Checks) -> None:
     assert time.monotonic() - started < DEADLINE_S + SLACK_S
 
 
-def _proxied_url(empty_postgres: str, proxy: TcpProxy) -> str:
-    return make_url(empty_postgres).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+@contextmanager
+def _behind_a_proxy(
+    tmp_path: Path, empty_postgres: str, checks_for: Callable[[str], Checks]
+) -> Iterator[tuple[TcpProxy, Checks]]:
+    """The service on PostgreSQL through a `TcpProxy`, after ten checks it acknowledged."""
+    database = make_url(empty_postgres)
+    with proxied((database.host or "127.0.0.1", database.port or 5432)) as proxy:
+        through = database.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        with _served(tmp_path, through) as served:
+            checks = checks_for(served.base)
+            for _ in range(10):
+                assert checks.send().status_code == 200
+            yield proxy, checks
 
 
 @pytest.mark.postgres
 def test_a_stalled_database_answers_503_within_the_deadline_and_the_service_recovers(
     tmp_path: Path, empty_postgres: str, checks_for: Callable[[str], Checks]
 ) -> None:
-    database = make_url(empty_postgres)
-    with (
-        proxied((database.host or "127.0.0.1", database.port or 5432)) as proxy,
-        _served(tmp_path, _proxied_url(empty_postgres, proxy)) as served,
-    ):
-        checks = checks_for(served.base)
-        for _ in range(10):
-            assert checks.send().status_code == 200
-
+    with _behind_a_proxy(tmp_path, empty_postgres, checks_for) as (proxy, checks):
         proxy.stall()
         _unavailable_within_deadline(checks)
         _unavailable_within_deadline(checks)
@@ -153,15 +156,7 @@ def test_a_stalled_database_answers_503_within_the_deadline_and_the_service_reco
 def test_a_database_outage_answers_503_at_once_and_the_service_recovers(
     tmp_path: Path, empty_postgres: str, checks_for: Callable[[str], Checks]
 ) -> None:
-    database = make_url(empty_postgres)
-    with (
-        proxied((database.host or "127.0.0.1", database.port or 5432)) as proxy,
-        _served(tmp_path, _proxied_url(empty_postgres, proxy)) as served,
-    ):
-        checks = checks_for(served.base)
-        for _ in range(10):
-            assert checks.send().status_code == 200
-
+    with _behind_a_proxy(tmp_path, empty_postgres, checks_for) as (proxy, checks):
         proxy.outage()
         _unavailable_within_deadline(checks)
         proxy.restore()
