@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 560, 240
+WIDTH, HEIGHT = 520, 240
 GRAPH_WIDTH = 1100
 LEFT, RIGHT, TOP, BOTTOM = 64, 14, 22, 46
 OK, BAD, WARN, LINE, MUTED, NODATA = "#2e7d32", "#c62828", "#b45309", "#1f4e8c", "#6b7280", "#e5e7eb"
@@ -217,7 +217,7 @@ class Node:
 
 
 #: Approximate advance of a character of the graph's 13 px label font, to size boxes to their text.
-_CHAR_PX = 7.4
+_CHAR_PX = 8.0
 _GAP = 48
 
 
@@ -330,10 +330,13 @@ def _spans(axis: TimeAxis, spans: Sequence[Span]) -> list[str]:
         if span.end < axis.start or span.start > axis.end:
             continue
         left, right = axis.x(span.start), axis.x(span.end)
+        # the label starts at the span, or ends at its end when it would run past the plot
+        near_end = left + len(span.label) * 7.2 > WIDTH - RIGHT
+        at, anchor = (right, "end") if near_end else (left, "start")
         out.append(f'<rect x="{left:.1f}" y="{TOP}" width="{max(right - left, 1):.1f}" '
                    f'height="{HEIGHT - TOP - BOTTOM}" fill="{BAD}" fill-opacity="0.09" class="incident-span">'
                    f"<title>{escape(span.label)}</title></rect>"
-                   f'<text x="{left + 3:.1f}" y="{TOP - 6}" class="axis incident-label">'
+                   f'<text x="{at:.1f}" y="{TOP - 6}" text-anchor="{anchor}" class="axis incident-label">'
                    f"{escape(span.label)}</text>")  # fmt: skip
     return out
 

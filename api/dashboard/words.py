@@ -37,11 +37,12 @@ def ago(moment: datetime | None, now: datetime) -> str:
 
 
 def percent(share: float | None) -> str:
-    """`2.5%`, `0.04%`."""
+    """`2.5%`, `0.04%`, `2%` (no trailing `.0`)."""
     if share is None:
         return "—"
     value = share * 100
-    return f"{value:.2f}%" if 0 < value < 1 else f"{value:.1f}%"
+    text = f"{value:.2f}" if 0 < value < 1 else f"{value:.1f}"
+    return text.rstrip("0").rstrip(".") + "%" if "." in text else text + "%"
 
 
 def tile(health: PointHealth, now: datetime) -> dict[str, Any]:
