@@ -20,6 +20,10 @@ from datetime import UTC, datetime, timedelta
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 520, 240
+#: The width a chart is drawn at for phones (shown instead of the wide one under 600 px).
+NARROW = 320
+#: Approximate advance of a character of the 13 px axis font.
+_AXIS_CHAR_PX = 7.2
 GRAPH_WIDTH = 1100
 LEFT, RIGHT, TOP, BOTTOM = 64, 14, 22, 46
 OK, BAD, WARN, LINE, MUTED, NODATA = "#2e7d32", "#c62828", "#b45309", "#1f4e8c", "#6b7280", "#e5e7eb"
@@ -35,14 +39,20 @@ class TimeAxis:
 
     start: datetime
     end: datetime
+    width: int = WIDTH
+
+    def at(self, width: int) -> TimeAxis:
+        """The same span drawn `width` pixels wide."""
+        return TimeAxis(self.start, self.end, width)
 
     def x(self, moment: datetime) -> float:
         span = (self.end - self.start).total_seconds() or 1.0
         share = (moment - self.start).total_seconds() / span
-        return LEFT + (WIDTH - LEFT - RIGHT) * min(max(share, 0.0), 1.0)
+        return LEFT + (self.width - LEFT - RIGHT) * min(max(share, 0.0), 1.0)
 
-    def ticks(self, most: int = 6) -> list[datetime]:
+    def ticks(self, most: int | None = None) -> list[datetime]:
         """Round moments (on whole 5, 10, 15, 30 minutes, hours...) inside the axis, at most `most`."""
+        most = most or (6 if self.width >= WIDTH else 5)
         span = self.end - self.start
         step = next((s for s in _TIME_STEPS if span / s <= most - 1), _TIME_STEPS[-1])
         epoch = datetime(2000, 1, 1, tzinfo=UTC)
@@ -69,6 +79,7 @@ class Span:
     start: datetime
     end: datetime
     label: str
+    short: str  # where the label would collide with another: `#2`
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,15 +116,15 @@ def line_chart(
 ) -> Markup:
     """A line over time with the objective as a dashed line; points past it are red and ringed."""
     known = [v for v in series.values if v is not None]
-    parts = [_frame(title, describe), _hatch(), *_spans(axis, spans)]
+    parts = [_frame(axis, title, describe), _hatch(axis.width), *_spans(axis, spans)]
     if not known:
-        parts += [_x_axis(axis), _note("no data in this window")]
+        parts += [_x_axis(axis), _note(axis, "no data in this window")]
         return Markup("".join(parts) + "</svg>")  # noqa: S704 - every text part above is escaped
     top, ticks = round_top(max([*known, (objective or 0) * 1.2]), kind)
     y = _y_scale(top)
-    parts += [_y_axis(ticks, y, fmt), _x_axis(axis), *_gaps(axis, series.times, series.values)]
+    parts += [_y_axis(axis, ticks, y, fmt), _x_axis(axis), *_gaps(axis, series.times, series.values)]
     if objective is not None:
-        parts.append(_objective(y(objective), objective_label))
+        parts.append(_objective(axis, y(objective), objective_label))
     segment: list[str] = []
     for moment, value in zip(series.times, series.values, strict=True):
         if value is None:
@@ -145,22 +156,22 @@ def bar_chart(
     A span without records (None) is drawn as "no data", never as a zero bar.
     """
     known = [v for v in values if v is not None]
-    parts = [_frame(title, describe), _hatch(), *_spans(axis, spans)]
+    parts = [_frame(axis, title, describe), _hatch(axis.width), *_spans(axis, spans)]
     if not known:
-        parts += [_x_axis(axis), _note("no records checked in this window")]
+        parts += [_x_axis(axis), _note(axis, "no records checked in this window")]
         return Markup("".join(parts) + "</svg>")  # noqa: S704 - every text part above is escaped
     top, ticks = round_top(max([*known, (objective or 0) * 1.2]), "share")
     y = _y_scale(top)
     step = (starts[1] - starts[0]) if len(starts) > 1 else (axis.end - axis.start)
     ends = [*starts[1:], starts[-1] + step]
-    parts += [_y_axis(ticks, y, fmt), _x_axis(axis)]
+    parts += [_y_axis(axis, ticks, y, fmt), _x_axis(axis)]
     for moment, end, value in zip(starts, ends, values, strict=True):
         left, right = axis.x(moment), axis.x(end)
         if value is None:
-            parts.append(_no_data(left, right))
+            parts.append(_no_data(axis, left, right))
             continue
         over = objective is not None and value > objective
-        fill = "url(#over)" if over else LINE
+        fill = f"url(#over-{axis.width})" if over else LINE
         height = max(y(0) - y(value), 0.5 if value > 0 else 0)
         parts.append(
             f'<rect x="{left + 0.5:.1f}" y="{y(value):.1f}" width="{max(right - left - 1, 0.5):.1f}" '
@@ -169,34 +180,49 @@ def bar_chart(
             f"{' (over the objective)' if over else ''}</title></rect>"
         )
     if objective is not None:
-        parts.append(_objective(y(objective), objective_label))
+        parts.append(_objective(axis, y(objective), objective_label))
     return Markup("".join(parts) + "</svg>")  # noqa: S704 - every text part above is escaped
 
 
-def reason_bars(counts: Sequence[tuple[str, int]], *, title: str, warns: frozenset[str] = frozenset()) -> Markup:
+def responsive(draw: Callable[[int], Markup]) -> Markup:
+    """A chart drawn twice, wide and at phone width; the stylesheet shows the one that fits (text keeps its size)."""
+    return Markup('<div class="chart-wide">{}</div><div class="chart-narrow">{}</div>').format(
+        draw(WIDTH), draw(NARROW)
+    )
+
+
+def reason_bars(
+    counts: Sequence[tuple[str, int]], *, title: str, warns: frozenset[str] = frozenset(), width: int = WIDTH
+) -> Markup:
     """Horizontal bars: records per reason code, most frequent first, with the count written out.
 
-    Codes that warn (in `warns`) are amber, striped and say "warn"; codes that block are solid red and say "block".
+    Codes that warn (in `warns`) are amber, striped and say "warn"; codes that block are solid red and say
+    "block". Narrower than the wide chart, each code is written above its bar.
     """
     rows = list(counts)[:10]
-    height = 26 * max(len(rows), 1) + 10
+    stacked = width < WIDTH
+    row_h = 40 if stacked else 26
+    height = row_h * max(len(rows), 1) + 10
     most = max([count for _, count in rows] or [1])
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {WIDTH} {height}" '
-             f'width="{WIDTH}" height="{height}" class="chart">'
-             f"<title>{escape(title)}</title>{_hatch()}"]  # fmt: skip
+    start = 0 if stacked else 204
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
+             f'width="{width}" height="{height}" class="chart">'
+             f"<title>{escape(title)}</title>{_hatch(width)}"]  # fmt: skip
     for index, (code, count) in enumerate(rows):
-        top = 6 + index * 26
-        bar = (WIDTH - 330) * count / most
+        top = 6 + index * row_h
+        bar_top = top + 18 if stacked else top
+        bar = (width - start - 70) * count / most
         warn = code in warns
-        fill = "url(#warned)" if warn else BAD
+        fill = f"url(#warned-{width})" if warn else BAD
         word = "! warn" if warn else "✕ block"
         parts.append(
             f'<text x="0" y="{top + 13}" class="label">{escape(code)}</text>'
-            f'<text x="196" y="{top + 13}" class="axis" text-anchor="end">{word}</text>'
-            f'<rect x="204" y="{top}" width="{max(bar, 1):.1f}" height="18" fill="{fill}" '
-            f'stroke="{WARN if warn else BAD}"/>'
-            f'<text x="{210 + bar:.1f}" y="{top + 13}" class="label">{count:,}</text>'
-        )
+            + (f'<text x="{width - 4}" y="{top + 13}" class="axis" text-anchor="end">{word}</text>' if stacked else
+               f'<text x="196" y="{top + 13}" class="axis" text-anchor="end">{word}</text>')
+            + f'<rect x="{start}" y="{bar_top}" width="{max(bar, 1):.1f}" height="{16 if stacked else 18}" '
+            f'fill="{fill}" stroke="{WARN if warn else BAD}"/>'
+            f'<text x="{start + bar + 6:.1f}" y="{bar_top + 13}" class="label">{count:,}</text>'
+        )  # fmt: skip
     if not rows:
         parts.append(
             f'<text x="0" y="20" class="label muted">{escape("nothing blocked or warned in this window")}</text>'
@@ -216,7 +242,7 @@ class Node:
     detail: str | None = None  # a second, smaller line (the source of a group)
 
 
-#: Approximate advance of a character of the graph's 13 px label font, to size boxes to their text.
+#: Approximate advance of a character of the graph's 14 px label font, to size boxes to their text.
 _CHAR_PX = 8.0
 _GAP = 48
 
@@ -295,19 +321,20 @@ def _y_scale(top: float) -> Callable[[float], float]:
     return y
 
 
-def _frame(title: str, describe: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
+def _frame(axis: TimeAxis, title: str, describe: str) -> str:
+    width = axis.width
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {HEIGHT}" width="{width}" '
             f'height="{HEIGHT}" class="chart">'
             f"<title>{escape(title)}</title><desc>{escape(describe)}</desc>"
-            f'<line x1="{LEFT}" y1="{HEIGHT - BOTTOM}" x2="{WIDTH - RIGHT}" y2="{HEIGHT - BOTTOM}" stroke="{MUTED}"/>'
+            f'<line x1="{LEFT}" y1="{HEIGHT - BOTTOM}" x2="{width - RIGHT}" y2="{HEIGHT - BOTTOM}" stroke="{MUTED}"/>'
             f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{HEIGHT - BOTTOM}" stroke="{MUTED}"/>')  # fmt: skip
 
 
-def _y_axis(ticks: Sequence[float], y: Callable[[float], float], fmt: Callable[[float], str]) -> str:
+def _y_axis(axis: TimeAxis, ticks: Sequence[float], y: Callable[[float], float], fmt: Callable[[float], str]) -> str:
     out = []
     for value in ticks:
         level = y(value)
-        out.append(f'<line x1="{LEFT}" y1="{level:.1f}" x2="{WIDTH - RIGHT}" y2="{level:.1f}" stroke="#eef0f3"/>'
+        out.append(f'<line x1="{LEFT}" y1="{level:.1f}" x2="{axis.width - RIGHT}" y2="{level:.1f}" stroke="#eef0f3"/>'
                    f'<text x="{LEFT - 6}" y="{level + 4:.1f}" text-anchor="end" class="axis">'
                    f"{escape(fmt(value))}</text>")  # fmt: skip
     return "".join(out)
@@ -320,24 +347,30 @@ def _x_axis(axis: TimeAxis) -> str:
         out.append(f'<line x1="{x:.1f}" y1="{HEIGHT - BOTTOM}" x2="{x:.1f}" y2="{HEIGHT - BOTTOM + 4}" '
                    f'stroke="{MUTED}"/><text x="{x:.1f}" y="{HEIGHT - BOTTOM + 17}" text-anchor="middle" class="axis">'
                    f"{escape(axis.label(moment))}</text>")  # fmt: skip
-    out.append(f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 6}" text-anchor="end" class="axis">time (UTC)</text>')
+    out.append(f'<text x="{axis.width - RIGHT}" y="{HEIGHT - 6}" text-anchor="end" class="axis">time (UTC)</text>')
     return "".join(out)
 
 
 def _spans(axis: TimeAxis, spans: Sequence[Span]) -> list[str]:
+    """Incidents shaded; each named above the plot (`incident 2`, or `#2` where the full name would run into
+    another incident or its name)."""
+    shown = sorted((s for s in spans if s.end >= axis.start and s.start <= axis.end), key=lambda s: s.start)
+    extents = [(axis.x(s.start), axis.x(s.end)) for s in shown]
     out = []
-    for span in spans:
-        if span.end < axis.start or span.start > axis.end:
-            continue
-        left, right = axis.x(span.start), axis.x(span.end)
-        # the label starts at the span, or ends at its end when it would run past the plot
-        near_end = left + len(span.label) * 7.2 > WIDTH - RIGHT
-        at, anchor = (right, "end") if near_end else (left, "start")
+    taken: list[tuple[float, float]] = []
+    for index, (span, (left, right)) in enumerate(zip(shown, extents, strict=True)):
         out.append(f'<rect x="{left:.1f}" y="{TOP}" width="{max(right - left, 1):.1f}" '
                    f'height="{HEIGHT - TOP - BOTTOM}" fill="{BAD}" fill-opacity="0.09" class="incident-span">'
-                   f"<title>{escape(span.label)}</title></rect>"
-                   f'<text x="{at:.1f}" y="{TOP - 6}" text-anchor="{anchor}" class="axis incident-label">'
-                   f"{escape(span.label)}</text>")  # fmt: skip
+                   f"<title>{escape(span.label)}</title></rect>")  # fmt: skip
+        others = taken + [extent for at, extent in enumerate(extents) if at != index]
+        for text in (span.label, span.short):
+            size = len(text) * _AXIS_CHAR_PX
+            # the name starts at the span, or ends at its end when it would run past the plot
+            begin = left if left + size <= axis.width - RIGHT else min(right, axis.width - RIGHT) - size
+            if all(begin + size + 4 <= a or begin >= b + 4 for a, b in others):
+                taken.append((begin, begin + size))
+                out.append(f'<text x="{begin:.1f}" y="{TOP - 6}" class="axis incident-label">{escape(text)}</text>')
+                break
     return out
 
 
@@ -349,25 +382,26 @@ def _gaps(axis: TimeAxis, times: Sequence[datetime], values: Sequence[float | No
         if value is None and begin is None:
             begin = times[index - 1] if index else moment
         if value is not None and begin is not None:
-            out.append(_no_data(axis.x(begin), axis.x(moment)))
+            out.append(_no_data(axis, axis.x(begin), axis.x(moment)))
             begin = None
     if begin is not None:
-        out.append(_no_data(axis.x(begin), axis.x(times[-1])))
+        out.append(_no_data(axis, axis.x(begin), axis.x(times[-1])))
     return out
 
 
-def _no_data(left: float, right: float) -> str:
+def _no_data(axis: TimeAxis, left: float, right: float) -> str:
     width = max(right - left, 1)
-    return (f'<rect x="{left:.1f}" y="{TOP}" width="{width:.1f}" height="{HEIGHT - TOP - BOTTOM}" fill="url(#nodata)" '
+    return (f'<rect x="{left:.1f}" y="{TOP}" width="{width:.1f}" height="{HEIGHT - TOP - BOTTOM}" '
+            f'fill="url(#nodata-{axis.width})" '
             f'class="no-data"><title>no data</title></rect>'
             + (f'<text x="{(left + right) / 2:.1f}" y="{(HEIGHT - BOTTOM + TOP) / 2:.1f}" text-anchor="middle" '
                f'class="axis">no data</text>' if width > 50 else ""))  # fmt: skip
 
 
-def _objective(level: float, label: str) -> str:
-    return (f'<line x1="{LEFT}" y1="{level:.1f}" x2="{WIDTH - RIGHT}" y2="{level:.1f}" stroke="{BAD}" '
+def _objective(axis: TimeAxis, level: float, label: str) -> str:
+    return (f'<line x1="{LEFT}" y1="{level:.1f}" x2="{axis.width - RIGHT}" y2="{level:.1f}" stroke="{BAD}" '
             f'stroke-dasharray="6 4" stroke-width="1.5"/>'
-            f'<text x="{WIDTH - RIGHT - 4}" y="{level - 6:.1f}" text-anchor="end" class="objective">'
+            f'<text x="{axis.width - RIGHT - 4}" y="{level - 6:.1f}" text-anchor="end" class="objective">'
             f"{escape(label)}</text>")  # fmt: skip
 
 
@@ -380,18 +414,22 @@ def _polyline(points: list[str]) -> str:
     return f'<polyline points="{" ".join(points)}" fill="none" stroke="{LINE}" stroke-width="2"/>'
 
 
-def _hatch() -> str:
-    return (f'<defs><pattern id="over" patternUnits="userSpaceOnUse" width="6" height="6" '
+def _hatch(width: int) -> str:
+    """Patterns for bars over the objective, warnings and no data; ids per drawn width, as a page hides one
+    drawing of each chart (and a pattern inside a hidden drawing paints nothing)."""
+    return (f'<defs><pattern id="over-{width}" patternUnits="userSpaceOnUse" width="6" height="6" '
             f'patternTransform="rotate(45)"><rect width="6" height="6" fill="{BAD}"/>'
             f'<line x1="0" y1="0" x2="0" y2="6" stroke="white" stroke-width="2"/></pattern>'
-            f'<pattern id="warned" patternUnits="userSpaceOnUse" width="6" height="6" patternTransform="rotate(-45)">'
+            f'<pattern id="warned-{width}" patternUnits="userSpaceOnUse" width="6" height="6" '
+            f'patternTransform="rotate(-45)">'
             f'<rect width="6" height="6" fill="#fff4e0"/><line x1="0" y1="0" x2="0" y2="6" stroke="{WARN}" '
             f'stroke-width="2"/></pattern>'
-            f'<pattern id="nodata" patternUnits="userSpaceOnUse" width="8" height="8" patternTransform="rotate(45)">'
+            f'<pattern id="nodata-{width}" patternUnits="userSpaceOnUse" width="8" height="8" '
+            f'patternTransform="rotate(45)">'
             f'<rect width="8" height="8" fill="#f8f9fa"/><line x1="0" y1="0" x2="0" y2="8" stroke="{NODATA}" '
             f'stroke-width="3"/></pattern></defs>')  # fmt: skip
 
 
-def _note(text: str) -> str:
-    return (f'<text x="{(WIDTH + LEFT) / 2:.0f}" y="{HEIGHT / 2:.0f}" text-anchor="middle" class="label muted">'
+def _note(axis: TimeAxis, text: str) -> str:
+    return (f'<text x="{(axis.width + LEFT) / 2:.0f}" y="{HEIGHT / 2:.0f}" text-anchor="middle" class="label muted">'
             f"{escape(text)}</text>")  # fmt: skip

@@ -29,7 +29,7 @@ from guard.watch import Watcher
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.filters.update(duration=words.duration, when=words.when, percent=words.percent)
+templates.env.filters.update(duration=words.duration, when=words.when_html, percent=words.percent)
 router = APIRouter(include_in_schema=False)
 
 WINDOWS = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
@@ -90,8 +90,9 @@ def overview(request: Request, caller: DashboardReader) -> HTMLResponse:
         request, "overview.html", caller,
         tiles=tiles, counts=counts, words_for=words.STATE_WORDS, definition=DEFINITION, incidents=incidents,
         current=current, blocked=store.decisions(action="block", limit=10),
-        reasons_chart=charts.reason_bars(reasons, title="Records blocked or warned in the last hour, by reason",
-                                         warns=_WARNING_CODES),
+        reasons_chart=charts.responsive(lambda width: charts.reason_bars(
+            reasons, title="Records blocked or warned in the last hour, by reason", warns=_WARNING_CODES,
+            width=width)),
         refresh=60,
     )  # fmt: skip
 
@@ -111,29 +112,29 @@ def point(
     start = now - span
     axis = charts.TimeAxis(start, now)  # one time axis for every chart of the page
     point_incidents = [row for row in store.incidents(limit=100) if (row["source"], row["object"]) == (source, obj)]
-    spans = [charts.Span(row["started_at"], row["recovered_at"] or now, f"incident {row['id']}")
+    spans = [charts.Span(row["started_at"], row["recovered_at"] or now, f"incident {row['id']}", f"#{row['id']}")
              for row in point_incidents]  # fmt: skip
     times = sample_times(start, now, 97)
     lags = lag_series(store.heartbeats_since(start - timedelta(days=7)), (source, obj), times)
     tallies = store.tallies_since(start, now)
     buckets = block_rate_series(tallies, (source, obj), start, now, 48)
-    lag_chart = charts.line_chart(
-        charts.Series([s.at for s in lags], [s.value for s in lags]), axis=axis, spans=spans,
+    lag_chart = charts.responsive(lambda width: charts.line_chart(
+        charts.Series([s.at for s in lags], [s.value for s in lags]), axis=axis.at(width), spans=spans,
         title=f"Freshness lag of {source} → {obj}",
         describe=f"Time since the newest sync over the last {words.duration(span.total_seconds())}, in UTC; "
         f"the dashed line is the agreed maximum ({words.duration(health.max_lag_s)}); shaded: incidents.",
         objective=health.max_lag_s, objective_label=f"agreed {words.duration(health.max_lag_s)}",
         fmt=words.duration,
-    )  # fmt: skip
-    rate_chart = charts.bar_chart(
-        [b.start for b in buckets], [b.block_rate for b in buckets], axis=axis, spans=spans,
+    ))  # fmt: skip
+    rate_chart = charts.responsive(lambda width: charts.bar_chart(
+        [b.start for b in buckets], [b.block_rate for b in buckets], axis=axis.at(width), spans=spans,
         title=f"Share of {source} → {obj} records blocked",
         describe="Blocked records per span, in UTC; the dashed line is the error budget (max_block_rate); "
         "hatched grey: no record checked; shaded: incidents.",
         objective=health.max_block_rate,
         objective_label=f"budget {words.percent(health.max_block_rate)}" if health.max_block_rate is not None else "",
         fmt=words.percent,
-    )  # fmt: skip
+    ))  # fmt: skip
     reasons = sorted(reasons_over(tallies, (source, obj)).items(), key=lambda item: -item[1])
     views = _incidents(guard, store, point_incidents, now)
     return _page(
@@ -142,8 +143,9 @@ def point(
         contacts=oncall.contacts(guard.policy, source, obj, latest_alerts=store.latest_alerts(),
                                  unconfigured=_unconfigured(guard)),
         lag_chart=lag_chart, rate_chart=rate_chart,
-        reasons_chart=charts.reason_bars(reasons, title=f"{source} → {obj}: records blocked or warned, by reason",
-                                         warns=_WARNING_CODES),
+        reasons_chart=charts.responsive(lambda width: charts.reason_bars(
+            reasons, title=f"{source} → {obj}: records blocked or warned, by reason", warns=_WARNING_CODES,
+            width=width)),
         blocked=store.decisions(action="block", source=source, obj=obj, limit=20), definition=DEFINITION,
         changes=[c for c in store.state_changes_since(start) if (c["source"], c["object"]) == (source, obj)][-20:],
         ago=lambda moment: words.ago(moment, now),

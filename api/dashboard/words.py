@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from markupsafe import Markup
+
 from guard._durations import humanize_seconds
 from guard.health import HealthState, PointHealth
 
@@ -27,6 +29,11 @@ def when(moment: datetime | None) -> str:
     if moment is None:
         return "—"
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def when_html(moment: datetime | None) -> Markup:
+    """`when`, kept on one line (a date does not break at its hyphens)."""
+    return Markup('<span class="when">{}</span>').format(when(moment))
 
 
 def ago(moment: datetime | None, now: datetime) -> str:

@@ -33,7 +33,7 @@ def test_a_bar_chart_hatches_bars_over_the_budget_and_says_so() -> None:
     svg = charts.bar_chart(starts, [0.01, 0.05, None], axis=axis, title="t", describe="d", objective=0.02,
                            objective_label="budget 2.0%", fmt=words.percent)  # fmt: skip
 
-    assert svg.count('fill="url(#over)"') == 1
+    assert svg.count('fill="url(#over-520)"') == 1
     assert "(over the objective)" in svg
     assert svg.count('class="no-data"') == 1  # the span without records is no data, not a zero bar
 
@@ -104,4 +104,4 @@ def test_warn_and_block_reasons_differ_by_more_than_colour() -> None:
 
     assert "✕ block" in svg
     assert "! warn" in svg
-    assert 'fill="url(#warned)"' in svg  # striped, not only amber
+    assert 'fill="url(#warned-520)"' in svg  # striped, not only amber
