@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -105,8 +106,5 @@ def _out(store: LineageStore, row: dict[str, Any], now: datetime) -> tuple[dict[
         "records_withheld": impact.records_withheld,
         "impact_summary": impact.sentence(),
     }  # fmt: skip
-    runs = [{"run_id": c.run_id, "pipeline": c.pipeline, "checked_at": c.checked_at, "records": c.records,
-             "allowed": c.allowed, "warned": c.warned, "blocked": c.blocked, "let_through": c.let_through,
-             "model_calls": [{"model": m.model, "call_id": m.call_id, "extra": dict(m.extra)} for m in c.model_calls]}
-            for c in impact.checks]  # fmt: skip
+    runs = [{**asdict(check), "let_through": check.let_through} for check in impact.checks]
     return out, runs
