@@ -10,10 +10,12 @@ FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# Only what the wheel is built from: pyproject.toml names README.md as its long description.
+# Only what the wheel is built from: pyproject.toml names README.md as its long description, and the wheel
+# carries the example policy for `freshguard demo`.
 COPY pyproject.toml README.md ./
 COPY guard ./guard
 COPY api ./api
+COPY policies/support-assistant.yaml ./policies/
 RUN python -m venv /opt/freshguard \
  && /opt/freshguard/bin/pip install .
 

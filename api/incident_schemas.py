@@ -27,6 +27,9 @@ _EXAMPLE: dict[str, Any] = {
     "past_objective": False,
     "runs_affected": 42,
     "model_calls_affected": 40,
+    "records_let_through": 630,
+    "records_withheld": 12,
+    "impact_summary": "630 records let through to the model by 42 of 44 checks, feeding 40 model calls; 12 withheld",
 }
 
 
@@ -54,6 +57,11 @@ class IncidentOut(BaseModel):
     past_objective: bool = Field(description="Recovery took, or is taking, longer than the objective.")
     runs_affected: int = Field(description="Checks that let records of the point through during the incident.")
     model_calls_affected: int = Field(description="Model calls linked to those checks.")
+    records_let_through: int = Field(
+        description="Records of the point those checks allowed or warned: they reached the model."
+    )
+    records_withheld: int = Field(description="Records of the point withheld from the model during the incident.")
+    impact_summary: str = Field(description="The impact in one sentence, as the dashboard and the alerts word it.")
 
 
 class ImpactedRun(BaseModel):
@@ -66,6 +74,7 @@ class ImpactedRun(BaseModel):
     allowed: int
     warned: int
     blocked: int
+    let_through: int = Field(description="allowed + warned: records of the point that reached the model.")
     model_calls: list[dict[str, Any]]
 
 

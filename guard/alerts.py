@@ -72,14 +72,24 @@ def _slack(document: Mapping[str, Any]) -> dict[str, Any]:
     context = [f"policy {document['policy']['name']} v{document['policy']['version']}", f"at {document['at']}"]
     if document.get("incident"):
         context.append(f"incident #{document['incident']['id']}")
-    return {
-        "text": text,
-        "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{text}*"}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": findings}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]},
-        ],
-    }
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{text}*"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": findings}},
+    ]
+    said = impact_words(document)
+    if said or document.get("runbook"):
+        lines = [f"Impact: {said}"] if said else []
+        lines += [f"<{document['runbook']}|Runbook>"] if document.get("runbook") else []
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
+    return {"text": text, "blocks": blocks}
+
+
+def impact_words(document: Mapping[str, Any]) -> str | None:
+    """The incident's impact as `guard.impact` words it, when the document carries one."""
+    incident = document.get("incident") or {}
+    impact = incident.get("impact")
+    return None if not impact else str(impact["summary"])
 
 
 def dedup_key(document: Mapping[str, Any]) -> str:
@@ -110,8 +120,10 @@ def _pagerduty(spec: NotifySpec, document: Mapping[str, Any], environ: Mapping[s
                 "group": document["object"],
                 "class": ",".join(document.get("breaches") or [state]),
                 "custom_details": {"findings": document["findings"], "team": document.get("team"),
-                                   "incident": document.get("incident"), "at": document["at"]},
+                                   "incident": document.get("incident"), "impact": impact_words(document),
+                                   "runbook": document.get("runbook"), "at": document["at"]},
             },
+            **({"links": [{"href": document["runbook"], "text": "Runbook"}]} if document.get("runbook") else {}),
         },
     )  # fmt: skip
 
@@ -119,8 +131,38 @@ def _pagerduty(spec: NotifySpec, document: Mapping[str, Any], environ: Mapping[s
 def _required(environ: Mapping[str, str], name: str | None, what: str) -> str:
     value = environ.get(name, "") if name is not None else ""
     if not value:
-        raise ConfigurationError(f"{what} is not set: set the environment variable {name} (named in the policy)")
+        raise ConfigurationError(_unset(what, name))
     return value
+
+
+def _unset(what: str, name: str | None) -> str:
+    return f"{what} is not set: set the environment variable {name} (named in the policy)"
+
+
+@dataclass(frozen=True, slots=True)
+class Unset:
+    """An alert channel that cannot deliver: the environment variable it needs is not set."""
+
+    channel: str
+    variable: str | None
+    what: str
+
+    def __str__(self) -> str:
+        return f"alert channel {self.channel}: {_unset(self.what, self.variable)}"
+
+
+def unconfigured(channels: Mapping[str, NotifySpec], environ: Mapping[str, str]) -> dict[str, Unset]:
+    """Channels that cannot deliver for want of an environment variable, each with what to set."""
+    out: dict[str, Unset] = {}
+    for name, spec in channels.items():
+        variable, what = (
+            (spec.routing_key_env, "the PagerDuty routing key")
+            if spec.kind == "pagerduty"
+            else (spec.webhook_env, f"the {spec.kind} URL")
+        )
+        if not (environ.get(variable, "") if variable is not None else ""):
+            out[name] = Unset(name, variable, what)
+    return out
 
 
 class DeliveryError(Exception):

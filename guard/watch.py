@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from guard import impact as impacts
 from guard._timestamps import utc_now
-from guard.alerts import DeliveryError, send, wire
+from guard.alerts import DeliveryError, send, unconfigured, wire
 from guard.errors import ConfigurationError, GuardError
 from guard.guard import Guard
 from guard.health import PointHealth
@@ -78,6 +79,10 @@ class Watcher:
                 })  # fmt: skip
                 opened[opening.point] = {"id": incident_id, "started_at": opening.started_at}
             for transition in changes.transitions:
+                incident = opened.get(transition.point)
+                if incident is not None:
+                    start, end = impacts.window(incident["started_at"], None, moment)
+                    incident = {**incident, "impact": impacts.from_rows(ops.impact(*transition.point, start, end))}
                 ops.set_state(transition.point, transition.state, at=moment, known=transition.previous is not None)
                 change_id = ops.change(
                     transition.point,
@@ -91,9 +96,9 @@ class Watcher:
                     transition.previous,
                     at=moment,
                     policy=(policy.name, policy.version),
-                    incident=opened.get(transition.point),
+                    incident=incident,
+                    runbook=None if (sla := by_point.get(transition.point)) is None else sla.runbook,
                 )
-                sla = by_point.get(transition.point)
                 for channel in sla.notify if sla is not None else ():
                     spec = policy.notify.get(channel)
                     if spec is not None:
@@ -138,6 +143,9 @@ class Watcher:
             report.errors.append(f"{alert['channel']}: {exc}")
             if retry:
                 report.retried += 1
+            elif isinstance(exc, ConfigurationError):
+                report.failed += 1  # said once when the watch started (`start`); the dashboard flags the channel
+                _log.debug("alert %s to %s not sent: %s", alert["id"], alert["channel"], exc)
             else:
                 report.failed += 1
                 _log.error("alert %s to %s given up after %d attempts: %s", alert["id"], alert["channel"],
@@ -147,6 +155,8 @@ class Watcher:
         """Evaluate and deliver every `every_s` seconds on a daemon thread, until `stop()`."""
         if self._thread is not None:
             return
+        for unset in unconfigured(self.guard.policy.notify, self._environ).values():
+            _log.warning("configuration: %s; its alerts are not delivered until then (the dashboard flags it)", unset)
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, args=(every_s,), name="freshguard-watch", daemon=True)
         self._thread.start()
@@ -178,6 +188,7 @@ def _document(
     at: datetime,
     policy: tuple[str, int],
     incident: Mapping[str, Any] | None,
+    runbook: str | None,
 ) -> dict[str, Any]:
     """The neutral alert document the outbox keeps for a state change."""
     return {
@@ -191,7 +202,10 @@ def _document(
         "at": at.isoformat(),
         "findings": list(health.findings),
         "figures": health.to_dict(),
-        "incident": None
-        if incident is None
-        else {"id": incident["id"], "started_at": incident["started_at"].isoformat()},
-    }
+        "runbook": runbook,
+        "incident": None if incident is None else {
+            "id": incident["id"], "started_at": incident["started_at"].isoformat(),
+            **({"impact": {**incident["impact"].totals(), "summary": incident["impact"].sentence()}}
+               if "impact" in incident else {}),
+        },
+    }  # fmt: skip

@@ -97,15 +97,15 @@ def test_something_blocked_exits_1(tmp_path: Path, customer: RecordFactory) -> N
     result = run(["check", str(records), "--policy", str(EXAMPLE_POLICY), *NOW_ARG])
 
     assert result.exit_code == 1
-    assert "Verdict: PARTIAL — 1 of 2 records kept from the model" in result.stdout
+    assert "Verdict: PARTIAL — 1 of 2 records withheld from the model" in result.stdout
+    # The screen ends on the verdict in one line, as pytest and dbt end.
+    assert result.stdout.rstrip().splitlines()[-1] == "Verdict: PARTIAL — 1 of 2 records withheld from the model"
 
 
 @pytest.mark.parametrize(
     ("lines", "policy_text", "env", "expected_message"),
     [
-        pytest.param(
-            ['{"id": "a"}', "", '{"id": "b",'], None, ENV, "in.jsonl line 3: not valid JSON (", id="bad JSON line"
-        ),
+        pytest.param(["", '{"id": "b",', "[1]"], None, ENV, "in.jsonl line 2: not valid JSON (", id="no readable line"),
         pytest.param(None, None, ENV, "missing.jsonl: cannot read the records file", id="missing records file"),
         pytest.param(
             ['{"id": "a"}'], BROKEN_POLICY, ENV, "objects.customer.max_age (line 9): 'soon'", id="broken policy"
@@ -181,17 +181,48 @@ def test_unreachable_store_exits_2_without_leaking_the_password(tmp_path: Path, 
 # --- check: what is read ------------------------------------------------------------------------
 
 
-def test_json_that_is_not_an_object_is_decided_not_refused(tmp_path: Path, customer: RecordFactory) -> None:
+def test_unreadable_lines_are_reported_by_file_line_and_the_rest_is_still_checked(
+    tmp_path: Path, customer: RecordFactory
+) -> None:
+    good = [json.dumps(customer(key=f"C-{n}")) for n in range(3)]
+    lines = [good[0], "[1, 2]", "", '"text"', good[1], *["{not json"] * 25, good[2]]
     records = tmp_path / "in.jsonl"
-    records.write_text(json.dumps(customer()) + '\n[1, 2]\n\n"text"\n', encoding="utf-8")
+    records.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
 
     result = run(["check", str(records), "-p", str(EXAMPLE_POLICY), "--out", str(out), *NOW_ARG])
 
-    assert result.exit_code == 1
-    decided = read_jsonl(out)
-    assert [d["action"] for d in decided] == ["allow", "block", "block"]
-    assert [[r["code"] for r in d["reasons"]] for d in decided[1:]] == [["INVALID_RECORD"], ["INVALID_RECORD"]]
+    assert result.exit_code == 1  # nothing blocked, but 27 lines never reached the check
+    reported = result.stderr.splitlines()
+    assert reported[:3] == [
+        f"{records} line 2: a list, not a JSON object: a record is one object a line",
+        f"{records} line 4: a string, not a JSON object: a record is one object a line",
+        f"{records} line 6: not valid JSON (unexpected character, expected a string key at column 2)",
+    ]
+    assert len([line for line in reported if " line " in line]) == 20  # the first 20 by line number ...
+    assert reported[20] == "… and 7 more unreadable lines"  # ... then how many more
+    assert [d["key"] for d in read_jsonl(out)] == ["C-0", "C-1", "C-2"]  # every readable line was checked
+    assert f"wrote 3 decisions to {out}" in result.stdout
+    assert result.stdout.rstrip().splitlines()[-1] == (
+        "Verdict: PASS — all 3 records may reach the model; 27 unreadable lines not checked"
+    )
+
+
+def test_an_empty_file_is_said_to_be_empty(tmp_path: Path) -> None:
+    records = tmp_path / "in.jsonl"
+    records.write_text("\n\n", encoding="utf-8")
+
+    result = run(["check", str(records), "-p", str(EXAMPLE_POLICY), *NOW_ARG])
+
+    assert (result.exit_code, result.stdout.strip()) == (0, f"{records} is empty: there is no record to check.")
+
+
+def test_help_lists_every_exit_code() -> None:
+    result = run(["check", "--help"])
+
+    assert result.exit_code == 0
+    for code in ("0:", "1:", "2:", "3:"):
+        assert code in result.stdout
 
 
 def test_records_from_stdin(customer: RecordFactory) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ objects:
   customer: {owner: salesforce, replicas: [sap], max_age: 1h}
 slas:
   - {source: sap, object: customer, max_lag: 15m, max_block_rate: 0.5, window: 1h, recovery: 30m,
-     notify: [ops, chat, pager]}
+     notify: [ops, chat, pager], runbook: "https://wiki.example.com/runbooks/sap-customer"}
 notify:
   ops: {kind: webhook, webhook_env: OPS_URL}
   chat: {kind: slack, webhook_env: SLACK_URL}
@@ -114,13 +115,17 @@ def test_a_breach_opens_one_incident_and_sends_one_alert_per_channel(
     assert webhook["incident"]["id"] >= 1
     [slack] = receiver.bodies("/slack/T0/B0/secret")
     assert slack["text"] == ":red_circle: sap → customer is breached: behind by 47m; agreed 15m (finance-systems)"
-    assert [block["type"] for block in slack["blocks"]] == ["section", "section", "context"]
+    assert [block["type"] for block in slack["blocks"]] == ["section", "section", "section", "context"]
+    assert "<https://wiki.example.com/runbooks/sap-customer|Runbook>" in slack["blocks"][2]["text"]["text"]
+    assert webhook["runbook"] == "https://wiki.example.com/runbooks/sap-customer"
+    assert webhook["incident"]["impact"]["model_calls"] == 0  # nothing checked yet: guard.impact's figures
     [page] = receiver.bodies("/pd")
     assert (page["routing_key"], page["event_action"], page["dedup_key"]) == (
         "R0UT1NGKEY", "trigger", "freshguard/ops/sap/customer",
     )  # fmt: skip
     assert page["payload"]["severity"] == "critical"
     assert page["payload"]["component"] == "sap"
+    assert page["links"] == [{"href": "https://wiki.example.com/runbooks/sap-customer", "text": "Runbook"}]
     assert guard.store is not None
     [incident] = guard.store.incidents()
     assert (incident["source"], incident["object"], incident["breaches"]) == ("sap", "customer", ["lag"])
@@ -265,3 +270,26 @@ def test_an_incident_lists_the_runs_and_model_calls_that_used_the_point_meanwhil
 
     assert [(run["run_id"], run["allowed"]) for run in impact] == [(during.run_id, 1)]
     assert impact[0]["model_calls"] == [{"model": "gpt-4o", "call_id": "c-1", "extra": {}}]
+
+
+def test_a_missing_channel_variable_is_one_warning_at_start_not_a_give_up_per_alert(
+    guard: Guard, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    environ = {"OPS_URL": f"{receiver.url}/ops", "PD_URL": f"{receiver.url}/pd", "PD_KEY": "K"}  # no SLACK_URL
+    watcher = Watcher(guard, environ=environ)
+    sync(guard, 47)
+    with caplog.at_level(logging.DEBUG, logger="freshguard.watch"):
+        watcher.start(3600)  # one round at once, then it waits
+        watcher.stop()
+        watcher.evaluate(NOW + timedelta(hours=2))  # more changes, more alerts the chat channel cannot take
+        watcher.deliver(NOW + timedelta(hours=2))
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "configuration: alert channel chat: the slack URL is not set: set the environment variable SLACK_URL "
+        "(named in the policy); its alerts are not delivered until then (the dashboard flags it)"
+    ]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert guard.store is not None
+    assert guard.store.alert_counts()["failed"] >= 1  # kept, undelivered, for the dashboard's red flag
+    assert receiver.bodies("/ops") != []  # the channels that are set still deliver

@@ -6,6 +6,7 @@ template; the words come from `words`, the charts from `charts`.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,19 +16,20 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api.dashboard import charts, words
+from api.dashboard import charts, oncall, words
 from api.dashboard.auth import COOKIE, COOKIE_AGE_S, DashboardOperator, DashboardReader, caller_of, same_site
 from api.routes.lineage import model_calls_seen
 from guard import Guard, LineageStore
 from guard._timestamps import utc_now
+from guard.alerts import Unset, unconfigured
+from guard.decisions import Action, ReasonCode
 from guard.health import DEFINITION, HealthState, PointHealth
-from guard.incidents import durations
 from guard.timeline import block_rate_series, lag_series, reasons_over, sample_times
 from guard.watch import Watcher
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.filters.update(duration=words.duration, when=words.when, percent=words.percent)
+templates.env.filters.update(duration=words.duration, when=words.when_html, percent=words.percent)
 router = APIRouter(include_in_schema=False)
 
 WINDOWS = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
@@ -47,29 +49,50 @@ def _page(request: Request, template: str, caller: Any, **context: Any) -> HTMLR
         request,
         template,
         {"policy": guard.policy, "caller": caller, "keys": request.app.state.settings.keys_configured,
-         "now": utc_now(), **context},
+         "now": utc_now(), "unconfigured": _unconfigured(guard), **context},
     )  # fmt: skip
+
+
+def _unconfigured(guard: Guard) -> dict[str, Unset]:
+    """Alert channels that cannot deliver for want of an environment variable (flagged on every page)."""
+    return unconfigured(guard.policy.notify, os.environ)
+
+
+def _incidents(
+    guard: Guard, store: LineageStore, rows: list[dict[str, Any]], now: datetime
+) -> list[oncall.IncidentView]:
+    latest, missing = store.latest_alerts(), _unconfigured(guard)
+    return [
+        oncall.incident_view(store, policy=guard.policy, row=row, now=now, latest_alerts=latest, unconfigured=missing)
+        for row in rows
+    ]
 
 
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, caller: DashboardReader) -> HTMLResponse:
-    """Every integration point as a tile, open incidents, recent blocks."""
+    """Open incidents first (with Acknowledge), then every integration point as a tile, then recent blocks."""
     guard, store = _guard(request)
     now = utc_now()
     points = guard.health(now)
-    latest = store.latest_alerts()
-    channels = {(sla.source, sla.object): sla.notify for sla in guard.policy.slas}
-    tiles = [words.tile(p, latest.get((p.source, p.object), []), channels.get((p.source, p.object), []), now)
-             for p in sorted(points, key=lambda p: (_ORDER[p.state], p.source, p.object))]  # fmt: skip
+    latest, missing, states = store.latest_alerts(), _unconfigured(guard), store.point_states()
+    incidents = _incidents(guard, store, store.incidents(open_only=True, limit=20), now)
+    tiles = [
+        {**words.tile(p, now), "since": (states.get((p.source, p.object)) or {}).get("since"),
+         "incident": oncall.open_incident_of(incidents, p),
+         "contacts": oncall.contacts(guard.policy, p.source, p.object, latest_alerts=latest, unconfigured=missing)}
+        for p in sorted(points, key=lambda p: (_ORDER[p.state], p.source, p.object))
+    ]  # fmt: skip
     counts = {state: sum(1 for p in points if p.state is state) for state in HealthState}
     tallies = store.tallies_since(now - timedelta(hours=1), now)
     reasons = sorted(reasons_over(tallies).items(), key=lambda item: -item[1])
+    current = {(t["source"], t["object"]): t["sentence"] for t in tiles}
     return _page(
         request, "overview.html", caller,
-        tiles=tiles, counts=counts, words_for=words.STATE_WORDS, definition=DEFINITION,
-        incidents=[_incident(row, now) for row in store.incidents(open_only=True, limit=20)],
-        blocked=store.decisions(action="block", limit=10),
-        reasons_chart=charts.reason_bars(reasons, title="Records blocked or warned in the last hour, by reason"),
+        tiles=tiles, counts=counts, words_for=words.STATE_WORDS, definition=DEFINITION, incidents=incidents,
+        current=current, blocked=store.decisions(action="block", limit=10),
+        reasons_chart=charts.responsive(lambda width: charts.reason_bars(
+            reasons, title="Records blocked or warned in the last hour, by reason", warns=_WARNING_CODES,
+            width=width)),
         refresh=60,
     )  # fmt: skip
 
@@ -87,34 +110,42 @@ def point(
         raise HTTPException(404, f"{source} → {obj} is not an integration point of policy {guard.policy.name}")
     health = found[0]
     start = now - span
+    axis = charts.TimeAxis(start, now)  # one time axis for every chart of the page
+    point_incidents = [row for row in store.incidents(limit=100) if (row["source"], row["object"]) == (source, obj)]
+    spans = [charts.Span(row["started_at"], row["recovered_at"] or now, f"incident {row['id']}", f"#{row['id']}")
+             for row in point_incidents]  # fmt: skip
     times = sample_times(start, now, 97)
     lags = lag_series(store.heartbeats_since(start - timedelta(days=7)), (source, obj), times)
     tallies = store.tallies_since(start, now)
     buckets = block_rate_series(tallies, (source, obj), start, now, 48)
-    lag_chart = charts.line_chart(
-        charts.Series([s.at for s in lags], [s.value for s in lags]),
+    lag_chart = charts.responsive(lambda width: charts.line_chart(
+        charts.Series([s.at for s in lags], [s.value for s in lags]), axis=axis.at(width), spans=spans,
         title=f"Freshness lag of {source} → {obj}",
-        describe=f"Seconds since the newest sync over the last {words.duration(span.total_seconds())}; "
-        f"the dashed line is the agreed maximum ({words.duration(health.max_lag_s)}).",
+        describe=f"Time since the newest sync over the last {words.duration(span.total_seconds())}, in UTC; "
+        f"the dashed line is the agreed maximum ({words.duration(health.max_lag_s)}); shaded: incidents.",
         objective=health.max_lag_s, objective_label=f"agreed {words.duration(health.max_lag_s)}",
         fmt=words.duration,
-    )  # fmt: skip
-    rate_chart = charts.bar_chart(
-        [b.start for b in buckets], [b.block_rate for b in buckets],
+    ))  # fmt: skip
+    rate_chart = charts.responsive(lambda width: charts.bar_chart(
+        [b.start for b in buckets], [b.block_rate for b in buckets], axis=axis.at(width), spans=spans,
         title=f"Share of {source} → {obj} records blocked",
-        describe="Blocked records per span; the dashed line is the error budget (max_block_rate).",
+        describe="Blocked records per span, in UTC; the dashed line is the error budget (max_block_rate); "
+        "hatched grey: no record checked; shaded: incidents.",
         objective=health.max_block_rate,
         objective_label=f"budget {words.percent(health.max_block_rate)}" if health.max_block_rate is not None else "",
         fmt=words.percent,
-    )  # fmt: skip
+    ))  # fmt: skip
     reasons = sorted(reasons_over(tallies, (source, obj)).items(), key=lambda item: -item[1])
-    latest = store.latest_alerts().get((source, obj), [])
-    notify = next((sla.notify for sla in guard.policy.slas if (sla.source, sla.object) == (source, obj)), [])
+    views = _incidents(guard, store, point_incidents, now)
     return _page(
         request, "point.html", caller,
-        tile=words.tile(health, latest, notify, now), health=health, window=window, windows=list(WINDOWS),
+        tile=words.tile(health, now), health=health, window=window, windows=list(WINDOWS), incidents=views,
+        contacts=oncall.contacts(guard.policy, source, obj, latest_alerts=store.latest_alerts(),
+                                 unconfigured=_unconfigured(guard)),
         lag_chart=lag_chart, rate_chart=rate_chart,
-        reasons_chart=charts.reason_bars(reasons, title=f"{source} → {obj}: records blocked or warned, by reason"),
+        reasons_chart=charts.responsive(lambda width: charts.reason_bars(
+            reasons, title=f"{source} → {obj}: records blocked or warned, by reason", warns=_WARNING_CODES,
+            width=width)),
         blocked=store.decisions(action="block", source=source, obj=obj, limit=20), definition=DEFINITION,
         changes=[c for c in store.state_changes_since(start) if (c["source"], c["object"]) == (source, obj)][-20:],
         ago=lambda moment: words.ago(moment, now),
@@ -124,24 +155,25 @@ def point(
 @router.get("/incidents", response_class=HTMLResponse)
 def incidents(request: Request, caller: DashboardReader) -> HTMLResponse:
     """Open incidents first, then recent ones, with time to recovery against the objective."""
-    _, store = _guard(request)
+    guard, store = _guard(request)
     now = utc_now()
-    rows = [_incident(row, now) for row in store.incidents(limit=100)]
-    rows.sort(key=lambda row: (not row["open"], -row["detected_at"].timestamp()))
-    return _page(request, "incidents.html", caller, incidents=rows)
+    views = _incidents(guard, store, store.incidents(limit=100), now)
+    views.sort(key=lambda view: (not view.open, -view.row["detected_at"].timestamp()))
+    return _page(request, "incidents.html", caller, incidents=views)
 
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
 def incident(request: Request, caller: DashboardReader, incident_id: int) -> HTMLResponse:
     """One incident and its impact: every run and model call that used the point meanwhile."""
-    _, store = _guard(request)
+    guard, store = _guard(request)
     row = store.incident(incident_id)
     if row is None:
         raise HTTPException(404, f"no incident {incident_id}")
     now = utc_now()
-    impact = store.incident_impact(row["source"], row["object"], row["started_at"] - timedelta(seconds=1),
-                                   row["recovered_at"] or now)  # fmt: skip
-    return _page(request, "incident.html", caller, incident=_incident(row, now), impact=impact)
+    [view] = _incidents(guard, store, [row], now)
+    found = [p for p in guard.health(now) if (p.source, p.object) == (row["source"], row["object"])]
+    current = words.situation(found[0], now) if found else None
+    return _page(request, "incident.html", caller, incident=view, current=current)
 
 
 @router.post("/incidents/{incident_id}/acknowledge")
@@ -191,13 +223,24 @@ def lineage_search(
     return _page(request, "lineage.html", caller, runs=store.list_runs(limit=20))
 
 
-@router.get("/lineage/{obj}/{key}", response_class=HTMLResponse)
-def entity(request: Request, caller: DashboardReader, obj: str, key: str) -> HTMLResponse:
-    """Every run that saw an entity, its decisions, the policy version, and the model calls that consumed it."""
+@router.get("/lineage/{obj}/{key}", response_class=HTMLResponse, response_model=None)
+def entity(request: Request, caller: DashboardReader, obj: str, key: str) -> Response:
+    """Every run that saw an entity, its decisions, the policy version, and the model calls that consumed it.
+
+    The lookup ignores case: `c-1042` finds `C-1042` (one match: there; several: a choice); nothing found
+    offers the keys that contain what was typed.
+    """
     _, store = _guard(request)
     history = store.entity_history(obj, key)
+    suggestions: list[tuple[str, str]] = []
+    if not history:
+        suggestions = store.entity_keys(obj, key)
+        exact = [found for found in suggestions if found[0].lower() == obj.lower() and found[1].lower() == key.lower()]
+        if len(exact) == 1:
+            return RedirectResponse(f"/lineage/{quote(exact[0][0], safe='')}/{quote(exact[0][1], safe='')}",
+                                    status_code=303)  # fmt: skip
     return _page(request, "entity.html", caller, object=obj, key=key, decisions=list(reversed(history)),
-                 calls=model_calls_seen(history))  # fmt: skip
+                 calls=model_calls_seen(history), suggestions=suggestions)  # fmt: skip
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
@@ -260,19 +303,17 @@ def evaluate(request: Request, caller: DashboardOperator) -> Response:
     return RedirectResponse("/", status_code=303)
 
 
-def _incident(row: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {**row, **durations(row, now), "open": row["recovered_at"] is None}
-
-
 def _local(target: str) -> str:
     """Only paths of this site as a redirect target (no open redirect to another host)."""
     return target if target.startswith("/") and not target.startswith("//") else "/"
 
 
-def _reason_codes() -> list[Any]:
-    from guard import ReasonCode
-
+def _reason_codes() -> list[ReasonCode]:
     return list(ReasonCode)
+
+
+#: Reason codes that warn (the record still reaches the model) rather than block.
+_WARNING_CODES = frozenset(code.value for code in ReasonCode if code.action is Action.WARN)
 
 
 def _run_graph(found: dict[str, Any]) -> Any:
@@ -290,8 +331,9 @@ def _run_graph(found: dict[str, Any]) -> Any:
                 if d["object"] and d["key"]
                 else None
             )
-            label = f"{d['action']}: {d['object'] or '?'} {d['key'] or d['record_id']}"
-            nodes.append(charts.Node(f"r:{d['position']}", 1, label, tones[d["action"]], href))
+            label = f"{_ACTION_WORDS[d['action']]}: {d['object'] or '?'} {d['key'] or d['record_id']}"
+            nodes.append(charts.Node(f"r:{d['position']}", 1, label, tones[d["action"]], href,
+                                     f"from {d['source'] or '(no source)'}"))  # fmt: skip
             edges += [(f"s:{d['source'] or '(no source)'}", f"r:{d['position']}"), (f"r:{d['position']}", "run")]
     else:
         groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
@@ -301,7 +343,7 @@ def _run_graph(found: dict[str, Any]) -> Any:
             codes = sorted({code for d in members for code in d["reasons"]})
             why = f" ({', '.join(codes[:2])})" if codes else ""
             label = f"{len(members)} {obj} {_ACTION_WORDS[action]}{why}"
-            nodes.append(charts.Node(f"g:{index}", 1, label, tones[action]))
+            nodes.append(charts.Node(f"g:{index}", 1, label, tones[action], detail=f"from {source}"))
             edges += [(f"s:{source}", f"g:{index}"), (f"g:{index}", "run")]
     nodes.append(charts.Node("run", 2, f"run {found['run_id'][:8]}: {found['verdict']}"))
     for index, call in enumerate(found["model_calls"]):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from markupsafe import Markup
+
+from guard._durations import humanize_seconds
 from guard.health import HealthState, PointHealth
 
 STATE_WORDS = {
@@ -18,21 +20,8 @@ STATE_ICONS = {HealthState.HEALTHY: "✓", HealthState.DEGRADED: "!", HealthStat
 
 
 def duration(seconds: float | None) -> str:
-    """`47 min`, `3 h 5 min`, `2 days 4 h`, `40 s`; an em dash for nothing."""
-    if seconds is None:
-        return "—"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    minutes, hours, days = whole // 60, whole // 3600, whole // 86400
-    if whole < 3600:
-        return f"{minutes} min"
-    if whole < 86400:
-        rest = minutes - hours * 60
-        return f"{hours} h {rest} min" if rest else f"{hours} h"
-    rest_hours = hours - days * 24
-    unit = "day" if days == 1 else "days"
-    return f"{days} {unit} {rest_hours} h" if rest_hours else f"{days} {unit}"
+    """`47m`, `3h 5m`, `2d 4h`, `40s` (as the API's findings word them); an em dash for nothing."""
+    return "—" if seconds is None else humanize_seconds(seconds)
 
 
 def when(moment: datetime | None) -> str:
@@ -40,6 +29,11 @@ def when(moment: datetime | None) -> str:
     if moment is None:
         return "—"
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def when_html(moment: datetime | None) -> Markup:
+    """`when`, kept on one line (a date does not break at its hyphens)."""
+    return Markup('<span class="when">{}</span>').format(when(moment))
 
 
 def ago(moment: datetime | None, now: datetime) -> str:
@@ -50,20 +44,18 @@ def ago(moment: datetime | None, now: datetime) -> str:
 
 
 def percent(share: float | None) -> str:
-    """`2.5%`, `0.04%`."""
+    """`2.5%`, `0.04%`, `2%` (no trailing `.0`)."""
     if share is None:
         return "—"
     value = share * 100
-    return f"{value:.2f}%" if 0 < value < 1 else f"{value:.1f}%"
+    text = f"{value:.2f}" if 0 < value < 1 else f"{value:.1f}"
+    return text.rstrip("0").rstrip(".") + "%" if "." in text else text + "%"
 
 
-def tile(
-    health: PointHealth, alerts: Sequence[Mapping[str, Any]], channels: Sequence[str], now: datetime
-) -> dict[str, Any]:
-    """One overview tile: the state in a word, a sentence of what is wrong, and who has been told."""
+def tile(health: PointHealth, now: datetime) -> dict[str, Any]:
+    """One overview tile: the state in a word and a sentence of what is wrong (or right)."""
     state = health.state
     name = f"{health.source} → {health.object}"
-    troubled = state not in (None, HealthState.HEALTHY)
     return {
         "source": health.source,
         "object": health.object,
@@ -71,8 +63,7 @@ def tile(
         "state": None if state is None else state.value,
         "state_word": "No SLA" if state is None else STATE_WORDS[state],
         "icon": "·" if state is None else STATE_ICONS[state],
-        "sentence": f"{name}: {situation(health, now)}"
-        + (f". {_capital(told(health, alerts, channels))}." if troubled else ""),
+        "sentence": situation(health, now),
         "team": health.team,
         "health": health,
     }
@@ -102,22 +93,3 @@ def situation(health: PointHealth, now: datetime) -> str:
     if not parts:
         return f"no sync reported and no record checked in the last {duration(health.window_s)}"
     return "; ".join(parts)
-
-
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def told(health: PointHealth, alerts: Sequence[Mapping[str, Any]], channels: Sequence[str]) -> str:
-    """Who knows: alerted, being alerted, failed, or no channel to alert."""
-    team = health.team or "its owners"
-    if not channels:
-        return "no alert channel is set for it in the policy"
-    if not alerts:
-        return f"{team} will be alerted at the next evaluation"
-    failed = [a for a in alerts if a["failed_at"] is not None]
-    if failed:
-        return f"alerting {team} failed ({', '.join(a['channel'] for a in failed)}): {failed[0]['last_error']}"
-    if all(a["delivered_at"] is not None for a in alerts):
-        return f"{team} has been alerted"
-    return f"alerting {team} ({', '.join(a['channel'] for a in alerts if a['delivered_at'] is None)}: retrying)"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import asdict
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
@@ -16,6 +17,7 @@ from api.openapi import links, to_acknowledge, to_heartbeat, to_incident, to_run
 from api.problems import responses
 from api.schemas import Timestamp
 from guard import LineageStore
+from guard import impact as impacts
 from guard._timestamps import utc_now
 from guard.incidents import durations
 
@@ -92,15 +94,17 @@ async def acknowledge(caller: OperatorCaller, store: StoreDep, incident_id: Inci
 
 
 def _out(store: LineageStore, row: dict[str, Any], now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    end = row["recovered_at"] or now
-    impact = store.incident_impact(row["source"], row["object"], row["started_at"] - timedelta(seconds=1), end)
-    used = [run for run in impact if run["allowed"] + run["warned"] > 0]
+    impact = impacts.of_incident(store, row, now)
     out = {
         **{name: row[name] for name in ("id", "source", "object", "breaches", "findings", "started_at", "detected_at",
                                          "acknowledged_at", "acknowledged_by", "recovered_at", "recovery_objective_s")},
         "open": row["recovered_at"] is None,
         **durations(row, now),
-        "runs_affected": len(used),
-        "model_calls_affected": sum(len(run["model_calls"]) for run in used),
+        "runs_affected": impact.checks_let_through,
+        "model_calls_affected": impact.model_calls,
+        "records_let_through": impact.records_let_through,
+        "records_withheld": impact.records_withheld,
+        "impact_summary": impact.sentence(),
     }  # fmt: skip
-    return out, impact
+    runs = [{**asdict(check), "let_through": check.let_through} for check in impact.checks]
+    return out, runs

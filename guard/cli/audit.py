@@ -11,11 +11,12 @@ import polars as pl
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from guard import Action, Guard, Policy, ReasonCode, load_policy
 from guard.cli.check import parse_now
 from guard.cli.output import EXIT_BLOCKED, EXIT_OK, bad_input_exits, error_console, results_console, working
-from guard.cli.render_check import NO_SOURCE, headline, reasons_table, sources_table
+from guard.cli.render_check import NO_SOURCE, headline, reasons_table, sources_table, verdict_line
 from guard.cli.tables import input_rows, read_chunks, write_decisions
 from guard.columnar.check import FrameResult
 
@@ -83,7 +84,7 @@ def audit_command(
                 result = guard.check_frame(frame, pipeline=pipeline, now=now)
             if out is not None:
                 write_decisions(result.decisions, out)
-    render_audit(result, guard.policy, results_console(), recorded=database is not None)
+    render_audit(result, guard.policy, results_console(), recorded=database is not None, wrote=out)
     raise typer.Exit(EXIT_BLOCKED if result.counts[Action.BLOCK] else EXIT_OK)
 
 
@@ -110,12 +111,20 @@ def _read_all(inputs: list[Path], console: Console) -> pl.DataFrame:
     return pl.concat(chunks, how="diagonal_relaxed") if chunks else pl.DataFrame()
 
 
-def render_audit(result: FrameResult, policy: Policy, console: Console, *, recorded: bool) -> None:
-    """What `freshguard check` prints, from a decisions frame."""
+def render_audit(
+    result: FrameResult, policy: Policy, console: Console, *, recorded: bool, wrote: Path | None = None
+) -> None:
+    """What `freshguard check` prints, from a decisions frame: the verdict first and last, the tables between."""
     console.print(headline(result, recorded=recorded))
     decisions = result.decisions
-    if decisions.height == 0:
-        return
+    if decisions.height > 0:
+        _render_tables(decisions, policy, console)
+    if wrote is not None:
+        console.print(Text(f"wrote {decisions.height:,} decisions to {wrote}"), soft_wrap=True)
+    console.print(verdict_line(result), soft_wrap=True)
+
+
+def _render_tables(decisions: pl.DataFrame, policy: Policy, console: Console) -> None:
     found = (
         decisions.select("codes", "messages")
         .explode("codes", "messages")

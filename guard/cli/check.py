@@ -9,6 +9,7 @@ from typing import Annotated, BinaryIO
 
 import orjson
 import typer
+from rich.text import Text
 
 from guard import Action, CheckResult, Guard, load_policy
 from guard.cli.output import (
@@ -81,24 +82,35 @@ def check_command(
 ) -> None:
     """Check a file of records against a policy: may the model see each one?
 
-    Prints what was allowed, warned and blocked, and why. The exit status tells a script what happened:
+    Prints what was allowed, warned and blocked, and why, and ends on a one-line verdict. A line that
+    cannot be read is reported by its line number (the first 20, then a count) and the rest is still
+    checked. The exit status tells a script what happened:
 
-    * 0: nothing was blocked;
-    * 1: some record was blocked;
-    * 2: nothing was checked: a file that cannot be read, a line that is not JSON, a policy that does not
-      load, a signing key that is not set, or a lineage store that cannot be reached.
+    * 0: nothing was withheld from the model (an empty file says so and exits 0);
+    * 1: some record was blocked, or some line could not be read;
+    * 2: nothing was checked: a file that cannot be opened or with no readable line, a policy that does
+      not load, a signing key that is not set, or a lineage store that cannot be reached;
+    * 3: a bug in Freshguard (the message says how to report it).
     """
     progress = error_console()
     with bad_input_exits(), ExitStack() as stack:
         guard = stack.enter_context(Guard(load_policy(policy), store=database))
-        batch = read_records(records, progress)
+        read = read_records(records, progress)
+        for line in read.report():
+            progress.print(Text(line, style="yellow"), soft_wrap=True)
+        if read.empty:
+            results_console().print(f"{read.name} is empty: there is no record to check.")
+            raise typer.Exit(EXIT_OK)
+        if not read.records:
+            fail(f"{read.name}: no line holds a record (one JSON object a line); nothing was checked")
         sink = stack.enter_context(_open_out(out)) if out is not None else None
-        with working(progress, f"Checking {len(batch):,} records…"):
-            result = guard.check(batch, pipeline=pipeline, now=now)
+        with working(progress, f"Checking {len(read.records):,} records…"):
+            result = guard.check(read.records, pipeline=pipeline, now=now)
         if sink is not None:
             write_decisions(result, sink)
-    render_check(result, guard.policy, results_console(), recorded=database is not None)
-    raise typer.Exit(EXIT_BLOCKED if result.counts[Action.BLOCK] else EXIT_OK)
+    render_check(result, guard.policy, results_console(), recorded=database is not None,
+                 unreadable=len(read.unreadable), wrote=out)  # fmt: skip
+    raise typer.Exit(EXIT_BLOCKED if result.counts[Action.BLOCK] or read.unreadable else EXIT_OK)
 
 
 def write_decisions(result: CheckResult, sink: BinaryIO) -> None:

@@ -11,6 +11,7 @@ from guard import __version__
 from guard.cli import policy
 from guard.cli.audit import audit_command
 from guard.cli.check import check_command
+from guard.cli.demo import demo_command
 from guard.cli.serve import serve_command
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
 app.command("check", no_args_is_help=True)(check_command)
 app.command("serve", no_args_is_help=False)(serve_command)
 app.command("audit", no_args_is_help=True)(audit_command)
+app.command("demo", no_args_is_help=False)(demo_command)
 app.add_typer(policy.app)
 
 

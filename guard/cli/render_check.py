@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
@@ -37,33 +38,54 @@ _MEANING = {
 NO_SOURCE = "(no source)"
 
 
-def render_check(result: CheckResult, policy: Policy, console: Console, *, recorded: bool) -> None:
-    """Print the verdict line, then what was blocked or warned and why, then the tally by source."""
-    console.print(headline(result, recorded=recorded))
-    if len(result.decisions) == 0:
-        return
-    reasons = reason_table(result)
-    if reasons.row_count:
+def render_check(
+    result: CheckResult,
+    policy: Policy,
+    console: Console,
+    *,
+    recorded: bool,
+    unreadable: int = 0,
+    wrote: Path | None = None,
+) -> None:
+    """Print the verdict, what was blocked or warned and why, the tally by source, and the verdict again in one line.
+
+    The verdict comes first (for whoever reads from the top) and last (for whoever reads the end of
+    the screen, as pytest and dbt end).
+    """
+    console.print(headline(result, recorded=recorded, unreadable=unreadable))
+    if len(result.decisions) > 0:
+        reasons = reason_table(result)
+        if reasons.row_count:
+            console.print()
+            console.print(reasons)
         console.print()
-        console.print(reasons)
+        console.print(source_table(result, policy))
     console.print()
-    console.print(source_table(result, policy))
+    if wrote is not None:
+        console.print(Text(f"wrote {len(result.decisions):,} decisions to {wrote}"), soft_wrap=True)
+    console.print(verdict_line(result, unreadable=unreadable), soft_wrap=True)
 
 
-def headline(result: CheckResult | FrameResult, *, recorded: bool) -> Group:
-    """Verdict, counts, duration, policy and run id."""
+def verdict_line(result: CheckResult | FrameResult, *, unreadable: int = 0) -> Text:
+    """`Verdict: PARTIAL — 13 of 22 records withheld from the model` (and the lines that could not be read)."""
     counts = result.counts
     total = len(result.decisions)
     blocked = counts[Action.BLOCK]
     if result.verdict is Verdict.PASS:
         outcome = f"all {total:,} records may reach the model" if total else "there were no records to check"
     elif result.verdict is Verdict.BLOCKED:
-        outcome = f"all {total:,} records kept from the model"
+        outcome = f"all {total:,} records withheld from the model"
     else:
-        outcome = f"{blocked:,} of {total:,} records kept from the model"
-    verdict = Text.assemble(
-        (f"Verdict: {result.verdict.value.upper()}", _VERDICT_STYLE[result.verdict]), f" — {outcome}"
-    )
+        outcome = f"{blocked:,} of {total:,} records withheld from the model"
+    if unreadable:
+        outcome += f"; {unreadable:,} unreadable line{'s' if unreadable > 1 else ''} not checked"
+    return Text.assemble((f"Verdict: {result.verdict.value.upper()}", _VERDICT_STYLE[result.verdict]), f" — {outcome}")
+
+
+def headline(result: CheckResult | FrameResult, *, recorded: bool, unreadable: int = 0) -> Group:
+    """Verdict, counts, duration, policy and run id."""
+    counts = result.counts
+    verdict = verdict_line(result, unreadable=unreadable)
     tally = Text.assemble(
         *_joined([(f"{counts[action]:,} {_past(action)}", _ACTION_STYLE[action]) for action in Action]),
         f" · checked in {_seconds(result.duration_s)}",
@@ -90,19 +112,21 @@ def reason_table(result: CheckResult) -> Table:
 
 def reasons_table(records: Mapping[ReasonCode, int], examples: Mapping[ReasonCode, str]) -> Table:
     """`reason_table` from the number of records per code and one message of each code."""
-    table = Table(title="Blocked and warned by reason", title_justify="left", expand=False)
-    table.add_column("Reason")
-    table.add_column("Effect")
-    table.add_column("Records", justify="right")
-    table.add_column("Example")
     order = list(ReasonCode)
-    for code, count in sorted(records.items(), key=lambda item: (-item[1], order.index(item[0]))):
-        action = code.action
+    table = Table(title="Blocked and warned by reason", title_justify="left", expand=True)
+    codes = sorted(records, key=lambda code: (-records[code], order.index(code)))
+    table.add_column("Reason", no_wrap=True, min_width=max([len(code.value) for code in codes] or [6]))
+    table.add_column("Effect", no_wrap=True, min_width=6)
+    table.add_column("Records", justify="right", no_wrap=True, min_width=7)
+    # One line a reason: the example is cut to the terminal's width (the decisions file has every message).
+    table.add_column("What it means: an example", no_wrap=True, overflow="ellipsis", ratio=1)
+    for code in codes:
+        count, action = records[code], code.action
         table.add_row(
-            Text.assemble((code.value, "bold"), "\n", (_MEANING.get(code, ""), "dim")),
+            Text(code.value, style="bold"),
             Text("blocks" if action is Action.BLOCK else "warns", style=_ACTION_STYLE[action]),
             f"{count:,}",
-            Text(examples[code]),
+            Text.assemble((f"{_MEANING.get(code, '')}: ", "dim"), examples[code]),
         )
     return table
 

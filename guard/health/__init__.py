@@ -107,6 +107,13 @@ class PointHealth:
         """How people name the point: `sap → customer`."""
         return f"{self.source} → {self.object}"
 
+    @property
+    def budget_left(self) -> float | None:
+        """Share of the error budget left over the window: 1 - block_rate / max_block_rate (0 when spent)."""
+        if self.block_rate is None or not self.max_block_rate:
+            return None
+        return max(0.0, 1 - self.block_rate / self.max_block_rate)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {

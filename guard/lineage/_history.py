@@ -74,6 +74,27 @@ class HistoryStore(StoreBase):
             decision["model_calls"] = calls[decision["run_id"]]
         return history
 
+    def entity_keys(self, obj: str, key: str, limit: int = 10) -> list[tuple[str, str]]:
+        """Entities matching object and key case-insensitively, exact matches first, then keys holding `key`."""
+        wanted_obj, wanted_key = storable(obj).lower(), storable(key).lower()
+        lowered = sa.func.lower(run_records.c.key)
+        same_object = sa.func.lower(run_records.c.object) == wanted_obj
+        escaped = wanted_key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        found: list[tuple[str, str]] = []
+        with self._connect("look an entity up") as conn:
+            for condition in (lowered == wanted_key, lowered.like(f"%{escaped}%", escape="\\")):
+                query = (
+                    sa.select(run_records.c.object, run_records.c.key)
+                    .where(same_object, condition, run_records.c.key.is_not(None))
+                    .distinct()
+                    .order_by(run_records.c.key)
+                    .limit(limit)
+                )
+                for row in conn.execute(query):
+                    if (row[0], row[1]) not in found and len(found) < limit:
+                        found.append((row[0], row[1]))
+        return found
+
     def decisions(
         self,
         *,

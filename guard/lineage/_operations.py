@@ -173,6 +173,10 @@ class Operations:
         """The open incident of each point that has one."""
         return open_incidents(self.conn)
 
+    def impact(self, source: str, obj: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """As `LineageStore.incident_impact`, inside this transaction."""
+        return impact(self.conn, source, obj, start, end)
+
     def set_state(self, point: tuple[str, str], state: str, *, at: datetime, known: bool) -> None:
         """Record a point's new state, taken `at`."""
         source, obj = point
@@ -250,6 +254,11 @@ class OperationsStore(StoreBase):
         """The runs that decided records of (source, obj) in [start, end], and their model calls."""
         with self._connect("read an incident's impact", extra_s=REPORT_EXTRA_S) as conn:
             return impact(conn, source, obj, start, end)
+
+    def point_states(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The last recorded state of every integration point: state, since, evaluated_at."""
+        with self._connect("read integration points' states") as conn:
+            return point_states_now(conn)
 
     def state_changes_since(self, start: datetime) -> list[dict[str, Any]]:
         """Integration points' state changes since `start`, oldest first."""

@@ -359,6 +359,9 @@ def _sla_changes(path: str, point: str, old: SLASpec, new: SLASpec) -> Iterator[
     for channel in sorted(set(old.notify) - set(new.notify)):
         yield Change(f"{path}.notify.{channel}", ChangeKind.REMOVED, f"{label}: no longer notifies {channel}")
     yield from _schedule_changes(f"{path}.schedule", f"{label}: schedule", old.schedule, new.schedule)
+    if old.runbook != new.runbook:
+        yield Change(f"{path}.runbook", ChangeKind.CHANGED, f"{label}: runbook {old.runbook or '(none)'} → "
+                     f"{new.runbook or '(none)'}")  # fmt: skip
 
 
 def _schedule_terms(schedule: ScheduleSpec | None) -> dict[str, str | None]:

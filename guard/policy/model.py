@@ -209,6 +209,9 @@ class SLASpec(_Strict):
     recovery: Duration | None = None
     notify: list[Name] = Field(default_factory=list)
     schedule: ScheduleSpec | None = None
+    runbook: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2000)] | None = Field(
+        None, description="an http(s) URL of what to do when the point breaks; in alerts and on the dashboard"
+    )
 
 
 class NotifySpec(_Strict):

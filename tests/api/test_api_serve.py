@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from guard.cli.main import app
 from tests.conftest import EXAMPLE_POLICY
+from tests.serving import FRESHGUARD, free_port, serving
 
 Fresh = Callable[..., dict[str, Any]]
 
@@ -56,3 +58,20 @@ def test_serve_exits_2_with_the_policy_message_when_the_policy_does_not_load(tmp
     assert result.exit_code == 2
     assert f"policy {bad} is refused" in result.output
     assert "Traceback" not in result.output
+
+
+def test_freshguard_demo_serves_a_seeded_day_with_an_incident_on_loopback_and_says_where(tmp_path: Path) -> None:
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if not name.endswith("_WEBHOOK_URL")}
+    command = [FRESHGUARD, "demo", "--port", str(port), "--hours", "6"]
+    with serving(command, port=port, env=env, log=tmp_path / "demo.log") as served:
+        assert f"The dashboard: http://127.0.0.1:{port}/" in served.log_text()
+        incidents = httpx2.get(f"{served.base}/v1/incidents?state=open").json()["incidents"]
+        touched = [i for i in incidents if i["model_calls_affected"] > 0]
+        assert touched != []  # an open incident, and what it touched
+        page = httpx2.get(f"{served.base}/", headers={"accept": "text/html"}).text
+        assert f'data-incident="{touched[0]["id"]}"' in page
+        assert "OPS_WEBHOOK_URL" in page  # the channel that cannot deliver, flagged
+        log = served.log_text()
+    assert log.count("configuration: alert channel ops") == 1  # said once, at start
+    assert "given up" not in log

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from api import Settings, create_app
 from api.dashboard.auth import COOKIE
+from guard.lineage.tables import alert_outbox, state_changes
 from tests.api.conftest import auth_as, key_of, seed_store
 from tests.serving import AppClient
 
@@ -45,8 +48,9 @@ def test_the_overview_says_each_state_in_words_and_who_was_told(open_board: AppC
     text = page.text
     assert "sap → customer" in text
     assert "✕ Breached" in text  # a word and an icon, not colour alone
-    assert "behind by 3 h" in text
-    assert "agreed 15 min" in text
+    assert "behind by 3h" in text  # durations as the API's findings word them
+    assert "agreed 15m" in text
+    assert "OPS_WEBHOOK_URL" in text  # the alert channel that cannot deliver is flagged
     assert "✓ Healthy" in text
     assert "Other integration points" in text
     assert "Open incidents" in text
@@ -188,3 +192,50 @@ def test_an_operator_re_checks_every_sla_now(open_board: AppClient) -> None:
 
     assert (done.status_code, done.headers["location"]) == (303, "/")
     assert forged.status_code == 403
+
+
+def test_the_api_the_pages_and_the_alerts_agree_on_an_incidents_impact(open_board: AppClient, seeded: str) -> None:
+    incidents = open_board.get("/v1/incidents").json()["incidents"]
+    recovered = next(i for i in incidents if not i["open"])
+    touched = next(i for i in incidents if i["open"] and i["model_calls_affected"] > 0)
+    overview = open_board.get("/", headers=HTML).text
+    for incident in (recovered, touched):
+        detail = open_board.get(f"/v1/incidents/{incident['id']}").json()
+        let_through = [run for run in detail["impact"] if run["allowed"] + run["warned"] > 0]
+        # counted again here, from the listed checks: what each figure means
+        assert detail["model_calls_affected"] == sum(len(run["model_calls"]) for run in let_through) > 0
+        assert detail["runs_affected"] == len(let_through)
+        assert detail["records_let_through"] == sum(run["allowed"] + run["warned"] for run in detail["impact"])
+        page = open_board.get(f"/incidents/{incident['id']}", headers=HTML).text
+        assert _impact_figures(page) == {
+            "model_calls": detail["model_calls_affected"],
+            "records_let_through": detail["records_let_through"],
+            "checks_let_through": detail["runs_affected"],
+        }
+    card = overview[overview.index(f'data-incident="{touched["id"]}"') :]
+    assert _impact_figures(card)["model_calls"] == touched["model_calls_affected"]
+    # The alert sent when the recovered incident closed carries the same figures (guard.impact, once).
+    engine = sa.create_engine(seeded)
+    with engine.connect() as conn:
+        documents = [
+            row.payload
+            for row in conn.execute(
+                sa.select(alert_outbox.c.payload)
+                .join(state_changes, state_changes.c.id == alert_outbox.c.change_id)
+                .where(state_changes.c.state == "healthy", state_changes.c.source == recovered["source"],
+                       state_changes.c.object == recovered["object"])
+            )
+        ]  # fmt: skip
+    engine.dispose()
+    closing = [d for d in documents if (d["incident"] or {}).get("id") == recovered["id"]]
+    assert closing != []
+    assert closing[0]["incident"]["impact"]["model_calls"] == recovered["model_calls_affected"]
+    assert closing[0]["incident"]["impact"]["records_let_through"] == recovered["records_let_through"]
+
+
+def _impact_figures(html: str) -> dict[str, int]:
+    """The first impact figures a page shows (data-impact marks them)."""
+    found: dict[str, int] = {}
+    for name, value in re.findall(r'data-impact="(\w+)">(\d+)<', html):
+        found.setdefault(name, int(value))
+    return found

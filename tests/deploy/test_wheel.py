@@ -91,5 +91,6 @@ def test_the_images_wheel_holds_the_service_and_its_pages(wheel: zipfile.ZipFile
     names = set(wheel.namelist())
 
     assert {"guard/engine.py", "api/app.py"} <= names
+    assert "guard/cli/support-assistant.yaml" in names  # `freshguard demo` runs under the example policy
     assert any(name.startswith("api/dashboard/templates/") for name in names)
     assert any(name.startswith("guard/lineage/migrations/versions/") for name in names)
