@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 _log = logging.getLogger("freshguard.store")
 
-#: How often the watchdog looks at the clock when something is due (seconds).
+#: The watchdog wakes at most this often (seconds): a deadline is acted on at most this late.
 _TICK_S = 0.05
 
 
@@ -81,9 +81,12 @@ class Watchdog:
             return
         watch = Watch(time.monotonic() + seconds)
         with self._lock:
+            # The thread sleeps until the earliest deadline: wake it only when this one comes first.
+            earliest = not self._heap or watch.deadline < self._heap[0][0]
             heapq.heappush(self._heap, (watch.deadline, next(self._order), watch))
             self._start()
-        self._wake.set()
+        if earliest:
+            self._wake.set()
         try:
             yield watch
         finally:
@@ -101,7 +104,8 @@ class Watchdog:
                 due: list[Watch] = []
                 while self._heap and self._heap[0][0] <= now:
                     due.append(heapq.heappop(self._heap)[2])
-                wait = min(self._heap[0][0] - now, _TICK_S) if self._heap else None
+                # Deadlines come due in bursts (one per operation, done or not): handle them at most every tick.
+                wait = max(self._heap[0][0] - now, _TICK_S) if self._heap else None
                 self._wake.clear()
             for watch in due:
                 if not watch.done:  # still running: its deadline passed
