@@ -35,9 +35,18 @@ class Gateway:
         self.openai_url = f"{base_url}/v1/openai"
         self.database_url = database_url
         self.app = app
+        self._clients: list[OpenAI] = []
 
     def client(self, api_key: str = "unused-in-open-mode", **options: Any) -> OpenAI:
-        return OpenAI(base_url=self.openai_url, api_key=api_key, max_retries=options.pop("max_retries", 2), **options)
+        """A real openai client of the gateway (closed with the gateway)."""
+        made = OpenAI(base_url=self.openai_url, api_key=api_key, max_retries=options.pop("max_retries", 2), **options)
+        self._clients.append(made)
+        return made
+
+    def close(self) -> None:
+        """Close the clients made, so that no connection is left for the garbage collector to find."""
+        for made in self._clients:
+            made.close()
 
     def store(self) -> LineageStore:
         return LineageStore(self.database_url, migrate=False)
@@ -63,7 +72,11 @@ def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **settings: Any) -> I
     database_url = f"sqlite:///{tmp_path / 'gateway.db'}"
     app = create_app(Settings(policy=EXAMPLE_POLICY, database_url=database_url, **settings))
     for base_url in serve(app):
-        yield Gateway(base_url, database_url, app)
+        gateway = Gateway(base_url, database_url, app)
+        try:
+            yield gateway
+        finally:
+            gateway.close()
 
 
 @pytest.fixture
