@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -123,6 +124,10 @@ def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
         if settings.watch_every_s > 0:
             watcher.start(settings.watch_every_s)
         app.state.watcher = watcher
+        # What start-up built (the policy, its pandera schemas, modules) lives as long as the process:
+        # out of the collector's sight, a full collection no longer walks it mid-request (p99 of a check
+        # 101 -> 36 ms on bench/bench_service.py). Checks' own garbage is collected as before.
+        gc.freeze()
         try:
             yield
         finally:
