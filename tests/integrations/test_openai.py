@@ -32,8 +32,22 @@ def lineage(checker: Checker, request: pytest.FixtureRequest) -> Iterator[Lineag
     store.close()
 
 
+_MADE: list[OpenAI] = []
+
+
 def openai_client(upstream: Upstream) -> OpenAI:
-    return OpenAI(base_url=upstream.base_url, api_key="sk-test", max_retries=0)
+    """A real openai client of the stand-in upstream, closed after the test (see `_close_clients`)."""
+    made = OpenAI(base_url=upstream.base_url, api_key="sk-test", max_retries=0)
+    _MADE.append(made)
+    return made
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """No client's connection is left for the garbage collector to find in a later test."""
+    yield
+    while _MADE:
+        _MADE.pop().close()
 
 
 def calls(store: LineageStore, run_id: str) -> list[tuple[str, str | None, Any]]:
