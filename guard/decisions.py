@@ -116,7 +116,7 @@ class DecisionTable(Sequence[Decision]):
     (the store writes the columns), so making an object per record would be waste.
     """
 
-    __slots__ = ("actions", "ages", "ids", "keys", "objects", "observed", "reasons", "sources", "updated")
+    __slots__ = ("actions", "ages", "counted", "ids", "keys", "objects", "observed", "reasons", "sources", "updated")
 
     def __init__(
         self,
@@ -134,6 +134,8 @@ class DecisionTable(Sequence[Decision]):
         self.ids, self.actions, self.reasons = ids, actions, reasons
         self.objects, self.keys, self.sources = objects, keys, sources
         self.observed, self.updated, self.ages = observed, updated, ages
+        #: The tallies per integration point, once `guard.tallies.tally_check` has counted them (read, never change).
+        self.counted: list[Any] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)

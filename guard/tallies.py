@@ -82,7 +82,18 @@ def bucket_quantile(buckets: Sequence[int], quantile: float, observed_max: float
 
 
 def tally_check(table: DecisionTable) -> list[Tally]:
-    """One tally per integration point the check's records named, in the order first seen."""
+    """One tally per integration point the check's records named, in the order first seen.
+
+    Counted once per check: the lineage store and the metrics both ask, and share the answer (never change it).
+    """
+    if table.counted is not None:
+        counted: list[Tally] = table.counted
+        return counted
+    table.counted = _count(table)
+    return table.counted
+
+
+def _count(table: DecisionTable) -> list[Tally]:
     found: dict[IntegrationPoint, Tally] = {}
     bounds = AGE_BOUNDS_S
     block, warn = Action.BLOCK, Action.WARN

@@ -94,3 +94,10 @@ def test_merged_tallies_equal_one_tally_of_every_record(minimal_policy: Policy, 
     whole = tally_check(guard.check(first + second, pipeline="p", now=NOW).decisions)
 
     assert list(merged.values()) == whole
+
+
+def test_a_check_is_counted_once_however_often_its_tallies_are_asked_for(guard: Guard, record: RecordFactory) -> None:
+    """The store and the metrics both ask for a check's tallies: the second asks the first's answer."""
+    table = guard.check([record(), record(key="C-2")], pipeline="rag", now=NOW).decisions
+
+    assert tally_check(table) is tally_check(table)
