@@ -189,10 +189,7 @@ async def chat_completions(
     _idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Check the records a chat request carries, then forward it upstream (withheld or refused per policy)."""
-    return await idempotent(
-        request, caller, guard.store, lambda: _guarded(request, CHAT, caller, guard, settings=settings,
-                                                       metrics=metrics), refuse=_refusal,
-    )  # fmt: skip
+    return await _once(request, CHAT, caller, guard, settings=settings, metrics=metrics)
 
 
 @router.post(
@@ -223,10 +220,18 @@ async def create_response(
     _idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Check the records in a Responses request's `function_call_output` items, then forward it upstream."""
-    return await idempotent(
-        request, caller, guard.store, lambda: _guarded(request, RESPONSES, caller, guard, settings=settings,
-                                                       metrics=metrics), refuse=_refusal,
-    )  # fmt: skip
+    return await _once(request, RESPONSES, caller, guard, settings=settings, metrics=metrics)
+
+
+async def _once(
+    request: Request, shape: RequestShape, caller: Caller, guard: Guard, *, settings: Settings, metrics: ServiceMetrics
+) -> Response:
+    """`_guarded`, answered once per Idempotency-Key (a retry with the key gets the first answer)."""
+
+    async def answer() -> Response:
+        return await _guarded(request, shape, caller, guard, settings=settings, metrics=metrics)
+
+    return await idempotent(request, caller, guard.store, answer, refuse=_refusal)
 
 
 def _refusal(status: int, kind: str, detail: str, headers: Mapping[str, str]) -> Response:

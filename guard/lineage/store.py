@@ -129,14 +129,11 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         if writer is None:
             self.write_checks([prepared])
             return
-        waited = self.timeout_s + prepared.size * WRITE_S_PER_RECORD + 0.5
+        waited = self._commit_wait(prepared)
         try:
             writer.submit(prepared).result(timeout=waited)
         except FutureTimeout:
-            raise StoreTimeoutError(
-                f"the lineage store {self.url} did not keep run {result.run_id} within {waited:.1f} s (its deadline); "
-                "the store may be overloaded or unreachable: try again shortly"
-            ) from None
+            raise self._not_kept(result, waited) from None
 
     async def arecord_check(
         self, result: CheckResult, records: Sequence[Any], learned: Mapping[Entity, datetime]
@@ -147,15 +144,22 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         if writer is None:
             await asyncio.to_thread(self.write_checks, [prepared])
             return
-        waited = self.timeout_s + prepared.size * WRITE_S_PER_RECORD + 0.5
+        waited = self._commit_wait(prepared)
         try:
             async with asyncio.timeout(waited):
                 await asyncio.wrap_future(writer.submit(prepared))
         except TimeoutError:
-            raise StoreTimeoutError(
-                f"the lineage store {self.url} did not keep run {result.run_id} within {waited:.1f} s (its deadline); "
-                "the store may be overloaded or unreachable: try again shortly"
-            ) from None
+            raise self._not_kept(result, waited) from None
+
+    def _commit_wait(self, prepared: PreparedCheck) -> float:
+        """How long a caller waits for the group commit of its check: the write's own deadline, and slack."""
+        return self.timeout_s + prepared.size * WRITE_S_PER_RECORD + 0.5
+
+    def _not_kept(self, result: CheckResult, waited: float) -> StoreTimeoutError:
+        return StoreTimeoutError(
+            f"the lineage store {self.url} did not keep run {result.run_id} within {waited:.1f} s (its deadline); "
+            "the store may be overloaded or unreachable: try again shortly"
+        )
 
     def write_check(
         self, result: CheckResult, hashes: Sequence[str | None], learned: Mapping[Entity, datetime]
