@@ -7,6 +7,7 @@ and three round trips to the pool cost a check more than its decision.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -61,6 +62,27 @@ async def get_current_guard(request: Request, guard: GuardDep, settings: Setting
 
 #: For routes that decide or validate under the policy: it is brought up to date first.
 CurrentGuardDep = Annotated[Guard, Depends(get_current_guard)]
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """What a route that decides needs, in one dependency: FastAPI solves each dependency on every request."""
+
+    guard: Guard  # switched to the newest policy version first, as `CurrentGuardDep`
+    settings: Settings
+    metrics: ServiceMetrics
+
+
+async def get_service(request: Request) -> Service:
+    """The guard (its policy brought up to date), the settings and the metrics."""
+    state = request.app.state
+    settings: Settings = state.settings
+    guard = await get_current_guard(request, await get_guard(request), settings)
+    return Service(guard, settings, state.metrics)
+
+
+#: For routes on the hot path (checks, the gateway): one dependency instead of three with their own.
+ServiceDep = Annotated[Service, Depends(get_service)]
 
 
 async def get_store(guard: GuardDep) -> LineageStore:

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentGuardDep, IdempotencyKey, MetricsDep, PipelineCaller, SettingsDep
+from api.deps import IdempotencyKey, PipelineCaller, ServiceDep
 from api.idempotency import idempotent
 from api.metrics import ServiceMetrics
 from api.openai_errors import RUN_HEADER
@@ -55,9 +55,7 @@ async def check(
     *,
     request: Request,
     caller: PipelineCaller,
-    guard: CurrentGuardDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
+    service: ServiceDep,
     _idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Decide every record: allow, warn or block, with reasons; 200 whatever the verdict.
@@ -65,6 +63,7 @@ async def check(
     A record that is not a valid envelope is decided `INVALID_RECORD`; only a request that
     cannot be checked at all (not JSON, wrong shape, too large) is refused.
     """
+    guard, settings, metrics = service.guard, service.settings, service.metrics
     if len(body.records) > settings.max_records:
         return problem(
             413,

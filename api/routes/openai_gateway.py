@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller
-from api.deps import CurrentGuardDep, IdempotencyKey, MetricsDep, PipelineCaller, SettingsDep
+from api.deps import IdempotencyKey, PipelineCaller, Service, ServiceDep, SettingsDep
 from api.gateway import GatewayInputError, GatewayRequest, forwarded, read_request, refusal
 from api.gateway_relay import Link, Upstream, relay, relay_get, relay_stream
 from api.idempotency import idempotent
@@ -183,13 +183,11 @@ lineage store is down), the answer is returned with the header `x-freshguard-lin
 async def chat_completions(
     request: Request,
     caller: PipelineCaller,
-    guard: CurrentGuardDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
+    service: ServiceDep,
     _idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Check the records a chat request carries, then forward it upstream (withheld or refused per policy)."""
-    return await _once(request, CHAT, caller, guard, settings=settings, metrics=metrics)
+    return await _once(request, CHAT, caller, service)
 
 
 @router.post(
@@ -214,22 +212,19 @@ async def chat_completions(
 async def create_response(
     request: Request,
     caller: PipelineCaller,
-    guard: CurrentGuardDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
+    service: ServiceDep,
     _idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Check the records in a Responses request's `function_call_output` items, then forward it upstream."""
-    return await _once(request, RESPONSES, caller, guard, settings=settings, metrics=metrics)
+    return await _once(request, RESPONSES, caller, service)
 
 
-async def _once(
-    request: Request, shape: RequestShape, caller: Caller, guard: Guard, *, settings: Settings, metrics: ServiceMetrics
-) -> Response:
+async def _once(request: Request, shape: RequestShape, caller: Caller, service: Service) -> Response:
     """`_guarded`, answered once per Idempotency-Key (a retry with the key gets the first answer)."""
+    guard = service.guard
 
     async def answer() -> Response:
-        return await _guarded(request, shape, caller, guard, settings=settings, metrics=metrics)
+        return await _guarded(request, shape, caller, guard, settings=service.settings, metrics=service.metrics)
 
     return await idempotent(request, caller, guard.store, answer, refuse=_refusal)
 

@@ -5,27 +5,32 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from guard.decisions import Entity
 from guard.lineage._base import StoreBase, _memo, _sqlite_time
 from guard.lineage._values import storable_column
-from guard.lineage.tables import UTCDateTime
 
 #: SQLite looks watermarks up with IN lists of this many keys (it caps bound parameters).
 _SCAN_FROM = 1000  # keys asked of one object from which a scan may beat index lookups
 _LOOKUP_CHUNK = 400
-#: PostgreSQL looks up every key of an object at once, joined to an array: psycopg prepares a
-#: statement it runs often, and the generic plan of `key IN ($2, ..., $401)` made while the table
-#: was small scans it (25 s for 50,000 keys); a join stays a hash or an index join whatever the plan.
-#: All objects' keys go in one statement: one round trip before a check, however many objects it names.
-_PG_WATERMARK_LOOKUP = sa.text(
+#: PostgreSQL looks up every pair at once, joined to two arrays: psycopg prepares a statement it runs
+#: often, and the generic plan of `key IN ($2, ..., $401)` made while the table was small scans it
+#: (25 s for 50,000 keys); a join stays a hash or an index join whatever the plan.
+_PG_WATERMARK_LOOKUP = (
     "SELECT w.object, w.key, w.updated_at "
-    "FROM unnest(CAST(:objects AS text[]), CAST(:keys AS text[])) AS wanted(object, key) "
+    "FROM unnest(%s::text[], %s::text[]) AS wanted(object, key) "
     "JOIN watermarks AS w ON w.object = wanted.object AND w.key = wanted.key"
-).columns(sa.column("object", sa.Text), sa.column("key", sa.Text), sa.column("updated_at", UTCDateTime()))
+)
+
+#: A watermark only ever goes up.
+_RAISE_ONLY = (
+    'ON CONFLICT (object, "key") DO UPDATE SET updated_at = excluded.updated_at, '
+    "learned_from = excluded.learned_from, learned_at = excluded.learned_at "
+    "WHERE excluded.updated_at > watermarks.updated_at"
+)
 
 
 class WatermarkStore(StoreBase):
@@ -35,20 +40,18 @@ class WatermarkStore(StoreBase):
         """The newest owner `updated_at` known for each of these entities (absent when none)."""
         asked = list(entities)
         stored = _storable_entities(asked)
-        wanted: dict[str, list[str]] = {}
-        for obj, key in set(stored):
-            wanted.setdefault(obj, []).append(key)
         found: dict[Entity, datetime] = {}
-        if not wanted:
+        if not stored:
             return found
-        with self._connect("read watermarks") as conn:
+        pairs = list(set(stored))
+        # The driver's own cursor: SQLAlchemy's execution machinery was half the cost of this read.
+        with self._driver("read watermarks") as driver:
             if self.dialect == "postgresql":
-                objects = [obj for obj, keys in wanted.items() for _ in keys]
-                keys = [key for found_keys in wanted.values() for key in found_keys]
-                for obj, key, updated_at in conn.execute(_PG_WATERMARK_LOOKUP, {"objects": objects, "keys": keys}):
-                    found[(obj, key)] = updated_at
+                rows = driver.execute(_PG_WATERMARK_LOOKUP, ([obj for obj, _ in pairs], [key for _, key in pairs]))
+                for obj, key, updated_at in rows:
+                    found[(obj, key)] = updated_at.astimezone(UTC)
             else:
-                _sqlite_watermarks(conn, wanted, found)
+                _sqlite_watermarks(driver, pairs, found)
         if stored is asked:
             return found
         return {entity: found[kept] for entity, kept in zip(asked, stored, strict=True) if kept in found}
@@ -76,14 +79,6 @@ class WatermarkStore(StoreBase):
     ) -> None:
         """Raise watermarks to (version, learned at) per entity, in one statement."""
         stamp = _memo(_sqlite_time) if self.dialect == "sqlite" else _identity  # versions repeat: convert once
-        mark = "?" if self.dialect == "sqlite" else "%s"
-        sql = (
-            f'INSERT INTO watermarks (object, "key", updated_at, learned_from, learned_at) '  # noqa: S608
-            f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark}) "
-            'ON CONFLICT (object, "key") DO UPDATE SET updated_at = excluded.updated_at, '
-            "learned_from = excluded.learned_from, learned_at = excluded.learned_at "
-            "WHERE excluded.updated_at > watermarks.updated_at"
-        )
         # One row per entity as stored (two keys may store alike), in key order: concurrent
         # writers then lock the rows they share in the same order and cannot deadlock.
         newest: dict[Entity, tuple[datetime, datetime]] = {}
@@ -94,12 +89,20 @@ class WatermarkStore(StoreBase):
         params = [
             (obj, key, stamp(version), learned_from, stamp(at)) for (obj, key), (version, at) in sorted(newest.items())
         ]
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        sql = (
+            f'INSERT INTO watermarks (object, "key", updated_at, learned_from, learned_at) '  # noqa: S608
+            f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark}) {_RAISE_ONLY}"
+        )
         conn.exec_driver_sql(sql, params)
 
 
-def _sqlite_watermarks(conn: Connection, wanted: Mapping[str, list[str]], found: dict[Entity, datetime]) -> None:
-    """Watermarks from SQLite through the driver: by key lists, or by one scan when most rows are wanted."""
-    rows_stored = conn.exec_driver_sql("SELECT max(rowid) FROM watermarks").scalar() or 0
+def _sqlite_watermarks(driver: Any, pairs: list[Entity], found: dict[Entity, datetime]) -> None:
+    """Watermarks from SQLite: by key lists per object, or by one scan of an object when most rows are wanted."""
+    wanted: dict[str, list[str]] = {}
+    for obj, key in pairs:
+        wanted.setdefault(obj, []).append(key)
+    rows_stored = driver.execute("SELECT max(rowid) FROM watermarks").fetchone()[0] or 0
     parse = _memo_parse()
     for obj, keys in wanted.items():
         if len(keys) >= _SCAN_FROM and len(keys) * 4 >= rows_stored:
@@ -107,14 +110,14 @@ def _sqlite_watermarks(conn: Connection, wanted: Mapping[str, list[str]], found:
             asked = set(keys)
             rows: Iterable[tuple[str, str]] = (
                 row
-                for row in conn.exec_driver_sql('SELECT "key", updated_at FROM watermarks WHERE object = ?', (obj,))
+                for row in driver.execute('SELECT "key", updated_at FROM watermarks WHERE object = ?', (obj,))
                 if row[0] in asked
             )
         else:
             rows = (
                 row
                 for start in range(0, len(keys), _LOOKUP_CHUNK)
-                for row in conn.exec_driver_sql(
+                for row in driver.execute(
                     'SELECT "key", updated_at FROM watermarks WHERE object = ? AND "key" IN '  # noqa: S608
                     f"({', '.join('?' * len(keys[start : start + _LOOKUP_CHUNK]))})",
                     (obj, *keys[start : start + _LOOKUP_CHUNK]),
