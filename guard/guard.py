@@ -318,18 +318,17 @@ class Guard:
         `coverage=False` skips counting the distinct entities of each window (the costliest query),
         for callers that judge states only (the watcher, metrics).
         """
-        from guard.health import DEFAULT_WINDOW, integration_health
+        from guard.health import DEFAULT_WINDOW, integration_health, window_starts, windows
 
         store = self._require_store("check history and heartbeats")
         moment = utc_now() if now is None else _aware_utc(now, "now")
         policy = self._compiled.policy
-        windows = {(sla.source, sla.object): sla.window for sla in policy.slas}
-        longest = max([DEFAULT_WINDOW, *windows.values()])
+        windowed = windows(policy)
         entities: dict[tuple[str, str], int] = {}
-        for window in {DEFAULT_WINDOW, *windows.values()} if coverage else ():
-            counted = store.distinct_keys(moment - window, moment)
-            entities.update({point: n for point, n in counted.items() if windows.get(point, DEFAULT_WINDOW) == window})
-        tallies = store.tallies_since(moment - longest, moment)
+        for window in {DEFAULT_WINDOW, *windowed.values()} if coverage else ():
+            counted = store.entities_since(moment - window)
+            entities.update({point: n for point, n in counted.items() if windowed.get(point, DEFAULT_WINDOW) == window})
+        tallies = store.window_tallies(window_starts(policy, moment), moment)
         return integration_health(policy, tallies, store.latest_heartbeats(), moment, entities)
 
     def close(self) -> None:

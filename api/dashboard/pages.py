@@ -83,7 +83,7 @@ def overview(request: Request, caller: DashboardReader) -> HTMLResponse:
         for p in sorted(points, key=lambda p: (_ORDER[p.state], p.source, p.object))
     ]  # fmt: skip
     counts = {state: sum(1 for p in points if p.state is state) for state in HealthState}
-    tallies = store.tallies_since(now - timedelta(hours=1), now)
+    tallies = store.minute_tallies(now - timedelta(hours=1), now)
     reasons = sorted(reasons_over(tallies).items(), key=lambda item: -item[1])
     current = {(t["source"], t["object"]): t["sentence"] for t in tiles}
     return _page(
@@ -116,7 +116,7 @@ def point(
              for row in point_incidents]  # fmt: skip
     times = sample_times(start, now, 97)
     lags = lag_series(store.heartbeats_since(start - timedelta(days=7)), (source, obj), times)
-    tallies = store.tallies_since(start, now)
+    tallies = store.minute_tallies(start, now, (source, obj))
     buckets = block_rate_series(tallies, (source, obj), start, now, 48)
     lag_chart = charts.responsive(lambda width: charts.line_chart(
         charts.Series([s.at for s in lags], [s.value for s in lags]), axis=axis.at(width), spans=spans,

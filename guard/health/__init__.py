@@ -149,6 +149,21 @@ class PointHealth:
         }
 
 
+def windows(policy: Policy) -> dict[Point, timedelta]:
+    """The window of figures of every integration point with an SLA (others use DEFAULT_WINDOW)."""
+    return {(sla.source, sla.object): sla.window for sla in policy.slas}
+
+
+def window_starts(policy: Policy, now: datetime) -> set[datetime]:
+    """Every start of a span `integration_health` sums tallies from: the windows and their burn-rate look-backs."""
+    starts = {now - DEFAULT_WINDOW}
+    for sla in policy.slas:
+        starts.add(now - sla.window)
+        if sla.max_block_rate:
+            starts.update((now - sla.window * LONG_LOOKBACK, now - sla.window * SHORT_LOOKBACK))
+    return starts
+
+
 def integration_health(
     policy: Policy,
     tallies: Iterable[Tally],

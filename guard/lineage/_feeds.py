@@ -14,7 +14,8 @@ from sqlalchemy.engine import Connection
 
 from guard.lineage._base import StoreBase
 from guard.lineage._values import json_value, storable
-from guard.lineage.tables import consumption, heartbeats, runs
+from guard.lineage._rollups import upsert_statement
+from guard.lineage.tables import consumption, heartbeats, runs, writer_syncs
 
 #: The consumer members that name a model call; the others are kept as its `extra`.
 _CALL_MEMBERS = ("model", "call_id")
@@ -29,15 +30,21 @@ def insert_heartbeat(
         "synced_at": synced_at, "received_at": received_at,
     }  # fmt: skip
     conn.execute(heartbeats.insert(), row)
+    insert = upsert_statement(conn, writer_syncs)
+    newer = insert.excluded.synced_at > writer_syncs.c.synced_at
+    conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=["source", "object", "writer"],
+            set_={"synced_at": sa.case((newer, insert.excluded.synced_at), else_=writer_syncs.c.synced_at)},
+        ),
+        {name: row[name] for name in ("source", "object", "writer", "synced_at")},
+    )
     return row
 
 
 def latest_heartbeats(conn: Connection) -> dict[tuple[str, str, str], datetime]:
-    """The newest `synced_at` reported by each writer of each (source, object)."""
-    newest = sa.func.max(heartbeats.c.synced_at, type_=heartbeats.c.synced_at.type)
-    query = sa.select(heartbeats.c.source, heartbeats.c.object, heartbeats.c.writer, newest).group_by(
-        heartbeats.c.source, heartbeats.c.object, heartbeats.c.writer
-    )
+    """The newest `synced_at` reported by each writer of each (source, object): one row per writer."""
+    query = sa.select(writer_syncs.c.source, writer_syncs.c.object, writer_syncs.c.writer, writer_syncs.c.synced_at)
     return {(source, obj, writer): synced_at for source, obj, writer, synced_at in conn.execute(query)}
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from guard.lineage import _feeds, _tallies
+from guard.lineage import _feeds, _rollups, _sightings, _tallies
 from guard.lineage._base import REPORT_EXTRA_S, StoreBase
 from guard.lineage._values import storable
 from guard.lineage.tables import run_records, runs
@@ -127,22 +127,28 @@ class HistoryStore(StoreBase):
         with self._connect("list decisions", extra_s=REPORT_EXTRA_S) as conn:
             return [_record_out(row) for row in conn.execute(query).mappings()]
 
-    def distinct_keys(self, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
-        """How many distinct entity keys each (source, object) had in the runs checked in [start, end)."""
-        query = (
-            sa.select(run_records.c.source, run_records.c.object, sa.func.count(sa.distinct(run_records.c.key)))
-            .join(runs, runs.c.run_id == run_records.c.run_id)
-            .where(runs.c.checked_at >= start, runs.c.checked_at < end, run_records.c.source.is_not(None),
-                   run_records.c.object.is_not(None))
-            .group_by(run_records.c.source, run_records.c.object)
-        )  # fmt: skip
+    def entities_since(self, start: datetime) -> dict[tuple[str, str], int]:
+        """How many distinct entity keys each (source, object) had checked at or after `start` (an index range)."""
         with self._connect("count the entities seen", extra_s=REPORT_EXTRA_S) as conn:
-            return {(source, obj): count for source, obj, count in conn.execute(query)}
+            return _sightings.counts_since(conn, start)
 
     def tallies_since(self, start: datetime, end: datetime | None = None) -> list[Tally]:
         """The per-integration-point tallies of every run checked in [start, end), oldest first."""
         with self._connect("read run tallies", extra_s=REPORT_EXTRA_S) as conn:
             return _tallies.since(conn, start, end)
+
+    def window_tallies(self, starts: Iterable[datetime], end: datetime) -> list[Tally]:
+        """Tallies per point summed between consecutive `starts` up to `end`, from the per-minute rollups.
+
+        Summing those whose `checked_at` is at or after a start gives that start's window (in whole minutes).
+        """
+        with self._connect("read the tally rollups", extra_s=REPORT_EXTRA_S) as conn:
+            return _rollups.window_tallies(conn, starts, end)
+
+    def minute_tallies(self, start: datetime, end: datetime, point: tuple[str, str] | None = None) -> list[Tally]:
+        """One tally per minute and point from the rollups, `start` to `end` (of one point, when asked)."""
+        with self._connect("read the tally rollups", extra_s=REPORT_EXTRA_S) as conn:
+            return _rollups.minute_tallies(conn, start, end, point)
 
 
 def _record_out(row: Mapping[Any, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from guard.decisions import Action, CheckResult, Entity, Reason
 from guard.errors import StoreError, StoreTimeoutError
-from guard.lineage import _feeds, _tallies
+from guard.lineage import _feeds, _rollups, _sightings, _tallies
 from guard.lineage._base import DEFAULT_TIMEOUT_S, _memo, _sqlite_time
 from guard.lineage._feeds import FeedStore
 from guard.lineage._group_commit import GroupCommitWriter
@@ -63,6 +63,13 @@ class PreparedCheck:
     learned: Mapping[Entity, datetime]
     checked_at: datetime
     call: tuple[str, str | None, dict[str, Any] | None] | None
+
+    def sightings(self) -> Iterator[tuple[tuple[str, str, str], datetime]]:
+        """The (source, object, key) of each record that named all three, with the check's time."""
+        for row in self.records:
+            obj, key, source = row[3], row[4], row[5]
+            if obj is not None and key is not None and source is not None:
+                yield (source, obj, key), self.checked_at
 
     @property
     def size(self) -> int:
@@ -216,6 +223,8 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
             tallies = [row for check in checks for row in check.tallies]
             if tallies:
                 conn.execute(run_tallies.insert(), tallies)
+                _rollups.add(conn, tallies)
+            _sightings.add(conn, (sighting for check in checks for sighting in check.sightings()))
             learned = _newest_learned(checks)
             if learned:
                 self._advance_each(conn, learned, "owner_record")

@@ -24,6 +24,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from guard.tallies import AGE_BOUNDS_S
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every database (SQLite keeps them as naive UTC text)."""
@@ -151,6 +153,7 @@ run_tallies = Table(
     Column("age_sum_s", Float, nullable=False),
     Index("ix_run_tallies_checked_at", "checked_at"),
     Index("ix_run_tallies_point_checked_at", "source", "object", "checked_at"),
+    Index("ix_run_tallies_run_id", "run_id"),  # a pruned run's tallies go with it
 )
 
 point_states = Table(
@@ -237,4 +240,68 @@ store_probes = Table(
     # One row per process that asked whether the store can be written (readiness probes write here).
     Column("prober", Text, primary_key=True),
     Column("probed_at", UTCDateTime(), nullable=False),
+)
+
+#: The age histogram's buckets as columns of a rollup (guard.tallies.AGE_BOUNDS_S, then one for everything older).
+AGE_BUCKET_COLUMNS = tuple(f"age_b{position:02d}" for position in range(len(AGE_BOUNDS_S) + 1))
+
+tally_rollups = Table(
+    "tally_rollups",
+    metadata,
+    # The tallies of every run checked in one UTC minute, summed per integration point (what health reads).
+    Column("minute", UTCDateTime(), nullable=False),
+    Column("point", Text, nullable=False),  # JSON [source, object] (either may be null): the key
+    Column("source", Text, nullable=True),
+    Column("object", Text, nullable=True),
+    Column("runs", Integer, nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("allowed", Integer, nullable=False),
+    Column("warned", Integer, nullable=False),
+    Column("blocked", Integer, nullable=False),
+    Column("age_max_s", Float, nullable=True),
+    Column("age_sum_s", Float, nullable=False),
+    *(Column(name, Integer, nullable=False) for name in AGE_BUCKET_COLUMNS),
+    PrimaryKeyConstraint("minute", "point"),
+)
+
+rollup_reasons = Table(
+    "rollup_reasons",
+    metadata,
+    # Records that carried each reason code, per minute and integration point.
+    Column("minute", UTCDateTime(), nullable=False),
+    Column("point", Text, nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("records", Integer, nullable=False),
+    PrimaryKeyConstraint("minute", "point", "code"),
+)
+
+entity_sightings = Table(
+    "entity_sightings",
+    metadata,
+    # When each entity was last checked through each source: distinct entities over a window by an index range.
+    Column("source", Text, nullable=False),
+    Column("object", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("last_seen", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("source", "object", "key"),
+    Index("ix_entity_sightings_last_seen", "last_seen"),
+)
+
+writer_syncs = Table(
+    "writer_syncs",
+    metadata,
+    # The newest sync each writer reported per (source, object): the lag without reading every heartbeat.
+    Column("source", Text, nullable=False),
+    Column("object", Text, nullable=False),
+    Column("writer", Text, nullable=False),
+    Column("synced_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("source", "object", "writer"),
+)
+
+prune_horizons = Table(
+    "prune_horizons",
+    metadata,
+    # How far back each kind of history was pruned: what came before `pruned_before` is gone on purpose.
+    Column("kind", String(32), primary_key=True),
+    Column("pruned_before", UTCDateTime(), nullable=False),
 )

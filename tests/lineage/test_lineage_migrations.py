@@ -24,7 +24,7 @@ from tests.lineage.lineage_helpers import execute, head_revision, scalar, table_
 LINEAGE_TABLES = {
     "runs", "run_records", "watermarks", "heartbeats", "consumption", "policy_versions", "run_tallies",
     "point_states", "state_changes", "incidents", "alert_outbox", "receipts",
-    "store_probes",
+    "store_probes", "tally_rollups", "rollup_reasons", "entity_sightings", "writer_syncs", "prune_horizons",
 }  # fmt: skip
 
 

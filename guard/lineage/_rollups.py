@@ -1,0 +1,182 @@
+"""Per-minute rollups of the run tallies: what health, metrics and the dashboard read, however long the history.
+
+Each check adds its tallies to the rollup of its UTC minute and integration point (an upsert that
+adds, in the transaction that writes the run), so a window of a day is at most 1,440 rows per point
+whatever the check rate. Functions over a connection the store opened; `LineageStore` exposes them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from guard.lineage.tables import AGE_BUCKET_COLUMNS, rollup_reasons, tally_rollups
+from guard.tallies import Tally
+
+_MINUTE = timedelta(minutes=1)
+_COUNTS = ("runs", "records", "allowed", "warned", "blocked", "age_sum_s", *AGE_BUCKET_COLUMNS)
+#: Rows per upsert statement (SQLite caps bound parameters).
+_CHUNK = 500
+
+
+def minute_of(moment: datetime) -> datetime:
+    """The start of the UTC minute `moment` falls in."""
+    return moment.replace(second=0, microsecond=0)
+
+
+def point_key(source: str | None, obj: str | None) -> str:
+    """The key of an integration point in the rollups (JSON, so that a missing source or object is distinct)."""
+    return json.dumps([source, obj], ensure_ascii=False)
+
+
+def add(conn: Connection, tallies: Iterable[Mapping[str, Any]]) -> None:
+    """Add `run_tallies` rows (one per run and point) to the rollups of their minutes."""
+    totals: dict[tuple[datetime, str], dict[str, Any]] = {}
+    reasons: dict[tuple[datetime, str, str], int] = {}
+    for tally in tallies:
+        minute, point = minute_of(tally["checked_at"]), point_key(tally["source"], tally["object"])
+        row = totals.get((minute, point))
+        if row is None:
+            row = totals[minute, point] = {
+                "minute": minute, "point": point, "source": tally["source"], "object": tally["object"],
+                "age_max_s": None, **dict.fromkeys(_COUNTS, 0),
+            }  # fmt: skip
+        row["runs"] += 1
+        for name in ("records", "allowed", "warned", "blocked", "age_sum_s"):
+            row[name] += tally[name]
+        for name, count in zip(AGE_BUCKET_COLUMNS, tally["age_buckets"], strict=True):
+            row[name] += count
+        row["age_max_s"] = _larger(row["age_max_s"], tally["age_max_s"])
+        for code, count in (tally["reasons"] or {}).items():
+            reasons[minute, point, code] = reasons.get((minute, point, code), 0) + count
+    # Sorted by key: concurrent writers (PostgreSQL, several processes) lock the rows in one order, never deadlock.
+    _upsert_totals(conn, [totals[key] for key in sorted(totals)])
+    _upsert_reasons(
+        conn,
+        [{"minute": m, "point": p, "code": c, "records": n} for (m, p, c), n in sorted(reasons.items())],
+    )
+
+
+def _larger(known: float | None, other: float | None) -> float | None:
+    if other is None:
+        return known
+    return other if known is None or other > known else known
+
+
+def upsert_statement(conn: Connection, table: sa.Table) -> Any:
+    """An INSERT in the connection's dialect, for `.on_conflict_do_update` (SQLite and PostgreSQL spell it alike)."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _upsert_totals(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    insert = upsert_statement(conn, tally_rollups)
+    new, old = insert.excluded, tally_rollups.c
+    larger = sa.case(
+        (new.age_max_s.is_(None), old.age_max_s),
+        (sa.or_(old.age_max_s.is_(None), new.age_max_s > old.age_max_s), new.age_max_s),
+        else_=old.age_max_s,
+    )
+    statement = insert.on_conflict_do_update(
+        index_elements=["minute", "point"],
+        set_={**{name: old[name] + new[name] for name in _COUNTS}, "age_max_s": larger},
+    )
+    for start in range(0, len(rows), _CHUNK):
+        conn.execute(statement, list(rows[start : start + _CHUNK]))
+
+
+def _upsert_reasons(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    insert = upsert_statement(conn, rollup_reasons)
+    statement = insert.on_conflict_do_update(
+        index_elements=["minute", "point", "code"], set_={"records": rollup_reasons.c.records + insert.excluded.records}
+    )
+    for start in range(0, len(rows), _CHUNK):
+        conn.execute(statement, list(rows[start : start + _CHUNK]))
+
+
+def window_tallies(conn: Connection, starts: Iterable[datetime], end: datetime) -> list[Tally]:
+    """The checks from the earliest of `starts` up to `end`, summed per point between consecutive starts.
+
+    Each tally carries the start of its span as `checked_at`, so summing those at or after a start gives
+    that start's whole window. Whole minutes are counted: a span runs from its start's minute.
+    """
+    bounds = sorted(set(starts))
+    if not bounds:
+        return []
+    minutes = [minute_of(bound) for bound in bounds]
+    span = sa.case(
+        *((tally_rollups.c.minute >= minute, position) for position, minute in reversed(list(enumerate(minutes)))),
+        else_=-1,
+    ).label("span")
+    where = sa.and_(tally_rollups.c.minute >= minutes[0], tally_rollups.c.minute <= end)
+    totals = (
+        sa.select(
+            span, tally_rollups.c.point,
+            *(sa.func.sum(tally_rollups.c[name]).label(name) for name in _COUNTS),
+            sa.func.max(tally_rollups.c.age_max_s).label("age_max_s"),
+        )
+        .where(where)
+        .group_by(span, tally_rollups.c.point)
+    )  # fmt: skip
+    reason_span = sa.case(
+        *((rollup_reasons.c.minute >= minute, position) for position, minute in reversed(list(enumerate(minutes)))),
+        else_=-1,
+    ).label("span")
+    reasons = (
+        sa.select(reason_span, rollup_reasons.c.point, rollup_reasons.c.code, sa.func.sum(rollup_reasons.c.records))
+        .where(rollup_reasons.c.minute >= minutes[0], rollup_reasons.c.minute <= end)
+        .group_by(reason_span, rollup_reasons.c.point, rollup_reasons.c.code)
+    )
+    found: dict[tuple[int, str], Tally] = {}
+    for row in conn.execute(totals).mappings():
+        found[row["span"], row["point"]] = _tally(row, bounds[row["span"]])
+    for position, point, code, count in conn.execute(reasons):
+        tally = found.get((position, point))
+        if tally is not None:
+            tally.reasons[code] = int(count)
+    return sorted(found.values(), key=lambda tally: tally.checked_at or bounds[0])
+
+
+def minute_tallies(
+    conn: Connection, start: datetime, end: datetime, point: tuple[str, str] | None = None
+) -> list[Tally]:
+    """One tally per minute and point from `start`'s minute up to `end` (of one point, when asked), oldest first."""
+    where = [tally_rollups.c.minute >= minute_of(start), tally_rollups.c.minute <= end]
+    reason_where = [rollup_reasons.c.minute >= minute_of(start), rollup_reasons.c.minute <= end]
+    if point is not None:
+        where.append(tally_rollups.c.point == point_key(*point))
+        reason_where.append(rollup_reasons.c.point == point_key(*point))
+    found: dict[tuple[datetime, str], Tally] = {}
+    for row in conn.execute(sa.select(tally_rollups).where(*where).order_by(tally_rollups.c.minute)).mappings():
+        found[row["minute"], row["point"]] = _tally(row, row["minute"])
+    query = sa.select(rollup_reasons.c.minute, rollup_reasons.c.point, rollup_reasons.c.code, rollup_reasons.c.records)
+    for minute, key, code, count in conn.execute(query.where(*reason_where)):
+        tally = found.get((minute, key))
+        if tally is not None:
+            tally.reasons[code] = count
+    return list(found.values())
+
+
+def _tally(row: Mapping[str, Any], at: datetime) -> Tally:
+    source, obj = json.loads(row["point"])
+    return Tally(
+        source=source,
+        object=obj,
+        records=int(row["records"]),
+        allowed=int(row["allowed"]),
+        warned=int(row["warned"]),
+        blocked=int(row["blocked"]),
+        age_buckets=[int(row[name]) for name in AGE_BUCKET_COLUMNS],
+        age_max_s=row["age_max_s"],
+        age_sum_s=float(row["age_sum_s"]),
+        checked_at=at,
+    )
