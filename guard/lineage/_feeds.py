@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from guard.lineage._base import StoreBase
-from guard.lineage._values import json_value, storable
 from guard.lineage._rollups import upsert_statement
+from guard.lineage._values import json_value, storable
 from guard.lineage.tables import consumption, heartbeats, runs, writer_syncs
 
 #: The consumer members that name a model call; the others are kept as its `extra`.

@@ -166,7 +166,7 @@ def minute_tallies(
     return list(found.values())
 
 
-def _tally(row: Mapping[str, Any], at: datetime) -> Tally:
+def _tally(row: Mapping[Any, Any], at: datetime) -> Tally:
     source, obj = json.loads(row["point"])
     return Tally(
         source=source,
