@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from guard import __version__
-from guard.cli import policy
+from guard.cli import policy, store
 from guard.cli.audit import audit_command
 from guard.cli.check import check_command
 from guard.cli.demo import demo_command
@@ -29,6 +29,7 @@ app.command("serve", no_args_is_help=False)(serve_command)
 app.command("audit", no_args_is_help=True)(audit_command)
 app.command("demo", no_args_is_help=False)(demo_command)
 app.add_typer(policy.app)
+app.add_typer(store.app)
 
 
 def _print_version(wanted: bool) -> None:

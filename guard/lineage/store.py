@@ -31,6 +31,7 @@ from guard.lineage._history import HistoryStore
 from guard.lineage._operations import OperationsStore
 from guard.lineage._policies import PolicyStore
 from guard.lineage._receipts import ReceiptStore
+from guard.lineage._retention import RetentionStore
 from guard.lineage._values import content_hash, explain, json_value, storable, storable_column
 from guard.lineage._watermarks import WatermarkStore, _identity
 from guard.lineage.tables import run_tallies, runs
@@ -77,7 +78,9 @@ class PreparedCheck:
         return 1 + len(self.records)
 
 
-class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, OperationsStore, ReceiptStore):
+class LineageStore(
+    WatermarkStore, HistoryStore, FeedStore, PolicyStore, OperationsStore, ReceiptStore, RetentionStore
+):
     """Where checks are remembered. Open one per process and share it; it is thread-safe."""
 
     def __init__(

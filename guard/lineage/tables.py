@@ -109,6 +109,7 @@ heartbeats = Table(
     Column("received_at", UTCDateTime(), nullable=False),
     Column("writer", Text, nullable=False),  # the sync job that reported; "" when unnamed
     Index("ix_heartbeats_source_object_synced_at", "source", "object", "synced_at"),
+    Index("ix_heartbeats_received_at", "received_at"),
 )
 
 consumption = Table(

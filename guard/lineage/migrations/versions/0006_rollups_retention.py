@@ -75,6 +75,7 @@ def upgrade() -> None:
         sa.Column("pruned_before", UTCDateTime(), nullable=False),
     )
     op.create_index("ix_run_tallies_run_id", "run_tallies", ["run_id"])
+    op.create_index("ix_heartbeats_received_at", "heartbeats", ["received_at"])
     _build_from_history(op.get_bind())
 
 
@@ -113,6 +114,7 @@ def _build_from_history(conn: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_heartbeats_received_at", table_name="heartbeats")
     op.drop_index("ix_run_tallies_run_id", table_name="run_tallies")
     op.drop_table("prune_horizons")
     op.drop_table("writer_syncs")
