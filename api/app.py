@@ -120,7 +120,7 @@ def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
         app.state.guard = guard
         # FRESHGUARD_OPENLINEAGE=true: every check as an OpenLineage event (client: openlineage.yml, OPENLINEAGE_*)
         app.state.lineage_emitter = emitter = await run_in_threadpool(emitter_from_environment, guard)
-        watcher = Watcher(guard)
+        watcher = Watcher(guard, retention=settings.retention())
         if settings.watch_every_s > 0:
             watcher.start(settings.watch_every_s)
         app.state.watcher = watcher

@@ -39,7 +39,12 @@ class PointHealthOut(BaseModel):
     lag_s: float | None = Field(description="The freshness lag, in seconds: the stalest writer's, or the p95 age.")
     lag_from: str | None = Field(description="What the lag is measured from: heartbeats or records.")
     max_lag_s: float | None = Field(description="The SLA's `max_lag`, in seconds.")
-    writers: list[WriterOut] = Field(description="Every writer that reported in the last 7 days, stalest first.")
+    writers: list[WriterOut] = Field(
+        description="Every writer that reported within retire_writers_after (7 days unless set), stalest first."
+    )
+    retired_writers: list[WriterOut] = Field(
+        default_factory=list, description="Writers silent longer than retire_writers_after: not counted in the lag."
+    )
     entities: int | None = Field(description="Distinct entity keys checked in the window (coverage).")
     records: int = Field(description="Records checked in the window.")
     warned: int

@@ -281,6 +281,11 @@ class EntityHistory(BaseModel):
     key: str
     model_calls: list[ModelCallSeen] = Field(description="Every model call linked to a run that decided about it.")
     decisions: list[EntityDecision]
+    pruned_before: datetime | None = Field(
+        None,
+        description="Decisions checked before this were pruned (retention): an entity without decisions may have "
+        "had some before it. Null when nothing was ever pruned.",
+    )
 
 
 #: A timestamp starts with its date: without this, pydantic reads "0.5" or "1763805600" as Unix time.

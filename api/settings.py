@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from guard._durations import parse_duration
+from guard.lineage.store import Retention
 
 #: Host names that only this machine can reach; the only ones an unauthenticated service may bind.
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
@@ -68,6 +72,31 @@ class Settings(BaseSettings):
         description="What the LiteLLM guardrail does with a blocked record, whatever the request's "
         "additional_provider_specific_params say (LiteLLM's end users can set those).",
     )
+
+    retain_records: str = Field(
+        "30d", description="How long the per-record rows of checks are kept ('off': forever); pruned in the background."
+    )
+    retain_runs: str = Field("30d", description="How long runs, their tallies and model-call links are kept ('off').")
+    retain_heartbeats: str = Field("30d", description="How long every sync heartbeat is kept ('off').")
+    retain_rollups: str = Field("400d", description="How long the per-minute figures health reads are kept ('off').")
+
+    @field_validator("retain_records", "retain_runs", "retain_heartbeats", "retain_rollups")
+    @classmethod
+    def _duration_or_off(cls, value: str) -> str:
+        if value.strip().lower() != "off":
+            parse_duration(value)  # a ValueError that names the accepted forms
+        return value
+
+    def retention(self) -> Retention:
+        """The retention these settings ask for."""
+
+        def kept(value: str) -> timedelta | None:
+            return None if value.strip().lower() == "off" else parse_duration(value)
+
+        return Retention(
+            records=kept(self.retain_records), runs=kept(self.retain_runs),
+            heartbeats=kept(self.retain_heartbeats), rollups=kept(self.retain_rollups),
+        )  # fmt: skip
 
     @field_validator("api_keys")
     @classmethod

@@ -318,16 +318,17 @@ class Guard:
         `coverage=False` skips counting the distinct entities of each window (the costliest query),
         for callers that judge states only (the watcher, metrics).
         """
-        from guard.health import DEFAULT_WINDOW, integration_health, window_starts, windows
+        from guard.health import DEFAULT_WINDOW, allowed_points, integration_health, window_starts, windows
 
         store = self._require_store("check history and heartbeats")
         moment = utc_now() if now is None else _aware_utc(now, "now")
         policy = self._compiled.policy
         windowed = windows(policy)
         entities: dict[tuple[str, str], int] = {}
+        points = allowed_points(policy)
         for window in {DEFAULT_WINDOW, *windowed.values()} if coverage else ():
-            counted = store.entities_since(moment - window)
-            entities.update({point: n for point, n in counted.items() if windowed.get(point, DEFAULT_WINDOW) == window})
+            judged = [point for point in points | set(windowed) if windowed.get(point, DEFAULT_WINDOW) == window]
+            entities.update(store.entities_since(moment - window, judged))
         tallies = store.window_tallies(window_starts(policy, moment), moment)
         return integration_health(policy, tallies, store.latest_heartbeats(), moment, entities)
 

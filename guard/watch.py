@@ -25,6 +25,7 @@ from guard.errors import ConfigurationError, GuardError
 from guard.guard import Guard
 from guard.health import PointHealth
 from guard.incidents import Plan, plan
+from guard.lineage.store import Retention
 
 _log = logging.getLogger("freshguard.watch")
 #: Delivery attempts before an alert is given up (then kept as failed, with its last error).
@@ -46,15 +47,23 @@ class Delivery:
     errors: list[str] = field(default_factory=list)
 
 
+#: Prune batches per round of the watch (each a few hundred rows in a transaction of its own).
+PRUNE_BATCHES = 200
+
+
 class Watcher:
     """Evaluates health and delivers alerts for one guard (which must have a lineage store)."""
 
-    def __init__(self, guard: Guard, *, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, guard: Guard, *, environ: Mapping[str, str] | None = None, retention: Retention | None = None
+    ) -> None:
+        """`retention`: history older than it is pruned a few batches a round (None: never pruned here)."""
         if guard.store is None:
             raise ConfigurationError("the watcher keeps incidents and alerts in the lineage store; give the guard one")
         self.guard = guard
         self.store = guard.store
         self._environ = os.environ if environ is None else environ
+        self.retention = retention
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -174,6 +183,8 @@ class Watcher:
                 self.evaluate()
                 self.deliver()
                 self.store.prune_receipts(utc_now())  # idempotency answers past their 24 h
+                if self.retention is not None:  # a bounded slice a round: a backlog drains over a few rounds
+                    self.store.prune(self.retention, utc_now(), max_batches=PRUNE_BATCHES, stop=self._stop.is_set)
             except GuardError as exc:  # the store may be down for a while: try again next round
                 _log.warning("health evaluation failed, retrying in %.0f s: %s", every_s, exc)
             except Exception:  # a bug must not end the watch for good

@@ -256,3 +256,46 @@ def test_health_without_coverage_leaves_the_entities_uncounted(
 
     assert (counted.entities, quick.entities) == (2, None)
     assert quick.state is counted.state
+
+
+WARNED = DAILY.replace("expected_by: '06:00'}", "expected_by: '06:00', warn_before: 30m}")
+
+
+@pytest.mark.parametrize(
+    ("now", "last_sync", "state"),
+    [
+        (datetime(2026, 12, 7, 4, 20, tzinfo=UTC), datetime(2026, 12, 6, 4, 30, tzinfo=UTC), HealthState.HEALTHY),
+        (datetime(2026, 12, 7, 4, 40, tzinfo=UTC), datetime(2026, 12, 6, 4, 30, tzinfo=UTC), HealthState.DEGRADED),
+        (datetime(2026, 12, 7, 4, 40, tzinfo=UTC), datetime(2026, 12, 7, 4, 35, tzinfo=UTC), HealthState.HEALTHY),
+        (datetime(2026, 12, 7, 5, 10, tzinfo=UTC), datetime(2026, 12, 6, 4, 30, tzinfo=UTC), HealthState.BREACHED),
+    ],
+)  # 06:00 in Berlin is 05:00 UTC: warned from 04:30 UTC on, breached once it passes without a load
+def test_a_load_not_started_within_warn_before_of_its_deadline_is_degraded(
+    now: datetime, last_sync: datetime, state: HealthState
+) -> None:
+    policy = parse_policy(WARNED, origin="test")
+
+    health = integration_health(policy, [], {("sap", "customer", ""): last_sync}, now)[0]
+
+    assert health.state is state, health.findings
+    if state is HealthState.DEGRADED:
+        assert "the load due by Mon 2026-12-07 06:00 CET has not arrived yet (20m to go;" in health.findings[0]
+
+
+@pytest.mark.parametrize(
+    ("retire", "retired"), [("", ["old-job"]), (", retire_writers_after: 1d", ["old-job", "idle"])]
+)
+def test_a_writer_silent_past_retire_writers_after_is_retired_and_not_counted_in_the_lag(
+    retire: str, retired: list[str]
+) -> None:
+    policy = parse_policy(POLICY.replace("window: 1h}", f"window: 1h{retire}}}"), origin="test")
+    silent = {"old-job": timedelta(days=8), "idle": timedelta(days=2), "live": timedelta(minutes=5)}
+    beats = {("sap", "customer", writer): NOW - span for writer, span in silent.items()}
+
+    health = integration_health(policy, [], beats, NOW)[0]
+
+    assert [writer.writer for writer in health.retired] == retired
+    assert {writer.writer for writer in health.writers} == {"old-job", "idle", "live"} - set(retired)
+    assert health.to_dict()["retired_writers"][0]["writer"] == "old-job"
+    expected_lag = timedelta(minutes=5) if "idle" in retired else timedelta(days=2)
+    assert health.lag_s == expected_lag.total_seconds()

@@ -240,7 +240,8 @@ def entity(request: Request, caller: DashboardReader, obj: str, key: str) -> Res
             return RedirectResponse(f"/lineage/{quote(exact[0][0], safe='')}/{quote(exact[0][1], safe='')}",
                                     status_code=303)  # fmt: skip
     return _page(request, "entity.html", caller, object=obj, key=key, decisions=list(reversed(history)),
-                 calls=model_calls_seen(history), suggestions=suggestions)  # fmt: skip
+                 calls=model_calls_seen(history), suggestions=suggestions,
+                 pruned_before=store.pruned_before().get("records"))  # fmt: skip
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)

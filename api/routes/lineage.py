@@ -26,9 +26,14 @@ def entity_lineage(
     object: Annotated[str, Path(description="The object, e.g. customer.")],  # noqa: A002 - the API's word
     key: Annotated[str, Path(description="The entity's key, e.g. C-1042.")],
 ) -> dict[str, Any]:
-    """Every decision about one entity, oldest first, with the run, pipeline, policy and model calls of each."""
+    """Every decision about one entity, oldest first, with the run, pipeline, policy and model calls of each.
+
+    `pruned_before` says how far back history goes when older decisions were pruned (retention).
+    """
     decisions = store.entity_history(object, key)
-    return {"object": object, "key": key, "model_calls": model_calls_seen(decisions), "decisions": decisions}
+    pruned = store.pruned_before().get("records")
+    return {"object": object, "key": key, "model_calls": model_calls_seen(decisions), "decisions": decisions,
+            "pruned_before": pruned}  # fmt: skip
 
 
 def model_calls_seen(decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:

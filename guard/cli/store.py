@@ -12,10 +12,12 @@ from guard import parse_duration
 from guard._durations import format_duration
 from guard._timestamps import utc_now
 from guard.cli.output import bad_input_exits, error_console, fail, results_console, working
-from guard.lineage._retention import TABLES_OF, Retention
-from guard.lineage.store import LineageStore
+from guard.lineage._retention import TABLES_OF
+from guard.lineage.store import LineageStore, Retention
 
-app = typer.Typer(name="store", help="Look after a lineage store: prune history past its retention.", no_args_is_help=True)
+app = typer.Typer(
+    name="store", help="Look after a lineage store: prune history past its retention.", no_args_is_help=True
+)
 
 
 @app.command("prune")
@@ -66,6 +68,7 @@ def prune_command(
     console.print(
         f"{database}: {verb} {sum(report.removed.values()):,} rows"
         + ("" if dry_run else f" in {report.batches} batches, {report.seconds:.1f} s")
-        + "; kept: " + ", ".join(f"{kind} {span}" for kind, span in kept_for.items()),
+        + "; kept: "
+        + ", ".join(f"{kind} {span}" for kind, span in kept_for.items()),
         soft_wrap=True,
     )

@@ -27,8 +27,9 @@ BURN_FACTOR = 2.0
 LONG_LOOKBACK, SHORT_LOOKBACK = 1 / 4, 1 / 48
 #: The window of figures for integration points without an SLA entry.
 DEFAULT_WINDOW = timedelta(hours=1)
-#: A writer (sync job) that reported within this long is expected to keep reporting.
-WRITER_MEMORY = timedelta(days=7)
+
+#: A writer (sync job) of a point without an SLA that has not reported for this long is retired.
+DEFAULT_RETIREMENT = timedelta(days=7)
 
 Point = tuple[str, str]  # (source, object)
 WriterKey = tuple[str, str, str]  # (source, object, writer)
@@ -39,10 +40,12 @@ DEFINITION = (
     f"degraded: not breached, but the lag is past {DEGRADED_LAG_FRACTION:.0%} of max_lag, or the error budget "
     f"is burning too fast: the block rate is over {BURN_FACTOR:g}x max_block_rate over both the last "
     f"{LONG_LOOKBACK:.0%} and the last {SHORT_LOOKBACK:.1%} of the window (the SRE workbook's multiwindow "
-    "burn-rate rule). no_data: no sync reported and no record checked over the window. healthy: otherwise. "
+    "burn-rate rule), or a load due by an expected_by deadline has not arrived within warn_before of it. "
+    "no_data: no sync reported and no record checked over the window. healthy: otherwise. "
     "The lag is the oldest of the writers' newest syncs (so one fresh writer cannot hide a stale one), or the "
     "95th percentile age of the records checked when no writer reports; outside a schedule's active minutes "
-    "it is not judged, and inside it counts from the start of the active period."
+    "it is not judged, and inside it counts from the start of the active period. A writer silent for longer than "
+    "the SLA's retire_writers_after (7 days unless set) is retired: shown, but not counted in the lag."
 )
 
 
@@ -81,6 +84,7 @@ class PointHealth:
     lag_from: str | None = None  # "heartbeats" or "records"
     max_lag_s: float | None = None
     writers: list[WriterLag] = field(default_factory=list)
+    retired: list[WriterLag] = field(default_factory=list)  # silent past retire_writers_after: not in the lag
     entities: int | None = None
     records: int = 0
     blocked: int = 0
@@ -130,6 +134,7 @@ class PointHealth:
             "lag_from": self.lag_from,
             "max_lag_s": self.max_lag_s,
             "writers": [writer.to_dict() for writer in self.writers],
+            "retired_writers": [writer.to_dict() for writer in self.retired],
             "entities": self.entities,
             "records": self.records,
             "warned": self.warned,
@@ -152,6 +157,11 @@ class PointHealth:
 def windows(policy: Policy) -> dict[Point, timedelta]:
     """The window of figures of every integration point with an SLA (others use DEFAULT_WINDOW)."""
     return {(sla.source, sla.object): sla.window for sla in policy.slas}
+
+
+def allowed_points(policy: Policy) -> set[Point]:
+    """Every integration point the policy allows: each object with its owner and each replica."""
+    return {(source, name) for name, spec in policy.objects.items() for source in (spec.owner, *spec.replicas)}
 
 
 def window_starts(policy: Policy, now: datetime) -> set[datetime]:
@@ -178,7 +188,7 @@ def integration_health(
     """
     recent = [tally for tally in tallies if tally.source is not None and tally.object is not None]
     declared = {(sla.source, sla.object): sla for sla in policy.slas}
-    allowed = {(source, name) for name, spec in policy.objects.items() for source in (spec.owner, *spec.replicas)}
+    allowed = allowed_points(policy)
     facts = _Facts(policy, recent, heartbeats, now, entities or {})
     return [facts.point(point, sla) for point, sla in declared.items()] + [
         facts.point(point, None) for point in sorted(allowed - set(declared))
@@ -216,7 +226,7 @@ class _Facts:
             health.reasons = reasons_ranked(merged.reasons)
             health.age_p50_s = merged.age_quantile(0.5)
             health.age_p95_s = merged.age_quantile(0.95)
-        self._lag(health, point)
+        self._lag(health, point, sla.retire_writers_after if sla is not None else DEFAULT_RETIREMENT)
         if sla is not None and sla.max_block_rate:
             health.burn_long = self._burn(point, window * LONG_LOOKBACK, sla.max_block_rate)
             health.burn_short = self._burn(point, window * SHORT_LOOKBACK, sla.max_block_rate)
@@ -232,16 +242,17 @@ class _Facts:
                 merged.merge(tally)
         return merged
 
-    def _lag(self, health: PointHealth, point: Point) -> None:
-        """The freshness lag: the stalest writer's newest sync, or else the records' p95 age."""
-        remembered = self.now - WRITER_MEMORY
-        writers = [
+    def _lag(self, health: PointHealth, point: Point, retire_after: timedelta) -> None:
+        """The freshness lag: the stalest active writer's newest sync, or else the records' p95 age."""
+        every = [
             WriterLag(writer, synced, max((self.now - synced).total_seconds(), 0.0))
             for (source, obj, writer), synced in self.heartbeats.items()
-            if (source, obj) == point and synced >= remembered
+            if (source, obj) == point
         ]
-        writers.sort(key=lambda w: (-w.lag_s, w.writer))
-        health.writers = writers
+        every.sort(key=lambda w: (-w.lag_s, w.writer))
+        retired = self.now - retire_after
+        writers = [w for w in every if w.last_sync >= retired]
+        health.writers, health.retired = writers, [w for w in every if w.last_sync < retired]
         if writers:
             health.last_sync = max(w.last_sync for w in writers)
             health.lag_s, health.lag_from = writers[0].lag_s, "heartbeats"
@@ -270,6 +281,11 @@ def _judge(
             breached.append(
                 ("deadline", f"{health.name}: the load due by {_local(schedule.due)} has not arrived ({since})")
             )
+        elif schedule.at_risk and schedule.next_due is not None:
+            since = f"the last sync was {words(health.lag_s)} ago" if health.lag_s is not None else "no sync yet"
+            left = words(max((schedule.next_due - now).total_seconds(), 0.0))
+            due = _local(schedule.next_due)
+            degraded.append(f"{health.name}: the load due by {due} has not arrived yet ({left} to go; {since})")
     elif schedule is not None and schedule.paused:
         pass  # a planned pause: the lag is not judged
     elif lag is not None and health.max_lag_s is not None:

@@ -31,6 +31,7 @@ class ScheduleView:
     due: datetime | None  # the latest `expected_by` deadline passed
     missed: bool  # no sync arrived between the deadline before `due` and `due`
     next_due: datetime | None
+    at_risk: bool = False  # within `warn_before` of `next_due`, and no sync has arrived since `due`
 
 
 def view(schedule: ScheduleSpec, now: datetime, last_sync: datetime | None) -> ScheduleView:
@@ -52,7 +53,14 @@ def view(schedule: ScheduleSpec, now: datetime, last_sync: datetime | None) -> S
         due = deadlines.get_prev(datetime)
         previous = deadlines.get_prev(datetime)
         missed = last_sync is None or last_sync <= previous
-    return ScheduleView(paused, since, due, missed, upcoming)
+    at_risk = (
+        upcoming is not None
+        and due is not None
+        and schedule.warn_before is not None
+        and local >= upcoming - schedule.warn_before
+        and (last_sync is None or last_sync <= due)
+    )
+    return ScheduleView(paused, since, due, missed, upcoming, at_risk)
 
 
 class _Minutes:

@@ -127,10 +127,10 @@ class HistoryStore(StoreBase):
         with self._connect("list decisions", extra_s=REPORT_EXTRA_S) as conn:
             return [_record_out(row) for row in conn.execute(query).mappings()]
 
-    def entities_since(self, start: datetime) -> dict[tuple[str, str], int]:
-        """How many distinct entity keys each (source, object) had checked at or after `start` (an index range)."""
+    def entities_since(self, start: datetime, points: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """How many distinct entity keys each of `points` (source, object) had checked at or after `start`."""
         with self._connect("count the entities seen", extra_s=REPORT_EXTRA_S) as conn:
-            return _sightings.counts_since(conn, start)
+            return _sightings.counts_since(conn, start, points)
 
     def tallies_since(self, start: datetime, end: datetime | None = None) -> list[Tally]:
         """The per-integration-point tallies of every run checked in [start, end), oldest first."""

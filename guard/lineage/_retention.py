@@ -30,10 +30,13 @@ from guard.lineage.tables import (
     tally_rollups,
 )
 
-#: Runs per batch: each batch deletes their records (20 per run is 4,000 rows) in one short transaction.
-BATCH_RUNS = 200
+#: Runs per batch: each batch deletes their records (20 per run is 500 rows) in one short transaction.
+BATCH_RUNS = 25
 #: Rows per batch of heartbeats, rollups and sightings.
-BATCH_ROWS = 5000
+BATCH_ROWS = 500
+
+#: The pause between batches, per dialect (seconds).
+PAUSE_S = {"sqlite": 0.05, "postgresql": 0.005}
 
 KINDS = ("records", "runs", "heartbeats", "rollups")
 #: The tables each kind of history is pruned from.
@@ -95,7 +98,7 @@ class RetentionStore(StoreBase):
     def pruned_before(self) -> dict[str, datetime]:
         """How far back each kind of history was pruned (kinds never pruned are absent)."""
         with self._connect("read the prune horizons") as conn:
-            return {kind: at for kind, at in conn.execute(sa.select(prune_horizons))}
+            return {row.kind: row.pruned_before for row in conn.execute(sa.select(prune_horizons))}
 
     def prune(
         self,
@@ -103,11 +106,15 @@ class RetentionStore(StoreBase):
         now: datetime,
         *,
         dry_run: bool = False,
-        pause_s: float = 0.01,
+        pause_s: float | None = None,
         max_batches: int | None = None,
         stop: Callable[[], bool] = lambda: False,
     ) -> PruneReport:
         """Remove history older than `retention` allows, batch by batch, pausing `pause_s` between batches.
+
+        The pause lets writers in: SQLite has one writer at a time, and a waiting writer polls with
+        sleeps of up to 100 ms, so its default pause is longer than PostgreSQL's (whose row locks
+        never hold up the inserts of new checks).
 
         `dry_run` counts instead. `max_batches` bounds the work of one call (the background prune);
         `stop` is asked between batches.
@@ -121,6 +128,7 @@ class RetentionStore(StoreBase):
                 _count_all(conn, horizons, report)
             report.seconds = time.monotonic() - started
             return report
+        pause = pause_s if pause_s is not None else PAUSE_S[self.dialect]
         steps = _steps(horizons)
         for step in steps:
             while True:
@@ -133,8 +141,8 @@ class RetentionStore(StoreBase):
                 report.batches += 1
                 if done:
                     break
-                if pause_s:
-                    time.sleep(pause_s)
+                if pause:
+                    time.sleep(pause)
         with self._connect("note the prune horizons") as conn:
             for kind, at in horizons.items():
                 _note_horizon(conn, kind, at)

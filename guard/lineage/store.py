@@ -31,7 +31,7 @@ from guard.lineage._history import HistoryStore
 from guard.lineage._operations import OperationsStore
 from guard.lineage._policies import PolicyStore
 from guard.lineage._receipts import ReceiptStore
-from guard.lineage._retention import RetentionStore
+from guard.lineage._retention import PruneReport, Retention, RetentionStore
 from guard.lineage._values import content_hash, explain, json_value, storable, storable_column
 from guard.lineage._watermarks import WatermarkStore, _identity
 from guard.lineage.tables import run_tallies, runs
@@ -40,7 +40,7 @@ from guard.tallies import tally_check
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["Entity", "LineageStore", "alembic_config", "content_hash"]
+__all__ = ["Entity", "LineageStore", "PruneReport", "Retention", "alembic_config", "content_hash"]
 
 _RECORD_COLUMNS = (
     "run_id", "position", "record_id", "object", "key", "source", "observed_at",
@@ -78,9 +78,7 @@ class PreparedCheck:
         return 1 + len(self.records)
 
 
-class LineageStore(
-    WatermarkStore, HistoryStore, FeedStore, PolicyStore, OperationsStore, ReceiptStore, RetentionStore
-):
+class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, OperationsStore, ReceiptStore, RetentionStore):
     """Where checks are remembered. Open one per process and share it; it is thread-safe."""
 
     def __init__(

@@ -285,7 +285,8 @@ entity_sightings = Table(
     Column("key", Text, nullable=False),
     Column("last_seen", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("source", "object", "key"),
-    Index("ix_entity_sightings_last_seen", "last_seen"),
+    Index("ix_entity_sightings_last_seen", "last_seen"),  # what a prune removes
+    Index("ix_entity_sightings_point_last_seen", "source", "object", "last_seen"),  # what health counts
 )
 
 writer_syncs = Table(

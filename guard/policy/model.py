@@ -196,6 +196,11 @@ class ScheduleSpec(_Strict):
         description="cron expression (or 'HH:MM') of the deadlines a sync is due by (e.g. '0 6 * * 1-5'); "
         "each deadline needs a sync since the one before; max_lag is then not applied",
     )
+    warn_before: Duration | None = Field(
+        None,
+        description="how long before an expected_by deadline a load that has not arrived yet makes the point "
+        "degraded (e.g. 30m), so that people hear of it before the deadline is missed",
+    )
 
 
 class SLASpec(_Strict):
@@ -209,6 +214,10 @@ class SLASpec(_Strict):
     recovery: Duration | None = None
     notify: list[Name] = Field(default_factory=list)
     schedule: ScheduleSpec | None = None
+    retire_writers_after: Duration = Field(
+        timedelta(days=7),
+        description="a writer (sync job) silent this long is retired: shown as retired, no longer counted in the lag",
+    )
     runbook: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2000)] | None = Field(
         None, description="an http(s) URL of what to do when the point breaks; in alerts and on the dashboard"
     )

@@ -188,3 +188,23 @@ def test_a_policy_that_does_not_load_stops_the_app_from_starting(tmp_path: Path)
 
     with pytest.raises(Exception, match="version"), AppClient(app):
         pass
+
+
+def test_lineage_of_a_pruned_entity_says_how_far_back_history_goes(client: AppClient, fresh: Fresh) -> None:
+    from datetime import timedelta
+
+    from guard._timestamps import utc_now
+    from guard.lineage.store import LineageStore, Retention
+
+    _check(client, "a", fresh(key="C-1"))
+    assert client.get("/v1/lineage/customer/C-1").json()["pruned_before"] is None
+    store: LineageStore = client.app.state.guard.store  # type: ignore[attr-defined]
+    horizon_now = utc_now() + timedelta(days=31)  # as if a month had passed: the check is past 30 days
+
+    store.prune(Retention(), horizon_now)
+
+    history = client.get("/v1/lineage/customer/C-1").json()
+    assert history["decisions"] == []
+    assert history["pruned_before"] is not None
+    page = client.get("/lineage/customer/C-1")
+    assert "history before it was pruned" in page.text

@@ -221,3 +221,40 @@ def test_other_errors_while_switching_to_wal_are_not_waited_out() -> None:
 
     with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
         _wal(LockedCursor(busy=1, error="disk I/O error"))
+
+
+def test_migration_0006_builds_the_rollups_sightings_and_writers_from_the_history_of_0005(
+    minimal_policy: Policy, store_url: str, store: LineageStore, record: RecordFactory
+) -> None:
+    """A store written before 0006 (history in runs, run_records, run_tallies, heartbeats) upgrades to the same
+    rollups, entity sightings and newest syncs that writing the same history after 0006 keeps."""
+    from datetime import timedelta
+
+    guard = Guard(minimal_policy, store=store)
+    for minutes in range(0, 600, 13):
+        at = NOW - timedelta(minutes=minutes)
+        records = [record(key=f"C-{minutes % 7}", source="sap"), record(key="C-1", email="broken"),
+                   record(key=f"C-{minutes % 3}", source="warehouse", observed_at="2026-11-01T00:00:00Z")]  # fmt: skip
+        guard.check(records, pipeline="rag", now=at)
+        store.record_heartbeat("sap", "customer", at, at, writer=f"job-{minutes % 3}")
+    derived = ("tally_rollups", "rollup_reasons", "entity_sightings", "writer_syncs")
+    written = {table: _rows(store_url, table) for table in derived}
+    health = [point.to_dict() for point in guard.health(NOW)]
+    with store.engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0005")
+    assert table_names(store_url) & set(derived) == set()
+
+    store.migrate()
+
+    assert {table: _rows(store_url, table) for table in derived} == written
+    assert all(written.values())
+    assert [point.to_dict() for point in guard.health(NOW)] == health
+
+
+def _rows(url: str, table: str) -> list[tuple[Any, ...]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return sorted(tuple(row) for row in conn.execute(sa.text(f"SELECT * FROM {table}")))  # noqa: S608
+    finally:
+        engine.dispose()

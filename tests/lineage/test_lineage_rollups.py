@@ -60,11 +60,13 @@ def _write(policy: Policy, store: LineageStore, history: list[Any]) -> None:
         )  # fmt: skip
 
 
-def _recomputed(store: LineageStore) -> dict[tuple[datetime, str | None, str | None], Tally]:
+def _recomputed(store: LineageStore) -> dict[tuple[datetime | None, str | None, str | None], Tally]:
     """The per-minute tallies, counted again from the run_records rows."""
-    query = sa.select(runs.c.checked_at, run_records.c.source, run_records.c.object, run_records.c.action,
-                      run_records.c.age_s, run_records.c.reasons).join(runs, runs.c.run_id == run_records.c.run_id)  # fmt: skip
-    found: dict[tuple[datetime, str | None, str | None], Tally] = {}
+    columns = (run_records.c.source, run_records.c.object, run_records.c.action, run_records.c.age_s)
+    query = sa.select(runs.c.checked_at, *columns, run_records.c.reasons).join(
+        runs, runs.c.run_id == run_records.c.run_id
+    )
+    found: dict[tuple[datetime | None, str | None, str | None], Tally] = {}
     with store.engine.connect() as conn:
         for checked_at, source, obj, action, age, reasons in conn.execute(query):
             minute = checked_at.replace(second=0, microsecond=0)

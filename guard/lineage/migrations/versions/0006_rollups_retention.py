@@ -61,6 +61,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("source", "object", "key"),
     )
     op.create_index("ix_entity_sightings_last_seen", "entity_sightings", ["last_seen"])
+    op.create_index("ix_entity_sightings_point_last_seen", "entity_sightings", ["source", "object", "last_seen"])
     op.create_table(
         "writer_syncs",
         sa.Column("source", sa.Text, nullable=False),
@@ -118,6 +119,7 @@ def downgrade() -> None:
     op.drop_index("ix_run_tallies_run_id", table_name="run_tallies")
     op.drop_table("prune_horizons")
     op.drop_table("writer_syncs")
+    op.drop_index("ix_entity_sightings_point_last_seen", table_name="entity_sightings")
     op.drop_index("ix_entity_sightings_last_seen", table_name="entity_sightings")
     op.drop_table("entity_sightings")
     op.drop_table("rollup_reasons")
