@@ -59,31 +59,46 @@ class Impact:
     """An incident's impact: every check in its window, and the totals that matter at 3 a.m."""
 
     checks: tuple[ImpactedCheck, ...]
+    #: The totals kept with the incident before a prune removed its checks (then `checks` is empty).
+    kept: Mapping[str, int] | None = None
 
     @property
     def checks_let_through(self) -> int:
         """Checks that let at least one record of the point through."""
+        if self.kept is not None:
+            return self.kept["checks_let_through"]
         return sum(1 for check in self.checks if check.let_through > 0)
 
     @property
     def records_let_through(self) -> int:
         """Records of the point let through to the model."""
+        if self.kept is not None:
+            return self.kept["records_let_through"]
         return sum(check.let_through for check in self.checks)
 
     @property
     def records_withheld(self) -> int:
         """Records of the point withheld from the model."""
+        if self.kept is not None:
+            return self.kept["records_withheld"]
         return sum(check.blocked for check in self.checks)
 
     @property
     def model_calls(self) -> int:
         """Model calls fed by the checks that let records through."""
+        if self.kept is not None:
+            return self.kept["model_calls"]
         return sum(len(check.model_calls) for check in self.checks if check.let_through > 0)
+
+    @property
+    def check_count(self) -> int:
+        """Checks that decided records of the point during the incident."""
+        return self.kept["checks"] if self.kept is not None else len(self.checks)
 
     def totals(self) -> dict[str, int]:
         """The figures as the API and the alerts give them."""
         return {
-            "checks": len(self.checks),
+            "checks": self.check_count,
             "checks_let_through": self.checks_let_through,
             "records_let_through": self.records_let_through,
             "records_withheld": self.records_withheld,
@@ -92,13 +107,13 @@ class Impact:
 
     def sentence(self) -> str:
         """`64 records let through to the model by 5 of 9 checks, feeding 5 model calls; 12 withheld`."""
-        if not self.checks:
+        if not self.check_count:
             return "no check used this integration point during the incident"
         let = self.records_let_through
         records = "record" if let == 1 else "records"
         calls = "model call" if self.model_calls == 1 else "model calls"
         return (
-            f"{let:,} {records} let through to the model by {self.checks_let_through} of {len(self.checks)} "
+            f"{let:,} {records} let through to the model by {self.checks_let_through} of {self.check_count} "
             f"checks, feeding {self.model_calls:,} {calls}; {self.records_withheld:,} withheld"
         )
 
@@ -124,6 +139,11 @@ def from_rows(rows: Sequence[Mapping[str, Any]]) -> Impact:
 
 
 def of_incident(store: LineageStore, incident: Mapping[str, Any], now: datetime) -> Impact:
-    """The impact of an incident row (as `LineageStore.incident` gives it) as of `now`."""
+    """The impact of an incident row (as `LineageStore.incident` gives it) as of `now`.
+
+    Once a prune has removed checks of a recovered incident, its totals are the ones kept with it.
+    """
+    if incident.get("impact"):
+        return Impact((), kept=incident["impact"])
     start, end = window(incident["started_at"], incident["recovered_at"], now)
     return from_rows(store.incident_impact(incident["source"], incident["object"], start, end))

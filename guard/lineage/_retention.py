@@ -22,6 +22,7 @@ from guard.lineage.tables import (
     consumption,
     entity_sightings,
     heartbeats,
+    incidents,
     prune_horizons,
     rollup_reasons,
     run_records,
@@ -129,6 +130,9 @@ class RetentionStore(StoreBase):
             report.seconds = time.monotonic() - started
             return report
         pause = pause_s if pause_s is not None else PAUSE_S[self.dialect]
+        if "runs" in horizons:
+            with self._connect("keep the impact of incidents", bounded=False) as conn:
+                _keep_impacts(conn, horizons["runs"])
         steps = _steps(horizons)
         for step in steps:
             while True:
@@ -222,6 +226,22 @@ def _prune_rows(conn: Connection, table: sa.Table, column: str, horizon: datetim
     cut = moment < horizon if edge is None else sa.and_(moment <= edge, moment < horizon)
     report.count(table.name, conn.execute(table.delete().where(cut)).rowcount)
     return edge is None
+
+
+def _keep_impacts(conn: Connection, horizon: datetime) -> None:
+    """Keep the impact totals of every recovered incident that began before `horizon` with the incident itself."""
+    from guard import impact as impacts
+    from guard.lineage._operations import impact
+
+    due = conn.execute(
+        sa.select(incidents).where(
+            incidents.c.impact.is_(None), incidents.c.recovered_at.is_not(None), incidents.c.started_at < horizon
+        )
+    ).mappings()
+    for incident in list(due):
+        start, end = impacts.window(incident["started_at"], incident["recovered_at"], incident["recovered_at"])
+        totals = impacts.from_rows(impact(conn, incident["source"], incident["object"], start, end)).totals()
+        conn.execute(incidents.update().where(incidents.c.id == incident["id"]), {"impact": totals})
 
 
 def _note_horizon(conn: Connection, kind: str, at: datetime) -> None:

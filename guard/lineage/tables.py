@@ -197,6 +197,7 @@ incidents = Table(
     Column("acknowledged_by", Text, nullable=True),
     Column("recovered_at", UTCDateTime(), nullable=True),
     Column("recovery_objective_s", Float, nullable=True),
+    Column("impact", JSON, nullable=True),  # its impact, kept before a prune removes the runs it was counted from
     Index("ix_incidents_detected_at", "detected_at"),
 )
 

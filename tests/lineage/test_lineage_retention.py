@@ -95,23 +95,33 @@ def test_an_entitys_history_says_what_was_pruned(store: LineageStore, record: Re
     assert store.pruned_before()["records"] == NOW - timedelta(days=30)
 
 
-def test_incidents_outlive_the_rows_they_were_computed_from(
+def test_incidents_and_their_impact_outlive_the_rows_they_were_computed_from(
     store: LineageStore, store_url: str, record: RecordFactory
 ) -> None:
+    from guard import impact as impacts
     from guard.watch import Watcher
 
     guard = Guard(POLICY, store=store)
     at = NOW - timedelta(days=40)
     bad = [record(key=f"C-{n}", source="sap", fields={"email": "broken"}) for n in range(5)]
-    guard.check(bad, pipeline="rag", now=at)
-    Watcher(guard).evaluate(at + timedelta(minutes=1))
-    incidents = store.incidents(limit=10)
-    assert incidents
+    guard.check(bad, pipeline="rag", now=at, consumer={"model": "gpt", "call_id": "c-1"})
+    watcher = Watcher(guard)
+    watcher.evaluate(at + timedelta(minutes=1))
+    guard.check(bad, pipeline="rag", now=at + timedelta(minutes=2), consumer={"model": "gpt", "call_id": "c-2"})
+    store.record_heartbeat("sap", "customer", at + timedelta(hours=3), at + timedelta(hours=3))
+    watcher.evaluate(at + timedelta(hours=3))
+    (incident,) = store.incidents(limit=10)
+    assert incident["recovered_at"] is not None
+    before = impacts.of_incident(store, incident, NOW)
+    assert before.records_withheld == 5
 
     store.prune(Retention(), NOW)
 
     assert scalar(store_url, "SELECT count(*) FROM runs") == 0
-    assert store.incidents(limit=10) == incidents
+    (kept,) = store.incidents(limit=10)
+    assert {**kept, "impact": None} == {**incident, "impact": None}
+    after = impacts.of_incident(store, kept, NOW)
+    assert (after.totals(), after.sentence()) == (before.totals(), before.sentence())
 
 
 def test_freshguard_store_prune_says_what_it_removed(store_url: str, record: RecordFactory) -> None:

@@ -77,6 +77,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_run_tallies_run_id", "run_tallies", ["run_id"])
     op.create_index("ix_heartbeats_received_at", "heartbeats", ["received_at"])
+    op.add_column("incidents", sa.Column("impact", sa.JSON, nullable=True))
     _build_from_history(op.get_bind())
 
 
@@ -115,6 +116,8 @@ def _build_from_history(conn: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("incidents") as batch:
+        batch.drop_column("impact")
     op.drop_index("ix_heartbeats_received_at", table_name="heartbeats")
     op.drop_index("ix_run_tallies_run_id", table_name="run_tallies")
     op.drop_table("prune_horizons")
