@@ -19,23 +19,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from bisect import bisect_left
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_service import Store, serving
 
 from guard.lineage import _rollups, _sightings
 from guard.lineage._base import _sqlite_time
@@ -181,10 +179,10 @@ def seeded(url: str, runs: int, fresh: bool) -> tuple[bool, float]:
     try:
         with store.engine.connect() as conn:
             have = conn.execute(sa.text("SELECT count(*) FROM runs")).scalar_one()
-        if have == runs and not fresh:
+        if have and not fresh:  # seeded earlier (a prune or the service's watcher may have trimmed it since)
             return False, 0.0
         if have:
-            raise SystemExit(f"{url} holds {have} runs, not {runs}: remove it (or its database) first")
+            raise SystemExit(f"{url} holds {have} runs: remove it (or its database) to seed it again")
         started = time.perf_counter()
         Seeder(store, runs, datetime.now(UTC)).seed()
         if store.dialect == "postgresql":
@@ -215,42 +213,6 @@ def record_rows(url: str) -> int:
             return int(conn.exec_driver_sql("SELECT count(*) FROM run_records").scalar_one())
     finally:
         engine.dispose()
-
-
-@contextmanager
-def serving(url: str, log: Path) -> Iterator[str]:
-    """`freshguard serve` (one worker) on a free loopback port; its base URL once ready."""
-    sys.path.insert(0, str(ROOT))
-    from tests.serving import free_port
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FRESHGUARD_")}
-    env["STRIPE_SIGNING_KEY"] = "bench-stripe-key"
-    env["FRESHGUARD_WATCH_EVERY_S"] = "0"  # the prune is measured on its own, from the command line
-    command = [FRESHGUARD, "serve", "--policy", str(POLICY), "--database", url, "--port", str(port)]
-    with log.open("w") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=2) as answer:  # noqa: S310 (loopback)
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"freshguard serve did not become ready:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def latencies(client: Any, method: str, url: str, count: int, body: Any = None) -> list[float]:
@@ -291,7 +253,8 @@ def measure(kind: str, runs: int, folder: Path, *, fresh: bool, requests: int, p
     print(f"\n== {kind}, {runs:,} runs ({rows:,} record rows over {DAYS} days)")
     print(f"seeded: {'now, in ' + format(seconds, '.0f') + ' s' if did else 'earlier (reused)'}")
     print(f"store size: {size / 2**20:,.0f} MiB, {size / 2**20 / (rows / 1e6):,.0f} MiB per million record rows")
-    with serving(url, folder / f"serve-{kind}-{runs}.log") as base, httpx.Client(base_url=base, timeout=60) as client:
+    served = serving(Store(url), 1, folder / f"serve-{kind}-{runs}.log")  # the watcher prunes in the background too
+    with served as base, httpx.Client(base_url=base, timeout=60) as client:
         for path in ("/v1/health", "/metrics", "/"):
             latencies(client, "GET", path, 5)  # warm-up
             print(f"GET {path:<10} {figures(latencies(client, 'GET', path, requests))}")

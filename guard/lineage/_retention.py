@@ -8,6 +8,7 @@ where the last one stopped. Incidents, their figures and state changes are never
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,10 +26,12 @@ from guard.lineage.tables import (
     incidents,
     prune_horizons,
     rollup_reasons,
+    rollup_reasons_hourly,
     run_records,
     run_tallies,
     runs,
     tally_rollups,
+    tally_rollups_hourly,
 )
 
 #: Runs per batch: each batch deletes their records (20 per run is 500 rows) in one short transaction.
@@ -45,7 +48,7 @@ TABLES_OF = {
     "records": ("run_records", "entity_sightings"),
     "runs": ("run_tallies", "consumption", "runs"),
     "heartbeats": ("heartbeats",),
-    "rollups": ("tally_rollups", "rollup_reasons"),
+    "rollups": ("tally_rollups", "rollup_reasons", "tally_rollups_hourly", "rollup_reasons_hourly"),
 }
 
 
@@ -160,14 +163,14 @@ Step = Callable[[Connection, PruneReport], bool]  # one batch; True when nothing
 def _steps(horizons: dict[str, datetime]) -> Iterator[Step]:
     if "records" in horizons:
         yield _RecordPruner(horizons["records"]).step
-        yield lambda conn, report: _prune_rows(conn, entity_sightings, "last_seen", horizons["records"], report)
+        yield functools.partial(_prune_rows, table=entity_sightings, column="last_seen", horizon=horizons["records"])
     if "runs" in horizons:
         yield lambda conn, report: _prune_runs(conn, horizons["runs"], report)
     if "heartbeats" in horizons:
-        yield lambda conn, report: _prune_rows(conn, heartbeats, "received_at", horizons["heartbeats"], report)
+        yield functools.partial(_prune_rows, table=heartbeats, column="received_at", horizon=horizons["heartbeats"])
     if "rollups" in horizons:
-        yield lambda conn, report: _prune_rows(conn, tally_rollups, "minute", horizons["rollups"], report)
-        yield lambda conn, report: _prune_rows(conn, rollup_reasons, "minute", horizons["rollups"], report)
+        for table in (tally_rollups, rollup_reasons, tally_rollups_hourly, rollup_reasons_hourly):
+            yield functools.partial(_prune_rows, table=table, column="minute", horizon=horizons["rollups"])
 
 
 class _RecordPruner:
@@ -217,7 +220,7 @@ def _prune_runs(conn: Connection, horizon: datetime, report: PruneReport) -> boo
     return len(batch) < BATCH_RUNS
 
 
-def _prune_rows(conn: Connection, table: sa.Table, column: str, horizon: datetime, report: PruneReport) -> bool:
+def _prune_rows(conn: Connection, report: PruneReport, *, table: sa.Table, column: str, horizon: datetime) -> bool:
     """Delete about BATCH_ROWS of the oldest rows of `table` before `horizon` (by `column`, which is indexed)."""
     moment = table.c[column]
     edge = conn.execute(
@@ -270,5 +273,5 @@ def _count_all(conn: Connection, horizons: dict[str, datetime], report: PruneRep
     if "heartbeats" in horizons:
         report.count("heartbeats", older(heartbeats, "received_at", horizons["heartbeats"]))
     if "rollups" in horizons:
-        report.count("tally_rollups", older(tally_rollups, "minute", horizons["rollups"]))
-        report.count("rollup_reasons", older(rollup_reasons, "minute", horizons["rollups"]))
+        for table in (tally_rollups, rollup_reasons, tally_rollups_hourly, rollup_reasons_hourly):
+            report.count(table.name, older(table, "minute", horizons["rollups"]))

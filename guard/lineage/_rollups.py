@@ -7,8 +7,9 @@ whatever the check rate. Functions over a connection the store opened; `LineageS
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,10 +17,17 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from guard.lineage.tables import AGE_BUCKET_COLUMNS, rollup_reasons, tally_rollups
+from guard.lineage.tables import (
+    AGE_BUCKET_COLUMNS,
+    rollup_reasons,
+    rollup_reasons_hourly,
+    tally_rollups,
+    tally_rollups_hourly,
+)
 from guard.tallies import Tally
 
 _MINUTE = timedelta(minutes=1)
+_HOUR = timedelta(hours=1)
 _COUNTS = ("runs", "records", "allowed", "warned", "blocked", "age_sum_s", *AGE_BUCKET_COLUMNS)
 #: Rows per upsert statement (SQLite caps bound parameters).
 _CHUNK = 500
@@ -35,16 +43,40 @@ def point_key(source: str | None, obj: str | None) -> str:
     return json.dumps([source, obj], ensure_ascii=False)
 
 
+def hour_of(moment: datetime) -> datetime:
+    """The start of the UTC hour `moment` falls in."""
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+#: The grains kept: (totals table, reasons table, the start of a moment's span).
+GRAINS = ((tally_rollups, rollup_reasons, minute_of), (tally_rollups_hourly, rollup_reasons_hourly, hour_of))
+
+
 def add(conn: Connection, tallies: Iterable[Mapping[str, Any]]) -> None:
-    """Add `run_tallies` rows (one per run and point) to the rollups of their minutes."""
+    """Add `run_tallies` rows (one per run and point) to the rollups of their minutes and hours."""
+    rows = list(tallies)
+    for totals_table, reasons_table, span_of in GRAINS:
+        totals, reasons = _summed(rows, span_of)
+        # Sorted by key: concurrent writers (PostgreSQL, several processes) lock rows in one order, never deadlock.
+        _upsert_totals(conn, totals_table, [totals[key] for key in sorted(totals)])
+        _upsert_reasons(
+            conn,
+            reasons_table,
+            [{"minute": m, "point": p, "code": c, "records": n} for (m, p, c), n in sorted(reasons.items())],
+        )
+
+
+def _summed(
+    tallies: Iterable[Mapping[str, Any]], span_of: Callable[[datetime], datetime]
+) -> tuple[dict[tuple[datetime, str], dict[str, Any]], dict[tuple[datetime, str, str], int]]:
     totals: dict[tuple[datetime, str], dict[str, Any]] = {}
     reasons: dict[tuple[datetime, str, str], int] = {}
     for tally in tallies:
-        minute, point = minute_of(tally["checked_at"]), point_key(tally["source"], tally["object"])
-        row = totals.get((minute, point))
+        start, point = span_of(tally["checked_at"]), point_key(tally["source"], tally["object"])
+        row = totals.get((start, point))
         if row is None:
-            row = totals[minute, point] = {
-                "minute": minute, "point": point, "source": tally["source"], "object": tally["object"],
+            row = totals[start, point] = {
+                "minute": start, "point": point, "source": tally["source"], "object": tally["object"],
                 "age_max_s": None, **dict.fromkeys(_COUNTS, 0),
             }  # fmt: skip
         row["runs"] += 1
@@ -54,13 +86,8 @@ def add(conn: Connection, tallies: Iterable[Mapping[str, Any]]) -> None:
             row[name] += count
         row["age_max_s"] = _larger(row["age_max_s"], tally["age_max_s"])
         for code, count in (tally["reasons"] or {}).items():
-            reasons[minute, point, code] = reasons.get((minute, point, code), 0) + count
-    # Sorted by key: concurrent writers (PostgreSQL, several processes) lock the rows in one order, never deadlock.
-    _upsert_totals(conn, [totals[key] for key in sorted(totals)])
-    _upsert_reasons(
-        conn,
-        [{"minute": m, "point": p, "code": c, "records": n} for (m, p, c), n in sorted(reasons.items())],
-    )
+            reasons[start, point, code] = reasons.get((start, point, code), 0) + count
+    return totals, reasons
 
 
 def _larger(known: float | None, other: float | None) -> float | None:
@@ -74,11 +101,11 @@ def upsert_statement(conn: Connection, table: sa.Table) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-def _upsert_totals(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+def _upsert_totals(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
-    insert = upsert_statement(conn, tally_rollups)
-    new, old = insert.excluded, tally_rollups.c
+    insert = upsert_statement(conn, table)
+    new, old = insert.excluded, table.c
     larger = sa.case(
         (new.age_max_s.is_(None), old.age_max_s),
         (sa.or_(old.age_max_s.is_(None), new.age_max_s > old.age_max_s), new.age_max_s),
@@ -92,12 +119,12 @@ def _upsert_totals(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         conn.execute(statement, list(rows[start : start + _CHUNK]))
 
 
-def _upsert_reasons(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+def _upsert_reasons(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
-    insert = upsert_statement(conn, rollup_reasons)
+    insert = upsert_statement(conn, table)
     statement = insert.on_conflict_do_update(
-        index_elements=["minute", "point", "code"], set_={"records": rollup_reasons.c.records + insert.excluded.records}
+        index_elements=["minute", "point", "code"], set_={"records": table.c.records + insert.excluded.records}
     )
     for start in range(0, len(rows), _CHUNK):
         conn.execute(statement, list(rows[start : start + _CHUNK]))
@@ -107,42 +134,58 @@ def window_tallies(conn: Connection, starts: Iterable[datetime], end: datetime) 
     """The checks from the earliest of `starts` up to `end`, summed per point between consecutive starts.
 
     Each tally carries the start of its span as `checked_at`, so summing those at or after a start gives
-    that start's whole window. Whole minutes are counted: a span runs from its start's minute.
+    that start's whole window. Whole minutes are counted: a span runs from its start's minute. The hours
+    a span covers whole are read from the hourly rollups, its edges from the per-minute ones, so a day is
+    about 24 rows per point, not 1,440.
     """
     bounds = sorted(set(starts))
     if not bounds:
         return []
-    minutes = [minute_of(bound) for bound in bounds]
-    span = sa.case(
-        *((tally_rollups.c.minute >= minute, position) for position, minute in reversed(list(enumerate(minutes)))),
-        else_=-1,
-    ).label("span")
-    where = sa.and_(tally_rollups.c.minute >= minutes[0], tally_rollups.c.minute <= end)
-    totals = (
-        sa.select(
-            span, tally_rollups.c.point,
-            *(sa.func.sum(tally_rollups.c[name]).label(name) for name in _COUNTS),
-            sa.func.max(tally_rollups.c.age_max_s).label("age_max_s"),
-        )
-        .where(where)
-        .group_by(span, tally_rollups.c.point)
-    )  # fmt: skip
-    reason_span = sa.case(
-        *((rollup_reasons.c.minute >= minute, position) for position, minute in reversed(list(enumerate(minutes)))),
-        else_=-1,
-    ).label("span")
-    reasons = (
-        sa.select(reason_span, rollup_reasons.c.point, rollup_reasons.c.code, sa.func.sum(rollup_reasons.c.records))
-        .where(rollup_reasons.c.minute >= minutes[0], rollup_reasons.c.minute <= end)
-        .group_by(reason_span, rollup_reasons.c.point, rollup_reasons.c.code)
-    )
+    edges = [minute_of(bound) for bound in bounds] + [minute_of(end) + _MINUTE]
+    pieces: list[tuple[int, int, datetime, datetime]] = []  # (grain: 0 minutes, 1 hours; span; from; to)
+    for position, (low, high) in enumerate(itertools.pairwise(edges)):
+        first_hour, last_hour = hour_of(low + _HOUR - _MINUTE), hour_of(high)
+        if first_hour < last_hour:
+            pieces += [
+                (0, position, low, first_hour),
+                (1, position, first_hour, last_hour),
+                (0, position, last_hour, high),
+            ]
+        else:
+            pieces.append((0, position, low, high))
     found: dict[tuple[int, str], Tally] = {}
-    for row in conn.execute(totals).mappings():
-        found[row["span"], row["point"]] = _tally(row, bounds[row["span"]])
-    for position, point, code, count in conn.execute(reasons):
-        tally = found.get((position, point))
-        if tally is not None:
-            tally.reasons[code] = int(count)
+    for grain, (totals_table, reasons_table, _) in enumerate(GRAINS):
+        mine = [(position, low, high) for kind, position, low, high in pieces if kind == grain and low < high]
+        if not mine:
+            continue
+        totals = sa.union_all(*(
+            sa.select(
+                sa.literal(position).label("span"), totals_table.c.point,
+                *(sa.func.sum(totals_table.c[name]).label(name) for name in _COUNTS),
+                sa.func.max(totals_table.c.age_max_s).label("age_max_s"),
+            )
+            .where(totals_table.c.minute >= low, totals_table.c.minute < high)
+            .group_by(totals_table.c.point)
+            for position, low, high in mine
+        ))  # fmt: skip
+        for row in conn.execute(totals).mappings():
+            tally = _tally(row, bounds[row["span"]])
+            known = found.get((row["span"], row["point"]))
+            if known is None:
+                found[row["span"], row["point"]] = tally
+            else:
+                known.merge(tally)
+        reasons = sa.union_all(*(
+            sa.select(sa.literal(position).label("span"), reasons_table.c.point, reasons_table.c.code,
+                      sa.func.sum(reasons_table.c.records).label("records"))
+            .where(reasons_table.c.minute >= low, reasons_table.c.minute < high)
+            .group_by(reasons_table.c.point, reasons_table.c.code)
+            for position, low, high in mine
+        ))  # fmt: skip
+        for position, point, code, count in conn.execute(reasons):
+            counted = found.get((position, point))
+            if counted is not None:
+                counted.reasons[code] = counted.reasons.get(code, 0) + int(count)
     return sorted(found.values(), key=lambda tally: tally.checked_at or bounds[0])
 
 

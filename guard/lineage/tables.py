@@ -247,35 +247,42 @@ store_probes = Table(
 #: The age histogram's buckets as columns of a rollup (guard.tallies.AGE_BOUNDS_S, then one for everything older).
 AGE_BUCKET_COLUMNS = tuple(f"age_b{position:02d}" for position in range(len(AGE_BOUNDS_S) + 1))
 
-tally_rollups = Table(
-    "tally_rollups",
-    metadata,
-    # The tallies of every run checked in one UTC minute, summed per integration point (what health reads).
-    Column("minute", UTCDateTime(), nullable=False),
-    Column("point", Text, nullable=False),  # JSON [source, object] (either may be null): the key
-    Column("source", Text, nullable=True),
-    Column("object", Text, nullable=True),
-    Column("runs", Integer, nullable=False),
-    Column("records", Integer, nullable=False),
-    Column("allowed", Integer, nullable=False),
-    Column("warned", Integer, nullable=False),
-    Column("blocked", Integer, nullable=False),
-    Column("age_max_s", Float, nullable=True),
-    Column("age_sum_s", Float, nullable=False),
-    *(Column(name, Integer, nullable=False) for name in AGE_BUCKET_COLUMNS),
-    PrimaryKeyConstraint("minute", "point"),
-)
 
-rollup_reasons = Table(
-    "rollup_reasons",
-    metadata,
-    # Records that carried each reason code, per minute and integration point.
-    Column("minute", UTCDateTime(), nullable=False),
-    Column("point", Text, nullable=False),
-    Column("code", String(64), nullable=False),
-    Column("records", Integer, nullable=False),
-    PrimaryKeyConstraint("minute", "point", "code"),
-)
+def _rollup_tables(suffix: str) -> tuple[Table, Table]:
+    """The tallies of every run checked in one span (its start in `minute`) summed per integration point,
+    and the records that carried each reason code."""
+    totals = Table(
+        f"tally_rollups{suffix}",
+        metadata,
+        Column("minute", UTCDateTime(), nullable=False),  # the start of the span (UTC)
+        Column("point", Text, nullable=False),  # JSON [source, object] (either may be null): the key
+        Column("source", Text, nullable=True),
+        Column("object", Text, nullable=True),
+        Column("runs", Integer, nullable=False),
+        Column("records", Integer, nullable=False),
+        Column("allowed", Integer, nullable=False),
+        Column("warned", Integer, nullable=False),
+        Column("blocked", Integer, nullable=False),
+        Column("age_max_s", Float, nullable=True),
+        Column("age_sum_s", Float, nullable=False),
+        *(Column(name, Integer, nullable=False) for name in AGE_BUCKET_COLUMNS),
+        PrimaryKeyConstraint("minute", "point"),
+    )
+    reasons = Table(
+        f"rollup_reasons{suffix}",
+        metadata,
+        Column("minute", UTCDateTime(), nullable=False),
+        Column("point", Text, nullable=False),
+        Column("code", String(64), nullable=False),
+        Column("records", Integer, nullable=False),
+        PrimaryKeyConstraint("minute", "point", "code"),
+    )
+    return totals, reasons
+
+
+# What health reads: windows in whole hours from the hourly tables, their edges from the per-minute ones.
+tally_rollups, rollup_reasons = _rollup_tables("")  # per UTC minute
+tally_rollups_hourly, rollup_reasons_hourly = _rollup_tables("_hourly")  # per UTC hour
 
 entity_sightings = Table(
     "entity_sightings",

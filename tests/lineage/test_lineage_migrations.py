@@ -24,7 +24,8 @@ from tests.lineage.lineage_helpers import execute, head_revision, scalar, table_
 LINEAGE_TABLES = {
     "runs", "run_records", "watermarks", "heartbeats", "consumption", "policy_versions", "run_tallies",
     "point_states", "state_changes", "incidents", "alert_outbox", "receipts",
-    "store_probes", "tally_rollups", "rollup_reasons", "entity_sightings", "writer_syncs", "prune_horizons",
+    "store_probes", "tally_rollups", "rollup_reasons", "tally_rollups_hourly", "rollup_reasons_hourly",
+    "entity_sightings", "writer_syncs", "prune_horizons",
 }  # fmt: skip
 
 
@@ -237,7 +238,8 @@ def test_migration_0006_builds_the_rollups_sightings_and_writers_from_the_histor
                    record(key=f"C-{minutes % 3}", source="warehouse", observed_at="2026-11-01T00:00:00Z")]  # fmt: skip
         guard.check(records, pipeline="rag", now=at)
         store.record_heartbeat("sap", "customer", at, at, writer=f"job-{minutes % 3}")
-    derived = ("tally_rollups", "rollup_reasons", "entity_sightings", "writer_syncs")
+    derived = ("tally_rollups", "rollup_reasons", "tally_rollups_hourly", "rollup_reasons_hourly", "entity_sightings",
+               "writer_syncs")  # fmt: skip
     written = {table: _rows(store_url, table) for table in derived}
     health = [point.to_dict() for point in guard.health(NOW)]
     with store.engine.begin() as conn:

@@ -62,6 +62,8 @@ def test_a_prune_removes_exactly_what_is_past_each_horizon(
     assert scalar(store_url, "SELECT count(*) FROM run_records") == 3 * len(kept)
     assert scalar(store_url, "SELECT count(*) FROM heartbeats") == len(kept)
     assert scalar(store_url, "SELECT count(*) FROM tally_rollups") == 2 * len([d for d in DAYS if d < 41])
+    hours = {(NOW - timedelta(days=d)).replace(minute=0, second=0, microsecond=0) for d in DAYS if d < 41}
+    assert scalar(store_url, "SELECT count(*) FROM tally_rollups_hourly") == 2 * len(hours)
     assert report.removed == dry.removed
     assert report.removed["run_records"] == 3 * (len(DAYS) - len(kept))
     assert report.batches > 5

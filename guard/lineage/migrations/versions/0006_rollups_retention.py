@@ -28,30 +28,31 @@ _BATCH = 5000
 
 
 def upgrade() -> None:
-    op.create_table(
-        "tally_rollups",
-        sa.Column("minute", UTCDateTime(), nullable=False),
-        sa.Column("point", sa.Text, nullable=False),
-        sa.Column("source", sa.Text, nullable=True),
-        sa.Column("object", sa.Text, nullable=True),
-        sa.Column("runs", sa.Integer, nullable=False),
-        sa.Column("records", sa.Integer, nullable=False),
-        sa.Column("allowed", sa.Integer, nullable=False),
-        sa.Column("warned", sa.Integer, nullable=False),
-        sa.Column("blocked", sa.Integer, nullable=False),
-        sa.Column("age_max_s", sa.Float, nullable=True),
-        sa.Column("age_sum_s", sa.Float, nullable=False),
-        *(sa.Column(name, sa.Integer, nullable=False) for name in AGE_BUCKET_COLUMNS),
-        sa.PrimaryKeyConstraint("minute", "point"),
-    )
-    op.create_table(
-        "rollup_reasons",
-        sa.Column("minute", UTCDateTime(), nullable=False),
-        sa.Column("point", sa.Text, nullable=False),
-        sa.Column("code", sa.String(64), nullable=False),
-        sa.Column("records", sa.Integer, nullable=False),
-        sa.PrimaryKeyConstraint("minute", "point", "code"),
-    )
+    for suffix in ("", "_hourly"):  # per minute, per hour
+        op.create_table(
+            f"tally_rollups{suffix}",
+            sa.Column("minute", UTCDateTime(), nullable=False),
+            sa.Column("point", sa.Text, nullable=False),
+            sa.Column("source", sa.Text, nullable=True),
+            sa.Column("object", sa.Text, nullable=True),
+            sa.Column("runs", sa.Integer, nullable=False),
+            sa.Column("records", sa.Integer, nullable=False),
+            sa.Column("allowed", sa.Integer, nullable=False),
+            sa.Column("warned", sa.Integer, nullable=False),
+            sa.Column("blocked", sa.Integer, nullable=False),
+            sa.Column("age_max_s", sa.Float, nullable=True),
+            sa.Column("age_sum_s", sa.Float, nullable=False),
+            *(sa.Column(name, sa.Integer, nullable=False) for name in AGE_BUCKET_COLUMNS),
+            sa.PrimaryKeyConstraint("minute", "point"),
+        )
+        op.create_table(
+            f"rollup_reasons{suffix}",
+            sa.Column("minute", UTCDateTime(), nullable=False),
+            sa.Column("point", sa.Text, nullable=False),
+            sa.Column("code", sa.String(64), nullable=False),
+            sa.Column("records", sa.Integer, nullable=False),
+            sa.PrimaryKeyConstraint("minute", "point", "code"),
+        )
     op.create_table(
         "entity_sightings",
         sa.Column("source", sa.Text, nullable=False),
@@ -125,5 +126,5 @@ def downgrade() -> None:
     op.drop_index("ix_entity_sightings_point_last_seen", table_name="entity_sightings")
     op.drop_index("ix_entity_sightings_last_seen", table_name="entity_sightings")
     op.drop_table("entity_sightings")
-    op.drop_table("rollup_reasons")
-    op.drop_table("tally_rollups")
+    for table in ("rollup_reasons_hourly", "tally_rollups_hourly", "rollup_reasons", "tally_rollups"):
+        op.drop_table(table)
