@@ -89,7 +89,7 @@ def overview(request: Request, caller: DashboardReader) -> HTMLResponse:
     return _page(
         request, "overview.html", caller,
         tiles=tiles, counts=counts, words_for=words.STATE_WORDS, definition=DEFINITION, incidents=incidents,
-        current=current, blocked=store.decisions(action="block", limit=10),
+        current=current, blocked=store.recent_blocks(10),
         reasons_chart=charts.responsive(lambda width: charts.reason_bars(
             reasons, title="Records blocked or warned in the last hour, by reason", warns=_WARNING_CODES,
             width=width)),

@@ -127,6 +127,23 @@ class HistoryStore(StoreBase):
         with self._connect("list decisions", extra_s=REPORT_EXTRA_S) as conn:
             return [_record_out(row) for row in conn.execute(query).mappings()]
 
+    def recent_blocks(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The newest blocked decisions, newest first, as `decisions(action="block")` gives them.
+
+        Walks the runs newest first (by index) to the newest that blocked anything, then reads only their
+        records: the cost follows `limit`, not the history.
+        """
+        newest = sa.select(runs.c.run_id).where(runs.c.blocked > 0).order_by(runs.c.checked_at.desc()).limit(limit)
+        query = (
+            sa.select(run_records, runs.c.pipeline, runs.c.checked_at, runs.c.policy_name, runs.c.policy_version)
+            .join(runs, runs.c.run_id == run_records.c.run_id)
+            .where(run_records.c.run_id.in_(newest), run_records.c.action == "block")
+            .order_by(runs.c.checked_at.desc(), run_records.c.run_id, run_records.c.position)
+            .limit(limit)
+        )
+        with self._connect("list the newest blocks") as conn:
+            return [_record_out(row) for row in conn.execute(query).mappings()]
+
     def entities_since(self, start: datetime, points: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """How many distinct entity keys each of `points` (source, object) had checked at or after `start`."""
         with self._connect("count the entities seen", extra_s=REPORT_EXTRA_S) as conn:

@@ -109,3 +109,18 @@ def test_another_guard_on_the_store_follows_a_published_version(minimal_policy: 
 
         assert other.policy.version == 7
         assert other.policy.objects["customer"].max_age == timedelta(hours=2)
+
+
+@pytest.mark.parametrize("limit", [1, 3, 10])
+def test_the_newest_blocks_are_the_newest_blocked_decisions(
+    stored_guard: Guard, record: RecordFactory, limit: int
+) -> None:
+    for minutes in range(8):
+        at = NOW + timedelta(minutes=minutes)
+        broken = [record(key=f"C-{n}", fields={"email": "broken"}) for n in range(minutes % 3)]
+        stored_guard.check([record(key="C-9"), *broken], pipeline="rag", now=at)
+
+    store = _store(stored_guard)
+
+    assert store.recent_blocks(limit) == store.decisions(action="block", limit=limit)
+    assert store.recent_blocks(limit)
