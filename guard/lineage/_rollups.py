@@ -7,6 +7,7 @@ whatever the check rate. Functions over a connection the store opened; `LineageS
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -154,39 +155,57 @@ def window_tallies(conn: Connection, starts: Iterable[datetime], end: datetime) 
         else:
             pieces.append((0, position, low, high))
     found: dict[tuple[int, str], Tally] = {}
-    for grain, (totals_table, reasons_table, _) in enumerate(GRAINS):
+    for grain in range(len(GRAINS)):
         mine = [(position, low, high) for kind, position, low, high in pieces if kind == grain and low < high]
         if not mine:
             continue
-        totals = sa.union_all(*(
-            sa.select(
-                sa.literal(position).label("span"), totals_table.c.point,
-                *(sa.func.sum(totals_table.c[name]).label(name) for name in _COUNTS),
-                sa.func.max(totals_table.c.age_max_s).label("age_max_s"),
-            )
-            .where(totals_table.c.minute >= low, totals_table.c.minute < high)
-            .group_by(totals_table.c.point)
-            for position, low, high in mine
-        ))  # fmt: skip
-        for row in conn.execute(totals).mappings():
+        params = {f"{name}{n}": value for n, piece in enumerate(mine) for name, value in zip("slh", piece, strict=True)}
+        totals, reasons = _window_queries(grain, len(mine))
+        for row in conn.execute(totals, params).mappings():
             tally = _tally(row, bounds[row["span"]])
             known = found.get((row["span"], row["point"]))
             if known is None:
                 found[row["span"], row["point"]] = tally
             else:
                 known.merge(tally)
-        reasons = sa.union_all(*(
-            sa.select(sa.literal(position).label("span"), reasons_table.c.point, reasons_table.c.code,
-                      sa.func.sum(reasons_table.c.records).label("records"))
-            .where(reasons_table.c.minute >= low, reasons_table.c.minute < high)
-            .group_by(reasons_table.c.point, reasons_table.c.code)
-            for position, low, high in mine
-        ))  # fmt: skip
-        for position, point, code, count in conn.execute(reasons):
+        for position, point, code, count in conn.execute(reasons, params):
             counted = found.get((position, point))
             if counted is not None:
                 counted.reasons[code] = counted.reasons.get(code, 0) + int(count)
     return sorted(found.values(), key=lambda tally: tally.checked_at or bounds[0])
+
+
+@functools.lru_cache(maxsize=64)
+def _window_queries(grain: int, pieces: int) -> tuple[sa.CompoundSelect[Any], sa.CompoundSelect[Any]]:
+    """The totals and reasons of `pieces` time ranges of one grain's rollups, per point: built once, reused.
+
+    Range n is bound as `s{n}` (its span), `l{n}` and `h{n}` (from, to).
+    """
+    totals_table, reasons_table, _ = GRAINS[grain]
+    moment = totals_table.c.minute.type
+
+    def span(n: int) -> Any:
+        return sa.bindparam(f"s{n}", type_=sa.Integer()).label("span")
+
+    def within(table: sa.Table, n: int) -> Any:
+        low, high = sa.bindparam(f"l{n}", type_=moment), sa.bindparam(f"h{n}", type_=moment)
+        return sa.and_(table.c.minute >= low, table.c.minute < high)
+
+    totals = sa.union_all(*(
+        sa.select(
+            span(n), totals_table.c.point,
+            *(sa.func.sum(totals_table.c[name]).label(name) for name in _COUNTS),
+            sa.func.max(totals_table.c.age_max_s).label("age_max_s"),
+        ).where(within(totals_table, n)).group_by(totals_table.c.point)
+        for n in range(pieces)
+    ))  # fmt: skip
+    reasons = sa.union_all(*(
+        sa.select(span(n), reasons_table.c.point, reasons_table.c.code,
+                  sa.func.sum(reasons_table.c.records).label("records"))
+        .where(within(reasons_table, n)).group_by(reasons_table.c.point, reasons_table.c.code)
+        for n in range(pieces)
+    ))  # fmt: skip
+    return totals, reasons
 
 
 def minute_tallies(
