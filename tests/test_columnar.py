@@ -136,7 +136,7 @@ def test_pyarrow_tables_and_lazy_frames_are_decided_alike(example_policy: Policy
 
 
 def test_pandas_frames_are_decided_alike(example_policy: Policy) -> None:
-    # Not a dev dependency: pandera imports pandas whenever it is installed (a second and more per process).
+    # pandas comes with the dev extra (PySpark needs it); importorskip keeps this test for an install without it.
     pytest.importorskip("pandas", reason="pandas is not installed (pip install pandas to run this test)")
     records = mixed_batch(random.Random(5), 60)
     for record in records:  # pandas holds whole numbers with gaps as floats: no int field here

@@ -3,6 +3,7 @@ with Spark's writer, and summarise the run from Spark aggregations (only they re
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from datetime import datetime
@@ -57,6 +58,10 @@ def audit_on_spark(
             summary = summarize_work(work)
     finally:
         work.unpersist()
+    if os.environ.get("FRESHGUARD_OPENLINEAGE"):
+        from guard.integrations.openlineage import emit_audit
+
+        emit_audit(run, inputs=inputs, output=out)
     return run, summary
 
 

@@ -7,10 +7,10 @@ owner versions the check taught (one per entity whose watermark it raises).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from guard.decisions import Action, Entity, PolicyRef, Verdict, verdict_of_counts
 from guard.tallies import AGE_BOUNDS_S, Tally
@@ -32,6 +32,7 @@ class SparkRun:
     counts: dict[Action, int]
     tallies: list[Tally]
     duration_s: float
+    consumer: Mapping[str, Any] | None = None  # an audit feeds no one model call
 
     @property
     def verdict(self) -> Verdict:

@@ -25,6 +25,7 @@ from guard.cli.main import app
 from guard.spark import record_check
 from tests.columnar_batches import customer_copies, mixed_batch, mixed_corpus, watermarks_for
 from tests.conftest import EXAMPLE_POLICY, NOW, STRIPE_KEY, ts
+from tests.integrations.test_openlineage import Receiver, validate
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -157,17 +158,30 @@ def test_a_dataframe_without_envelope_columns_is_refused(spark: SparkSession, ex
 
 
 def test_audit_with_the_spark_engine_writes_what_the_polars_engine_writes(spark: SparkSession, tmp_path: Path) -> None:
+    """The same decisions file and summary; the Spark job is one OpenLineage event when OpenLineage is configured."""
     records = mixed_batch(random.Random(11), 300)
     source = tmp_path / "records.parquet"
     pl.DataFrame(records, infer_schema_length=None).write_parquet(source)
     outputs = {}
-    for engine in ("polars", "spark"):
-        out = tmp_path / f"{engine}.parquet"
-        args = ["audit", str(source), "--policy", str(EXAMPLE_POLICY), "--now", ts(NOW), "--out", str(out)]
-        ran = CliRunner().invoke(app, [*args, "--engine", engine], env=ENV)
-        assert ran.exit_code == 1, ran.output
-        assert "Verdict: PARTIAL" in ran.output
-        outputs[engine] = ran.output
+    receiver = Receiver()
+    lineage = {"FRESHGUARD_OPENLINEAGE": "true", "OPENLINEAGE_URL": receiver.url}
+    try:
+        for engine in ("polars", "spark"):
+            out = tmp_path / f"{engine}.parquet"
+            args = ["audit", str(source), "--policy", str(EXAMPLE_POLICY), "--now", ts(NOW), "--out", str(out)]
+            env = {**ENV, **(lineage if engine == "spark" else {})}
+            ran = CliRunner().invoke(app, [*args, "--engine", engine], env=env)
+            assert ran.exit_code == 1, ran.output
+            assert "Verdict: PARTIAL" in ran.output
+            outputs[engine] = ran.output
+    finally:
+        receiver.close()
+    assert len(receiver.bodies) == 1
+    event = receiver.bodies[0]
+    validate(event)
+    assert event["job"]["facets"]["jobType"]["integration"] == "SPARK"
+    assert event["run"]["facets"]["freshguard_check"]["recordCount"] == len(records)
+    assert event["outputs"][0]["name"] == str((tmp_path / "spark.parquet").resolve())
     polars_out = pl.read_parquet(tmp_path / "polars.parquet")
     spark_out = pl.read_parquet(tmp_path / "spark.parquet" / "*.parquet")
     key = ["id", "object", "key", "source", "action", "codes", "messages", "age_s"]
@@ -176,8 +190,8 @@ def test_audit_with_the_spark_engine_writes_what_the_polars_engine_writes(spark:
 
 
 def _summary(output: str) -> list[str]:
-    """What audit printed, but for the run id and the time it took."""
-    return [line for line in output.splitlines() if "Run " not in line and "checked in" not in line]
+    """What audit printed, but for the run id, the time it took and the file it wrote."""
+    return [line for line in output.splitlines() if not any(part in line for part in ("Run ", "checked in", "wrote "))]
 
 
 def test_spark_submit_runs_the_audit_on_local_2(tmp_path: Path) -> None:
