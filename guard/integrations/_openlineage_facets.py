@@ -121,20 +121,10 @@ def run_event(
 ) -> RunEvent:
     """The COMPLETE RunEvent of one check: a check is decided before anyone hears of it, so one event says it all."""
     inputs = _inputs(result)
-    return RunEvent(
-        eventType=RunState.COMPLETE,
-        eventTime=emitted_at or _iso(result.checked_at),
-        producer=PRODUCER,
-        run=Run(runId=result.run_id, facets=_run_facets(result)),
-        job=Job(
-            namespace=namespace,
-            name=result.pipeline,
-            facets={
-                "jobType": job_type_job.JobTypeJobFacet(
-                    processingType="SERVICE", integration="FRESHGUARD", jobType="CHECK", producer=PRODUCER
-                )
-            },
-        ),
+    return _completed(
+        result,
+        emitted_at,
+        _job(namespace, result.pipeline, "SERVICE", "FRESHGUARD", "CHECK"),
         inputs=[_dataset(found, policy, max_records_per_input) for found in inputs],
         outputs=[],
     )
@@ -145,23 +135,40 @@ def audit_event(
 ) -> RunEvent:
     """The COMPLETE RunEvent of an audit on Spark: the job is the pipeline, its datasets the data it read and
     the decisions it wrote (the per-record decisions are in that output, not in the event)."""
-    return RunEvent(
-        eventType=RunState.COMPLETE,
-        eventTime=emitted_at or _iso(run.checked_at),
-        producer=PRODUCER,
-        run=Run(runId=run.run_id, facets=_run_facets(run)),
-        job=Job(
-            namespace=namespace,
-            name=run.pipeline,
-            facets={
-                "jobType": job_type_job.JobTypeJobFacet(
-                    processingType="BATCH", integration="SPARK", jobType="AUDIT", producer=PRODUCER
-                )
-            },
-        ),
+    return _completed(
+        run,
+        emitted_at,
+        _job(namespace, run.pipeline, "BATCH", "SPARK", "AUDIT"),
         inputs=[InputDataset(*_located(name)) for name in inputs],
         outputs=[OutputDataset(*_located(output))] if output is not None else [],
     )
+
+
+def _completed(
+    result: CheckResult | SparkRun,
+    emitted_at: str | None,
+    job: Job,
+    *,
+    inputs: list[InputDataset],
+    outputs: list[OutputDataset],
+) -> RunEvent:
+    """The COMPLETE event of a check's run: its facets, its job and datasets."""
+    return RunEvent(
+        eventType=RunState.COMPLETE,
+        eventTime=emitted_at or _iso(result.checked_at),
+        producer=PRODUCER,
+        run=Run(runId=result.run_id, facets=_run_facets(result)),
+        job=job,
+        inputs=inputs,
+        outputs=outputs,
+    )
+
+
+def _job(namespace: str, name: str, processing: str, integration: str, kind: str) -> Job:
+    facet = job_type_job.JobTypeJobFacet(
+        processingType=processing, integration=integration, jobType=kind, producer=PRODUCER
+    )
+    return Job(namespace=namespace, name=name, facets={"jobType": facet})
 
 
 def _located(name: str) -> tuple[str, str]:

@@ -216,6 +216,16 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
+def _switched_on(env: Mapping[str, str]) -> bool:
+    """Whether FRESHGUARD_OPENLINEAGE asks for OpenLineage events (ConfigurationError when it is neither)."""
+    switch = env.get("FRESHGUARD_OPENLINEAGE", "").strip().lower()
+    if switch in _FALSE:
+        return False
+    if switch not in _TRUE:
+        raise ConfigurationError(f"FRESHGUARD_OPENLINEAGE must be true or false, got {switch!r}")
+    return True
+
+
 def emitter_from_environment(guard: Guard, environ: Mapping[str, str] | None = None) -> OpenLineageEmitter | None:
     """The service's switch: an emitter on `guard` when FRESHGUARD_OPENLINEAGE is true, else None.
 
@@ -223,11 +233,8 @@ def emitter_from_environment(guard: Guard, environ: Mapping[str, str] | None = N
     by openlineage.yml or the OPENLINEAGE_* variables, as always.
     """
     env = os.environ if environ is None else environ
-    switch = env.get("FRESHGUARD_OPENLINEAGE", "").strip().lower()
-    if switch in _FALSE:
+    if not _switched_on(env):
         return None
-    if switch not in _TRUE:
-        raise ConfigurationError(f"FRESHGUARD_OPENLINEAGE must be true or false, got {switch!r}")
     size = env.get("FRESHGUARD_OPENLINEAGE_QUEUE", "256")
     if not size.isdigit() or int(size) < 1:
         raise ConfigurationError(
@@ -244,11 +251,8 @@ def emit_audit(
     A client that cannot send is logged, never raised: lineage must not fail the audit it describes.
     """
     env = os.environ if environ is None else environ
-    switch = env.get("FRESHGUARD_OPENLINEAGE", "").strip().lower()
-    if switch in _FALSE:
+    if not _switched_on(env):
         return False
-    if switch not in _TRUE:
-        raise ConfigurationError(f"FRESHGUARD_OPENLINEAGE must be true or false, got {switch!r}")
     from guard.integrations._openlineage_facets import audit_event
 
     client = _default_client()

@@ -26,6 +26,7 @@ from guard.spark import record_check
 from tests.columnar_batches import customer_copies, mixed_batch, mixed_corpus, watermarks_for
 from tests.conftest import EXAMPLE_POLICY, NOW, STRIPE_KEY, ts
 from tests.integrations.test_openlineage import Receiver, validate
+from tests.lineage.lineage_helpers import forget_watermarks
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -95,7 +96,7 @@ def test_a_spark_run_is_kept_as_a_frame_run_is(
     pl.DataFrame(records, infer_schema_length=None).write_parquet(source)
     kept = []
     for engine in ("polars", "spark"):
-        _forget(store_url)
+        forget_watermarks(store_url)
         with Guard(example_policy, store=store_url, environ=ENV) as guard:
             guard.note_changes(changes)
             if engine == "polars":
@@ -139,16 +140,6 @@ def _plain(row: Any) -> tuple[Any, ...]:
         return json.dumps(json.loads(value) if isinstance(value, str) else value, sort_keys=True)
 
     return (*row[:6], canonical(row[6]), canonical(row[7]), *row[8:])
-
-
-def _forget(url: str) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            if sa.inspect(conn).has_table("watermarks"):
-                conn.execute(sa.text("DELETE FROM watermarks"))
-    finally:
-        engine.dispose()
 
 
 def test_a_dataframe_without_envelope_columns_is_refused(spark: SparkSession, example_policy: Policy) -> None:
