@@ -217,6 +217,14 @@ class CheckResult:
         }
 
 
+def verdict_of_counts(counts: Mapping[Action, int]) -> Verdict:
+    """The verdict of a check from how many records got each action."""
+    blocked = counts.get(Action.BLOCK, 0)
+    if blocked == 0:
+        return Verdict.PASS
+    return Verdict.BLOCKED if blocked == sum(counts.values()) else Verdict.PARTIAL
+
+
 def verdict_of(actions: Sequence[Action]) -> Verdict:
     """Fold actions into a verdict; an empty check passes (nothing was kept back)."""
     blocked = actions.count(Action.BLOCK) if isinstance(actions, list) else sum(a is Action.BLOCK for a in actions)

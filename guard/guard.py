@@ -25,9 +25,12 @@ from guard.policy.model import Policy
 from guard.records import Record
 
 if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkDataFrame
+
     from guard.columnar.check import FrameResult
     from guard.health import PointHealth
     from guard.lineage.store import LineageStore
+    from guard.spark.check import SparkCheck
 
 #: Called after every check with its result and the records as checked; see `Guard.add_listener`.
 CheckListener = Callable[[CheckResult, Sequence[Any]], None]
@@ -237,6 +240,30 @@ class Guard:
             now=moment,
             consumer=consumer,
             pandera_threshold=self._pandera_threshold,
+        )
+
+    def check_dataframe(
+        self, frame: SparkDataFrame, *, pipeline: str, now: datetime | None = None, row_index: str | None = None
+    ) -> SparkCheck:
+        """Plan the check of a Spark DataFrame of records as one check, on the cluster (docs/spark.md).
+
+        Lazy: the returned check's `decisions` (a Spark DataFrame with `check_frame`'s columns) runs when it
+        is written or counted; `guard.spark.record_check` keeps the run and its tallies in the store.
+        """
+        from guard.columnar.check import Where
+        from guard.spark.check import plan_check
+
+        _check_arguments(pipeline, None)
+        moment = utc_now() if now is None else _aware_utc(now, "now")
+        where = Where(self.store, self._memory, self._remember)
+        return plan_check(
+            frame,
+            self._compiled,
+            where,
+            pipeline=pipeline,
+            now=moment,
+            pandera_threshold=self._pandera_threshold,
+            row_index=row_index,
         )
 
     def add_listener(self, listener: CheckListener) -> None:

@@ -43,20 +43,23 @@ def _stamp(rng: random.Random) -> str | None:
     return None
 
 
-def mixed_batch(rng: random.Random, size: int | None = None) -> list[dict[str, Any]]:
-    """A batch of records about a few entities, mostly in order, with every kind of problem mixed in."""
+def mixed_batch(rng: random.Random, size: int | None = None, *, prefix: str = "") -> list[dict[str, Any]]:
+    """A batch of records about a few entities, mostly in order, with every kind of problem mixed in.
+
+    `prefix` starts every id and key: batches with different prefixes are about different entities.
+    """
     out: list[dict[str, Any]] = []
     for n in range(size if size is not None else rng.randrange(1, 40)):
         record: dict[str, Any] = {}
         roll = rng.random()
         if roll < 0.9:
-            record["id"] = f"r{n}"
+            record["id"] = f"{prefix}r{n}"
         elif roll < 0.95 and out:
-            record["id"] = out[0].get("id", "r0")  # a duplicate id
+            record["id"] = out[0].get("id", f"{prefix}r0")  # a duplicate id
         obj = rng.choice(OBJECTS)
         record["object"] = obj
         if rng.random() < 0.97:
-            record["key"] = f"K-{rng.randrange(4)}"
+            record["key"] = f"{prefix}K-{rng.randrange(4)}"
         record["source"] = rng.choice(SOURCES)
         for member in ("observed_at", "updated_at"):
             if (value := _stamp(rng)) is not None:
@@ -117,3 +120,38 @@ def watermarks_for(records: list[dict[str, Any]], rng: random.Random) -> list[tu
             if moment.tzinfo is not None:
                 changes.append((obj, key, moment + timedelta(seconds=rng.choice((-30, 30)))))
     return changes
+
+
+Changes = list[tuple[str, str, Any]]
+
+
+def mixed_corpus(rng: random.Random, size: int, batch: int = 40) -> tuple[list[dict[str, Any]], Changes]:
+    """`size` records made of mixed batches about entities of their own (a corpus), and owner changes for them."""
+    records: list[dict[str, Any]] = []
+    changes: Changes = []
+    for number in range(0, size, batch):
+        found = mixed_batch(rng, min(batch, size - number), prefix=f"b{number // batch}-")
+        records.extend(found)
+        changes.extend(watermarks_for(found, rng))
+    return records, changes
+
+
+def customer_copies(count: int) -> list[dict[str, Any]]:
+    """`count` well-formed customer records, two copies per customer (owner and replica) that agree: the bulk
+    of a corpus, fresh, aging or stale by their place."""
+    out = []
+    for n in range(count):
+        number = n // 2
+        out.append(
+            {
+                "id": f"copy-{n}",
+                "object": "customer",
+                "key": f"C-{number}",
+                "source": ("salesforce", "sap", "warehouse")[n % 2 + (number % 7 == 0)],
+                "observed_at": ts(NOW - timedelta(seconds=(number * 37) % 5400)),
+                "updated_at": ts(NOW - timedelta(seconds=(number * 37) % 5400 + 60)),
+                "fields": {"email": f"user{number}@example.com", "name": f"Customer {number}", "tier": "gold"},
+                "content": f"Customer C-{number}.",
+            }
+        )
+    return out

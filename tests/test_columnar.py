@@ -22,7 +22,7 @@ from guard import Action, Guard, InputError, Policy, ReasonCode
 from guard.cli.main import app
 from tests.columnar_batches import mixed_batch, watermarks_for
 from tests.conftest import EXAMPLE_POLICY, NOW, STRIPE_KEY, ts
-from tests.lineage.lineage_helpers import scalar
+from tests.lineage.lineage_helpers import forget_watermarks, scalar
 
 ENV = {"STRIPE_SIGNING_KEY": STRIPE_KEY}
 batches = st.randoms(use_true_random=False).map(lambda rng: (mixed_batch(rng), rng))
@@ -74,7 +74,7 @@ def test_check_frame_check_and_audit_decide_alike_with_a_store(
     changes = watermarks_for(records, rng)
     found = []
     for way in ("check", "frame", "audit"):
-        _forget(store_url)
+        forget_watermarks(store_url)
         with Guard(example_policy, store=store_url, environ=ENV) as guard:
             guard.note_changes(changes)
             if way == "check":
@@ -85,16 +85,6 @@ def test_check_frame_check_and_audit_decide_alike_with_a_store(
             found.append(audited(tmp_path, records, store_url))
     assert found[1] == found[0]
     assert found[2] == found[0]
-
-
-def _forget(url: str) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            if sa.inspect(conn).has_table("watermarks"):
-                conn.execute(sa.text("DELETE FROM watermarks"))
-    finally:
-        engine.dispose()
 
 
 def test_the_batches_reach_every_reason_code(example_policy: Policy) -> None:
@@ -136,7 +126,7 @@ def test_pyarrow_tables_and_lazy_frames_are_decided_alike(example_policy: Policy
 
 
 def test_pandas_frames_are_decided_alike(example_policy: Policy) -> None:
-    # Not a dev dependency: pandera imports pandas whenever it is installed (a second and more per process).
+    # pandas comes with the dev extra (PySpark needs it); importorskip keeps this test for an install without it.
     pytest.importorskip("pandas", reason="pandas is not installed (pip install pandas to run this test)")
     records = mixed_batch(random.Random(5), 60)
     for record in records:  # pandas holds whole numbers with gaps as floats: no int field here

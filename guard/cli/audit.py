@@ -1,11 +1,14 @@
-"""`freshguard audit`: decide every record of Parquet or JSON Lines files as one check, with the columnar engine."""
+"""`freshguard audit`: decide every record of Parquet or JSON Lines files as one check, with the columnar engine
+(polars, on this machine) or on Apache Spark (`--engine spark`, `guard.cli.audit_spark`)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import polars as pl
 import typer
@@ -20,13 +23,33 @@ from guard.cli.render_check import NO_SOURCE, headline, reasons_table, sources_t
 from guard.cli.tables import input_rows, read_chunks, write_decisions
 from guard.columnar.check import FrameResult
 
+if TYPE_CHECKING:
+    from guard.spark import SparkRun
+
+
+class Engine(StrEnum):
+    """Where an audit runs."""
+
+    POLARS = "polars"
+    SPARK = "spark"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSummary:
+    """What an audit prints beside its counts: records per reason code, one message of each, actions per source."""
+
+    records: dict[ReasonCode, int]
+    examples: dict[ReasonCode, str]
+    by_source: dict[str, Counter[Action]]
+
 
 def audit_command(
     inputs: Annotated[
-        list[Path],
+        list[str],
         typer.Argument(
             metavar="INPUT...",
-            help="Parquet (.parquet) or JSON Lines (.jsonl, .ndjson) files of records, one column per envelope member.",
+            help="Parquet (.parquet) or JSON Lines (.jsonl, .ndjson) files of records, one column per envelope member "
+            "(with --engine spark: also directories and URLs Spark reads, such as s3a://...).",
             show_default=False,
         ),
     ],
@@ -46,10 +69,11 @@ def audit_command(
         ),
     ] = None,
     out: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             metavar="FILE.parquet|FILE.jsonl",
-            help="Write every decision here: id, object, key, source, action, codes, messages, age_s.",
+            help="Write every decision here: id, object, key, source, action, codes, messages, age_s "
+            "(with --engine spark: a directory of part files, or a URL).",
         ),
     ] = None,
     pipeline: Annotated[
@@ -61,6 +85,22 @@ def audit_command(
             metavar="ISO-TIMESTAMP",
             parser=parse_now,
             help="Check as if it were this moment (e.g. 2026-11-22T12:00:00Z). Default: the current time.",
+            show_default=False,
+        ),
+    ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="polars decides on this machine; spark on a Spark cluster (pip install 'freshguard[spark]', Java 17), "
+            "writing --out as a directory of part files.",
+        ),
+    ] = Engine.POLARS,
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="The Spark master with --engine spark (local[*], spark://host:7077, yarn, k8s://...). "
+            "Default: what spark-submit set, else local[*].",
             show_default=False,
         ),
     ] = None,
@@ -76,15 +116,25 @@ def audit_command(
       a signing key that is not set, or a lineage store that cannot be reached.
     """
     progress = error_console()
+    result: FrameResult | SparkRun
     with bad_input_exits():
         guard = Guard(load_policy(policy), store=database)
         with guard:
-            frame = _read_all(inputs, progress)
-            with working(progress, f"Deciding {frame.height:,} records…"):
-                result = guard.check_frame(frame, pipeline=pipeline, now=now)
-            if out is not None:
-                write_decisions(result.decisions, out)
-    render_audit(result, guard.policy, results_console(), recorded=database is not None, wrote=out)
+            if engine is Engine.SPARK:
+                from guard.cli.audit_spark import audit_on_spark
+
+                result, summary = audit_on_spark(
+                    guard, inputs, pipeline=pipeline, now=now, out=out, master=spark_master, console=progress
+                )
+            else:
+                frame = _read_all([Path(name) for name in inputs], progress)
+                with working(progress, f"Deciding {frame.height:,} records…"):
+                    result = guard.check_frame(frame, pipeline=pipeline, now=now)
+                if out is not None:
+                    write_decisions(result.decisions, Path(out))
+                summary = summarize(result.decisions)
+    wrote = None if out is None else Path(out)
+    render_audit(result, summary, guard.policy, results_console(), recorded=database is not None, wrote=wrote)
     raise typer.Exit(EXIT_BLOCKED if result.counts[Action.BLOCK] else EXIT_OK)
 
 
@@ -112,19 +162,30 @@ def _read_all(inputs: list[Path], console: Console) -> pl.DataFrame:
 
 
 def render_audit(
-    result: FrameResult, policy: Policy, console: Console, *, recorded: bool, wrote: Path | None = None
+    result: FrameResult | SparkRun,
+    summary: AuditSummary,
+    policy: Policy,
+    console: Console,
+    *,
+    recorded: bool,
+    wrote: Path | None = None,
 ) -> None:
-    """What `freshguard check` prints, from a decisions frame: the verdict first and last, the tables between."""
+    """What `freshguard check` prints, from an audit's summary: the verdict first and last, the tables between."""
     console.print(headline(result, recorded=recorded))
-    decisions = result.decisions
-    if decisions.height > 0:
-        _render_tables(decisions, policy, console)
+    total = sum(result.counts.values())
+    if total > 0:
+        if summary.records:
+            console.print()
+            console.print(reasons_table(summary.records, summary.examples))
+        console.print()
+        console.print(sources_table(summary.by_source, policy))
     if wrote is not None:
-        console.print(Text(f"wrote {decisions.height:,} decisions to {wrote}"), soft_wrap=True)
+        console.print(Text(f"wrote {total:,} decisions to {wrote}"), soft_wrap=True)
     console.print(verdict_line(result), soft_wrap=True)
 
 
-def _render_tables(decisions: pl.DataFrame, policy: Policy, console: Console) -> None:
+def summarize(decisions: pl.DataFrame) -> AuditSummary:
+    """The summary of a decisions frame: records per code, the first message of each code, actions per source."""
     found = (
         decisions.select("codes", "messages")
         .explode("codes", "messages")
@@ -137,11 +198,7 @@ def _render_tables(decisions: pl.DataFrame, policy: Policy, console: Console) ->
     )
     counted = {ReasonCode(code): int(n) for code, n in records.iter_rows()}
     examples = {ReasonCode(code): message for code, _, message in found.iter_rows()}
-    if counted:
-        console.print()
-        console.print(reasons_table(counted, examples))
     tally: dict[str, Counter[Action]] = {}
     for source, action, n in decisions.group_by("source", "action").len().iter_rows():
         tally.setdefault(source if source is not None else NO_SOURCE, Counter())[Action(action)] += n
-    console.print()
-    console.print(sources_table(tally, policy))
+    return AuditSummary(counted, examples, tally)

@@ -15,6 +15,9 @@ from guard import Action, CheckResult, Policy, ReasonCode, Verdict
 
 if TYPE_CHECKING:
     from guard.columnar.check import FrameResult
+    from guard.spark import SparkRun
+
+    Checked = CheckResult | FrameResult | SparkRun
 
 _VERDICT_STYLE = {Verdict.PASS: "bold green", Verdict.PARTIAL: "bold yellow", Verdict.BLOCKED: "bold red"}
 _ACTION_STYLE = {Action.ALLOW: "green", Action.WARN: "yellow", Action.BLOCK: "red"}
@@ -66,10 +69,10 @@ def render_check(
     console.print(verdict_line(result, unreadable=unreadable), soft_wrap=True)
 
 
-def verdict_line(result: CheckResult | FrameResult, *, unreadable: int = 0) -> Text:
+def verdict_line(result: Checked, *, unreadable: int = 0) -> Text:
     """`Verdict: PARTIAL — 13 of 22 records withheld from the model` (and the lines that could not be read)."""
     counts = result.counts
-    total = len(result.decisions)
+    total = sum(counts.values())
     blocked = counts[Action.BLOCK]
     if result.verdict is Verdict.PASS:
         outcome = f"all {total:,} records may reach the model" if total else "there were no records to check"
@@ -82,7 +85,7 @@ def verdict_line(result: CheckResult | FrameResult, *, unreadable: int = 0) -> T
     return Text.assemble((f"Verdict: {result.verdict.value.upper()}", _VERDICT_STYLE[result.verdict]), f" — {outcome}")
 
 
-def headline(result: CheckResult | FrameResult, *, recorded: bool, unreadable: int = 0) -> Group:
+def headline(result: Checked, *, recorded: bool, unreadable: int = 0) -> Group:
     """Verdict, counts, duration, policy and run id."""
     counts = result.counts
     verdict = verdict_line(result, unreadable=unreadable)

@@ -95,6 +95,13 @@ def _parsed(text: str, naive_is_utc: bool) -> datetime:
     return parse_timestamp(text, naive_is_utc=naive_is_utc)
 
 
+def contract_reasons(first: FrameBatch, work: pl.DataFrame, threshold: int) -> dict[int, list[Reason]]:
+    """The SCHEMA_VIOLATION reasons of the rows of `work` (a first pass's rows), by row: the contract pass alone."""
+    found: dict[int, list[Reason]] = {}
+    _contracts(first, work, found, threshold)
+    return found
+
+
 def _contracts(first: FrameBatch, work: pl.DataFrame, late: dict[int, list[Reason]], threshold: int) -> None:
     fields = first.frame.get_column("fields") if "fields" in first.frame.columns else None
     struct = fields is not None and isinstance(fields.dtype, pl.Struct)

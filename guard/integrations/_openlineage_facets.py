@@ -16,12 +16,13 @@ Nothing here touches the network; the emitter sends what `run_event` builds.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attr
-from openlineage.client.event_v2 import InputDataset, Job, Run, RunEvent, RunState
+from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import (
     InputDatasetFacet,
     RunFacet,
@@ -33,6 +34,9 @@ from openlineage.client.facet_v2 import (
 
 from guard import Action, CheckResult, Policy, ReasonCode, __version__, format_duration
 from guard.policy.model import ObjectSpec, SourceSpec
+
+if TYPE_CHECKING:
+    from guard.spark import SparkRun
 
 PRODUCER = f"https://github.com/freshguard/freshguard/tree/v{__version__}"
 #: Where Freshguard's own facet schemas are published; the same files ship in guard/integrations/schemas/.
@@ -117,26 +121,66 @@ def run_event(
 ) -> RunEvent:
     """The COMPLETE RunEvent of one check: a check is decided before anyone hears of it, so one event says it all."""
     inputs = _inputs(result)
-    return RunEvent(
-        eventType=RunState.COMPLETE,
-        eventTime=emitted_at or _iso(result.checked_at),
-        producer=PRODUCER,
-        run=Run(runId=result.run_id, facets=_run_facets(result)),
-        job=Job(
-            namespace=namespace,
-            name=result.pipeline,
-            facets={
-                "jobType": job_type_job.JobTypeJobFacet(
-                    processingType="SERVICE", integration="FRESHGUARD", jobType="CHECK", producer=PRODUCER
-                )
-            },
-        ),
+    return _completed(
+        result,
+        emitted_at,
+        _job(namespace, result.pipeline, "SERVICE", "FRESHGUARD", "CHECK"),
         inputs=[_dataset(found, policy, max_records_per_input) for found in inputs],
         outputs=[],
     )
 
 
-def _run_facets(result: CheckResult) -> dict[str, RunFacet]:
+def audit_event(
+    run: SparkRun, *, namespace: str, inputs: Sequence[str], output: str | None, emitted_at: str | None = None
+) -> RunEvent:
+    """The COMPLETE RunEvent of an audit on Spark: the job is the pipeline, its datasets the data it read and
+    the decisions it wrote (the per-record decisions are in that output, not in the event)."""
+    return _completed(
+        run,
+        emitted_at,
+        _job(namespace, run.pipeline, "BATCH", "SPARK", "AUDIT"),
+        inputs=[InputDataset(*_located(name)) for name in inputs],
+        outputs=[OutputDataset(*_located(output))] if output is not None else [],
+    )
+
+
+def _completed(
+    result: CheckResult | SparkRun,
+    emitted_at: str | None,
+    job: Job,
+    *,
+    inputs: list[InputDataset],
+    outputs: list[OutputDataset],
+) -> RunEvent:
+    """The COMPLETE event of a check's run: its facets, its job and datasets."""
+    return RunEvent(
+        eventType=RunState.COMPLETE,
+        eventTime=emitted_at or _iso(result.checked_at),
+        producer=PRODUCER,
+        run=Run(runId=result.run_id, facets=_run_facets(result)),
+        job=job,
+        inputs=inputs,
+        outputs=outputs,
+    )
+
+
+def _job(namespace: str, name: str, processing: str, integration: str, kind: str) -> Job:
+    facet = job_type_job.JobTypeJobFacet(
+        processingType=processing, integration=integration, jobType=kind, producer=PRODUCER
+    )
+    return Job(namespace=namespace, name=name, facets={"jobType": facet})
+
+
+def _located(name: str) -> tuple[str, str]:
+    """A dataset's OpenLineage namespace and name: `s3a://bucket` and `/path` for a URL, `file` and the path else."""
+    scheme, found, rest = name.partition("://")
+    if found:
+        authority, _, path = rest.partition("/")
+        return f"{scheme}://{authority}", f"/{path}"
+    return "file", str(Path(name).resolve())
+
+
+def _run_facets(result: CheckResult | SparkRun) -> dict[str, RunFacet]:
     counts = result.counts
     consumer = _consumer(result.consumer)
     return {
@@ -144,7 +188,7 @@ def _run_facets(result: CheckResult) -> dict[str, RunFacet]:
             policy={"name": result.policy.name, "version": result.policy.version, "hash": result.policy.hash},
             verdict=result.verdict.value,
             counts={action.value: counts[action] for action in Action},
-            recordCount=len(result.decisions),
+            recordCount=sum(counts.values()),
             checkedAt=_iso(result.checked_at),
             durationSeconds=round(result.duration_s, 6),
             consumer=consumer,

@@ -34,6 +34,8 @@ from guard import CheckResult, ConfigurationError, Guard, Policy
 if TYPE_CHECKING:
     from openlineage.client import OpenLineageClient
 
+    from guard.spark import SparkRun
+
 _log = logging.getLogger("freshguard.openlineage")
 DEFAULT_NAMESPACE = "freshguard"
 _Item = tuple[CheckResult, Policy] | None  # None wakes the sending thread to stop
@@ -214,6 +216,16 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
+def _switched_on(env: Mapping[str, str]) -> bool:
+    """Whether FRESHGUARD_OPENLINEAGE asks for OpenLineage events (ConfigurationError when it is neither)."""
+    switch = env.get("FRESHGUARD_OPENLINEAGE", "").strip().lower()
+    if switch in _FALSE:
+        return False
+    if switch not in _TRUE:
+        raise ConfigurationError(f"FRESHGUARD_OPENLINEAGE must be true or false, got {switch!r}")
+    return True
+
+
 def emitter_from_environment(guard: Guard, environ: Mapping[str, str] | None = None) -> OpenLineageEmitter | None:
     """The service's switch: an emitter on `guard` when FRESHGUARD_OPENLINEAGE is true, else None.
 
@@ -221,17 +233,39 @@ def emitter_from_environment(guard: Guard, environ: Mapping[str, str] | None = N
     by openlineage.yml or the OPENLINEAGE_* variables, as always.
     """
     env = os.environ if environ is None else environ
-    switch = env.get("FRESHGUARD_OPENLINEAGE", "").strip().lower()
-    if switch in _FALSE:
+    if not _switched_on(env):
         return None
-    if switch not in _TRUE:
-        raise ConfigurationError(f"FRESHGUARD_OPENLINEAGE must be true or false, got {switch!r}")
     size = env.get("FRESHGUARD_OPENLINEAGE_QUEUE", "256")
     if not size.isdigit() or int(size) < 1:
         raise ConfigurationError(
             f"FRESHGUARD_OPENLINEAGE_QUEUE must be a whole number of checks, 1 or more, got {size!r}"
         )
     return emit_openlineage(guard, max_queue=int(size))
+
+
+def emit_audit(
+    run: SparkRun, *, inputs: Sequence[str], output: str | None, environ: Mapping[str, str] | None = None
+) -> bool:
+    """Send an audit on Spark as one OpenLineage event when FRESHGUARD_OPENLINEAGE is true; whether it was sent.
+
+    A client that cannot send is logged, never raised: lineage must not fail the audit it describes.
+    """
+    env = os.environ if environ is None else environ
+    if not _switched_on(env):
+        return False
+    from guard.integrations._openlineage_facets import audit_event
+
+    client = _default_client()
+    namespace = env.get("OPENLINEAGE_NAMESPACE") or DEFAULT_NAMESPACE
+    try:
+        client.emit(audit_event(run, namespace=namespace, inputs=inputs, output=output))
+    except Exception:  # a transport that fails: the audit itself is done and kept
+        _log.exception("the OpenLineage event of audit run %s was not sent", run.run_id)
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+    return True
 
 
 def _default_client() -> OpenLineageClient:

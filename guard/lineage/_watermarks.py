@@ -7,11 +7,13 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from guard.decisions import Entity
 from guard.lineage._base import StoreBase, _memo, _sqlite_time
 from guard.lineage._values import storable_column
+from guard.lineage.tables import watermarks
 
 #: SQLite looks watermarks up with IN lists of this many keys (it caps bound parameters).
 _SCAN_FROM = 1000  # keys asked of one object from which a scan may beat index lookups
@@ -55,6 +57,14 @@ class WatermarkStore(StoreBase):
         if stored is asked:
             return found
         return {entity: found[kept] for entity, kept in zip(asked, stored, strict=True) if kept in found}
+
+    def watermarks_of(self, objects: Iterable[str]) -> dict[Entity, datetime]:
+        """Every watermark kept for these objects: what a check that cannot list its entities first (a
+        distributed one) looks copies up in."""
+        table = watermarks.c
+        query = sa.select(table.object, table.key, table.updated_at).where(table.object.in_(list(objects)))
+        with self._connect("read watermarks") as conn:
+            return {(obj, key): updated_at for obj, key, updated_at in conn.execute(query)}
 
     async def awatermarks(self, entities: Iterable[Entity]) -> dict[Entity, datetime]:
         """`watermarks` for asyncio code. A SQLite file is read on the loop (a WAL read waits on no lock and

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
-from guard.decisions import Action, CheckResult, Entity, Reason
+from guard.decisions import Action, CheckResult, Entity, PolicyRef, Reason, verdict_of_counts
 from guard.errors import StoreError, StoreTimeoutError
 from guard.lineage import _feeds, _rollups, _sightings, _tallies
 from guard.lineage._base import DEFAULT_TIMEOUT_S, _memo, _sqlite_time
@@ -35,12 +35,12 @@ from guard.lineage._retention import PruneReport, Retention, RetentionStore
 from guard.lineage._values import content_hash, explain, json_value, storable, storable_column
 from guard.lineage._watermarks import WatermarkStore, _identity
 from guard.lineage.tables import run_tallies, runs
-from guard.tallies import tally_check
+from guard.tallies import Tally, tally_check
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["Entity", "LineageStore", "PruneReport", "Retention", "alembic_config", "content_hash"]
+__all__ = ["Entity", "LineageStore", "PruneReport", "Retention", "RunSummary", "alembic_config", "content_hash"]
 
 _RECORD_COLUMNS = (
     "run_id", "position", "record_id", "object", "key", "source", "observed_at",
@@ -52,6 +52,19 @@ WRITE_S_PER_RECORD = 0.0005
 _MIGRATION_LOCK_KEY = 7414243
 #: Alembic keeps its `context` and `op` in process globals: one migration at a time per process.
 _migrating = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """A check's run as the store keeps it: who ran it, under which policy, and how many records got each action."""
+
+    run_id: str
+    pipeline: str
+    policy: PolicyRef
+    checked_at: datetime
+    counts: Mapping[Action, int]
+    duration_s: float
+    consumer: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,24 +194,12 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
     ) -> PreparedCheck:
         """The rows a check writes, ready for `write_checks`; `hashes` are its records' content hashes."""
         table = result.decisions
-        counts = result.counts
-        run_id = storable(result.run_id)
-        pipeline = storable(result.pipeline)
-        run_row: dict[str, Any] = {
-            "run_id": run_id,
-            "pipeline": pipeline,
-            "checked_at": result.checked_at,
-            "policy_name": storable(result.policy.name),
-            "policy_version": result.policy.version,
-            "policy_hash": result.policy.hash,
-            "verdict": result.verdict.value,
-            "records": len(table),
-            "allowed": counts[Action.ALLOW],
-            "warned": counts[Action.WARN],
-            "blocked": counts[Action.BLOCK],
-            "duration_ms": result.duration_s * 1000,
-            "consumer": json_value(result.consumer) if result.consumer is not None else None,
-        }
+        run = RunSummary(
+            result.run_id, result.pipeline, result.policy, result.checked_at,
+            result.counts, result.duration_s, result.consumer,
+        )  # fmt: skip
+        run_row = _run_row(run)
+        run_id, pipeline = run_row["run_id"], run_row["pipeline"]
         columns = (
             storable_column(table.ids), storable_column(table.objects), storable_column(table.keys),
             storable_column(table.sources), table.observed, table.updated, hashes, table.ages,
@@ -213,6 +214,20 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
             checked_at=result.checked_at,
             call=_feeds.consumer_call(result.consumer),
         )
+
+    def write_run(self, run: RunSummary, tallies: Sequence[Tally], learned: Mapping[Entity, datetime]) -> None:
+        """Write a check whose decisions are kept elsewhere (a Spark audit's output dataset): its run, its
+        tallies and the owner versions it taught, in one transaction."""
+        row = _run_row(run)
+        prepared = PreparedCheck(
+            run=row,
+            records=[],
+            tallies=_tallies.rows(row["run_id"], run.checked_at, row["pipeline"], tallies),
+            learned=learned,
+            checked_at=run.checked_at,
+            call=_feeds.consumer_call(run.consumer),
+        )
+        self.write_checks([prepared])
 
     def write_checks(self, checks: Sequence[PreparedCheck]) -> None:
         """Write prepared checks in one transaction (the group commit's batch)."""
@@ -246,6 +261,26 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         else:
             marks = ", ".join("?" for _ in _RECORD_COLUMNS)
             conn.exec_driver_sql(f"INSERT INTO run_records ({columns}) VALUES ({marks})", rows)  # noqa: S608
+
+
+def _run_row(run: RunSummary) -> dict[str, Any]:
+    """The `runs` row of a check."""
+    counts = run.counts
+    return {
+        "run_id": storable(run.run_id),
+        "pipeline": storable(run.pipeline),
+        "checked_at": run.checked_at,
+        "policy_name": storable(run.policy.name),
+        "policy_version": run.policy.version,
+        "policy_hash": run.policy.hash,
+        "verdict": verdict_of_counts(counts).value,
+        "records": sum(counts.values()),
+        "allowed": counts[Action.ALLOW],
+        "warned": counts[Action.WARN],
+        "blocked": counts[Action.BLOCK],
+        "duration_ms": run.duration_s * 1000,
+        "consumer": json_value(run.consumer) if run.consumer is not None else None,
+    }
 
 
 def record_rows(

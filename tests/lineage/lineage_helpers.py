@@ -21,6 +21,17 @@ def scalar(url: str, sql: str, **params: Any) -> Any:
         engine.dispose()
 
 
+def forget_watermarks(url: str) -> None:
+    """Empty the store's watermarks table (when the store has made it), so a check starts with nothing learned."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if sa.inspect(conn).has_table("watermarks"):
+                conn.execute(sa.text("DELETE FROM watermarks"))
+    finally:
+        engine.dispose()
+
+
 def execute(url: str, sql: str, **params: Any) -> None:
     """Run one statement on the store's database and commit it."""
     engine = sa.create_engine(url)
