@@ -92,6 +92,8 @@ def mixed_batch(rng: random.Random, size: int | None = None, *, prefix: str = ""
                 record = with_signature(record, STRIPE_KEY)
                 record["fields"] = {**record["fields"], "name": "Changed"}
         out.append(record)
+    for n in range(len(out), len(out) + len(out) // 4):  # records of an earlier one's shape: alike but id and key
+        out.append({**rng.choice(out), "id": f"r{n}", "key": f"K-{rng.randrange(4)}"})
     return out
 
 

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from guard import Action, Guard, InputError, Policy, ReasonCode
+from guard.checks.compiled import compile_policy
 from guard.cli.main import app
+from guard.columnar.screen import screen_frame
 from tests.columnar_batches import mixed_batch, watermarks_for
 from tests.conftest import EXAMPLE_POLICY, NOW, STRIPE_KEY, ts
 from tests.lineage.lineage_helpers import forget_watermarks, scalar
@@ -29,14 +31,24 @@ batches = st.randoms(use_true_random=False).map(lambda rng: (mixed_batch(rng), r
 
 
 def decided(guard: Guard, records: list[dict[str, Any]]) -> list[tuple[str, frozenset[str]]]:
-    table = guard.check(records, pipeline="diff", now=NOW).decisions
-    return [(d.action.value, frozenset(c.value for c in d.codes)) for d in table]
+    return [(action, frozenset(codes)) for action, codes, _ in worded(guard, records)]
 
 
 def framed(guard: Guard, records: list[dict[str, Any]]) -> list[tuple[str, frozenset[str]]]:
+    return [(action, frozenset(codes)) for action, codes, _ in worded_frame(guard, records)]
+
+
+def worded(guard: Guard, records: list[dict[str, Any]]) -> list[tuple[str, list[str], list[str]]]:
+    """Each record's action, codes and messages as `check` decides them."""
+    table = guard.check(records, pipeline="diff", now=NOW).decisions
+    return [(d.action.value, [r.code.value for r in d.reasons], [r.message for r in d.reasons]) for d in table]
+
+
+def worded_frame(guard: Guard, records: list[dict[str, Any]]) -> list[tuple[str, list[str], list[str]]]:
+    """Each record's action, codes and messages as `check_frame` decides them."""
     frame = pl.DataFrame(records, infer_schema_length=None)
     result = guard.check_frame(frame, pipeline="diff", now=NOW).decisions
-    return [(action, frozenset(codes)) for action, codes in result.select("action", "codes").iter_rows()]
+    return list(result.select("action", "codes", "messages").iter_rows())
 
 
 def audited(tmp: Path, records: list[dict[str, Any]], database: str | None) -> list[tuple[str, frozenset[str]]]:
@@ -244,3 +256,41 @@ def test_text_the_store_cannot_keep_is_decided_alike_by_both_engines(
     records = [*base, {**base[0], "id": "odd", **members}]
     by_check, by_frame = (Guard(example_policy, environ=ENV) for _ in range(2))
     assert framed(by_frame, records) == decided(by_check, records)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=batches)
+def test_check_frame_words_reasons_as_check_does(
+    drawn: tuple[list[dict[str, Any]], random.Random], example_policy: Policy
+) -> None:
+    """Every message alike, CONFLICT's aside: it lists the disagreeing fields in the table's column order."""
+    records, rng = drawn
+    changes = watermarks_for(records, rng)
+    by_check, by_frame = (Guard(example_policy, environ=ENV) for _ in range(2))
+    for guard in (by_check, by_frame):
+        guard.note_changes(changes)
+    assert _but_conflicts(worded_frame(by_frame, records)) == _but_conflicts(worded(by_check, records))
+
+
+def _but_conflicts(found: list[tuple[str, list[str], list[str]]]) -> list[tuple[str, list[str], list[str]]]:
+    conflict = ReasonCode.CONFLICT.value
+    return [
+        (action, codes, [m for c, m in zip(codes, messages, strict=True) if c != conflict])
+        for action, codes, messages in found
+    ]
+
+
+@pytest.mark.parametrize("rid", ["r$1", "r\\1", "r$0{}", "Zoë"])
+def test_rows_of_one_shape_are_worded_each_by_its_own_id_and_key(example_policy: Policy, rid: str) -> None:
+    """Leads, unknown sources and unreadable timestamps, many alike but for their id and key."""
+    stamp = ts(NOW)
+    shapes: list[dict[str, Any]] = [
+        {"object": "lead", "source": "hubspot", "observed_at": stamp},
+        {"object": "customer", "source": "sap", "observed_at": "yesterday"},
+        {"object": "customer", "source": "crm-x", "observed_at": stamp, "fields": {"name": "Ana"}},
+    ]
+    records = [{**shape, "id": f"{rid}-{n}", "key": f"K{rid}-{n}"} for n in range(8) for shape in shapes]
+    by_check, by_frame = (Guard(example_policy, environ=ENV) for _ in range(2))
+    assert worded_frame(by_frame, records) == worded(by_check, records)
+    first = screen_frame(pl.DataFrame(records), compile_policy(example_policy, ENV), NOW)
+    assert len(first.shapes) == len(shapes)

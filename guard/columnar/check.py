@@ -71,11 +71,10 @@ def decide(
     first = screen_frame(frame, compiled, now)
     known = _watermarks(first, where)
     decided = finish_frame(first, known, pandera_threshold=pandera_threshold)
-    learned = {
-        entity: version
-        for entity, version in decided.owner_versions(compiled).items()
-        if (mark := known.get(entity)) is None or version > mark
-    }
+    versions = decided.owner_versions(compiled)
+    learned = versions
+    if known:
+        learned = {entity: v for entity, v in versions.items() if (mark := known.get(entity)) is None or v > mark}
     return decided, learned
 
 

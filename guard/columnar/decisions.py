@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from guard.columnar.shapes import Shape, worded_expr
+from guard.columnar.stamps import datetimes
 from guard.decisions import Action, DecisionTable, Entity, Reason, ReasonCode
 from guard.engine import action_of
 
@@ -25,18 +27,20 @@ DECISION_COLUMNS = ("id", "object", "key", "source", "action", "codes", "message
 class FrameDecisions:
     """The decisions of a frame's check: per row, reasons kept as templates (shared) or as Reasons (the rest).
 
-    `early` are the reasons of the first pass and duplicate ids, `late` those of contracts and
-    conflicts; a row's reasons are, in order: its age, `early`, SUPERSEDED, `late`, as `guard.engine` finds them.
+    `shapes` are the first pass's reasons of the rows judged by shape, `early` the other reasons of
+    the first pass and duplicate ids, `late` those of contracts and conflicts; a row's reasons are,
+    in order: its age or its shape's, `early`, SUPERSEDED, `late`, as `guard.engine` finds them.
     """
 
     def __init__(
         self,
         work: pl.DataFrame,
         templates: list[Template],
+        shapes: list[Shape],
         early: dict[int, list[Reason]],
         late: dict[int, list[Reason]],
     ) -> None:
-        self.templates, self.early, self.late = templates, early, late
+        self.templates, self.shapes, self.early, self.late = templates, shapes, early, late
         self.work = work
         self.frame = self._decisions_frame()
 
@@ -49,8 +53,12 @@ class FrameDecisions:
             },
             schema={"t": pl.Int64, "code": pl.String, "words": pl.String},
         )
-        spoken = _spoken(self.early, "early").join(_spoken(self.late, "late"), on="i", how="full", coalesce=True)
-        spoken_rows = spoken.get_column("i")
+        spoken = (
+            _spoken(self.early, "early")
+            .join(_spoken(self.late, "late"), on="i", how="full", coalesce=True)
+            .join(self._shaped(), on="i", how="full", coalesce=True)
+        )
+        spoken_rows = spoken.get_column("i").implode()
         problems = (
             self.work.lazy()
             .filter(pl.col("fresh").is_not_null() | pl.col("superseded").is_not_null() | pl.col("i").is_in(spoken_rows))
@@ -69,10 +77,15 @@ class FrameDecisions:
         )
         label = pl.col("label")
         codes_expr = pl.concat_list(
-            _one(pl.col("fresh_code")), _some(pl.col("early")), _one(pl.col("sup_code")), _some(pl.col("late"))
+            _one(pl.col("fresh_code")),
+            _some(pl.col("shaped")),
+            _some(pl.col("early")),
+            _one(pl.col("sup_code")),
+            _some(pl.col("late")),
         )
         words = pl.concat_list(
             _one(pl.concat_str(label, pl.col("fresh_words"))),
+            _some(pl.col("shaped_words")),
             _some(pl.col("early_words")),
             _one(pl.concat_str(label, pl.col("sup_words"))),
             _some(pl.col("late_words")),
@@ -93,6 +106,28 @@ class FrameDecisions:
             )
         )
         return decided.select(DECISION_COLUMNS).collect()
+
+    def _shaped(self) -> pl.DataFrame:
+        """The codes and messages of the rows decided by shape: columns `i`, `shaped` and `shaped_words`."""
+        reasons = pl.DataFrame(
+            [
+                (number, position, reason.code.value, reason.message)
+                for number, shape in enumerate(self.shapes)
+                for position, reason in enumerate(shape.reasons)
+            ],
+            schema={"shape": pl.Int64, "position": pl.Int64, "shaped": pl.String, "words": pl.String},
+            orient="row",
+        )
+        return (
+            self.work.lazy()
+            .filter(pl.col("shape").is_not_null())
+            .select("i", "id", "key", "shape")
+            .join(reasons.lazy(), on="shape")
+            .sort("i", "position")
+            .group_by("i", maintain_order=True)
+            .agg("shaped", shaped_words=worded_expr(pl.col("words")))
+            .collect()
+        )
 
     def counts(self) -> dict[Action, int]:
         """How many rows got each action."""
@@ -119,7 +154,9 @@ class FrameDecisions:
             .agg(pl.col("updated").max())
             .collect()
         )
-        return {(obj, key): updated for obj, key, updated in newest.iter_rows()}
+        entities = zip(newest.get_column("object").to_list(), newest.get_column("key").to_list(), strict=True)
+        moments = datetimes(newest.get_column("updated"))
+        return {entity: moment for entity, moment in zip(entities, moments, strict=True) if moment is not None}
 
     def table(self) -> DecisionTable:
         """The decisions as `guard.engine` gives them: a `DecisionTable` with every Reason in full."""
@@ -128,11 +165,13 @@ class FrameDecisions:
         reasons: list[tuple[Reason, ...]] = [()] * size
         templates = self.templates
         problems = frame.select(pl.col("codes").list.len() > 0).to_series().arg_true()
-        picked = work[problems.to_list()].select("i", _LABEL, "fresh", "superseded")
-        for index, label, fresh, superseded in picked.iter_rows():
+        picked = work[problems.to_list()].select("i", _LABEL, "fresh", "superseded", "shape", "id", "key")
+        for index, label, fresh, superseded, shape, rid, key in picked.iter_rows():
             found: list[Reason] = []
             if fresh is not None:
                 found.append(templates[fresh].for_label(label))
+            if shape is not None:
+                found.extend(self.shapes[shape].worded(rid, key))
             found.extend(self.early.get(index, ()))
             if superseded is not None:
                 found.append(templates[superseded].for_label(label))
@@ -145,8 +184,8 @@ class FrameDecisions:
             objects=work.get_column("object").to_list(),
             keys=work.get_column("key").to_list(),
             sources=work.get_column("source").to_list(),
-            observed=work.get_column("observed").to_list(),
-            updated=work.get_column("updated").to_list(),
+            observed=datetimes(work.get_column("observed")),
+            updated=datetimes(work.get_column("updated")),
             ages=work.get_column("age").to_list(),
         )
 

@@ -36,7 +36,7 @@ def finish_frame(
     late: dict[int, list[Reason]] = {}
     _contracts(first, work, late, pandera_threshold)
     _conflicts(first, work, late)
-    return FrameDecisions(work, first.templates, early, late)
+    return FrameDecisions(work, first.templates, first.shapes, early, late)
 
 
 def _labels(work: pl.DataFrame, indexes: list[int]) -> list[str]:
@@ -138,6 +138,7 @@ def _conflicts(first: FrameBatch, work: pl.DataFrame, late: dict[int, list[Reaso
     blocked = [i for i, found in first.early.items() if any(r.code is not aging for r in found)]
     blocked.extend(late)
     stale = [i for i, t in enumerate(first.templates) if t.reason.code is not aging]
+    blocking_shapes = [i for i, shape in enumerate(first.shapes) if shape.blocks]
     eligible = work.select(
         "i",
         "object",
@@ -146,6 +147,7 @@ def _conflicts(first: FrameBatch, work: pl.DataFrame, late: dict[int, list[Reaso
             pl.col("i").is_in(blocked)
             | pl.col("superseded").is_not_null()
             | pl.col("fresh").is_in(stale).fill_null(False)
+            | pl.col("shape").is_in(blocking_shapes).fill_null(False)
             | pl.col("object").is_null()
         ),
     ).filter(pl.col("fine"))

@@ -20,9 +20,10 @@ from guard.checks.compiled import CompiledPolicy
 from guard.checks.freshness import age_reason
 from guard.columnar.canonical import canonical_texts
 from guard.columnar.frames import Rows
+from guard.columnar.shapes import Shape, judge_slow
 from guard.columnar.stamps import parse_stamps
 from guard.decisions import Reason
-from guard.engine import Batch, full_path
+from guard.engine import Batch
 from guard.limits import MAX_ID_LENGTH
 from guard.signing import signature_matches
 
@@ -45,8 +46,9 @@ class FrameBatch:
     """A frame after the first pass.
 
     `work` holds one row per record, in order: `i`, `id`, `object`, `key`, `source`, `updated`
-    (aware UTC), `age`, `fresh` (a template index: the row's age reason), `checkable` (its contract
-    can be checked) and `unnamed`. `early` holds the reasons the modules found, by row.
+    (aware UTC), `age`, `fresh` (a template index: the row's age reason), `shape` (a `shapes` index:
+    the reasons the modules give its shape), `checkable` (its contract can be checked) and `unnamed`.
+    `early` holds the other reasons the modules found, by row.
     """
 
     frame: pl.DataFrame
@@ -56,6 +58,7 @@ class FrameBatch:
     rows: Rows
     batch: Batch
     early: dict[int, list[Reason]]
+    shapes: list[Shape]
     templates: list[Template] = field(default_factory=list)
 
     def entities(self) -> set[tuple[str, str]]:
@@ -131,12 +134,10 @@ def screen_frame(frame: pl.DataFrame, compiled: CompiledPolicy, now: datetime) -
     rows = Rows(frame)
     batch = Batch(rows, compiled, now)
     slow = work.get_column("plain").not_().arg_true().to_list()
-    rows.prefetch(slow)
-    for index in slow:
-        full_path(batch, index)
+    shapes, shape_of = judge_slow(frame, work, batch, slow)
     early = {index: found for index in slow if (found := batch.reasons[index])}
-    result = FrameBatch(frame, compiled, now, work, rows, batch, early)
-    result.work = _merge_slow(_fresh(result), batch, slow)
+    result = FrameBatch(frame, compiled, now, work, rows, batch, early, shapes)
+    result.work = _merge_slow(_fresh(result), batch, slow, shape_of)
     return result
 
 
@@ -274,12 +275,15 @@ def _fresh(result: FrameBatch) -> pl.DataFrame:
     return work.with_columns(fresh)
 
 
-def _merge_slow(work: pl.DataFrame, batch: Batch, slow: list[int]) -> pl.DataFrame:
-    """The columns of the rows the modules read, as they read them."""
+def _merge_slow(work: pl.DataFrame, batch: Batch, slow: list[int], shape_of: dict[int, int]) -> pl.DataFrame:
+    """The columns of the rows the modules read, as they read them, and the shape of those judged by shape."""
     checkable = pl.Series("checkable", [True] * work.height)
     unnamed = pl.Series("unnamed", [False] * work.height)
+    shape = pl.Series("shape", [None] * work.height, dtype=pl.Int64)
+    if shape_of:
+        shape = shape.scatter(list(shape_of), pl.Series(list(shape_of.values()), dtype=pl.Int64))
     if not slow:
-        return work.with_columns(checkable, unnamed)
+        return work.with_columns(checkable, unnamed, shape)
     taken: dict[str, tuple[list[Any], pl.DataType]] = {
         "id": ([batch.ids[i] for i in slow], pl.String()),
         "object": ([batch.objects[i] for i in slow], pl.String()),
@@ -295,4 +299,5 @@ def _merge_slow(work: pl.DataFrame, batch: Batch, slow: list[int]) -> pl.DataFra
     skip = batch.uncheckable
     columns.append(checkable.scatter(slow, [i not in skip for i in slow]))
     columns.append(unnamed.scatter(slow, [i in batch.unnamed for i in slow]))
+    columns.append(shape)
     return work.with_columns(columns)
