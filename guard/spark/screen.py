@@ -22,6 +22,7 @@ import pyarrow as pa
 from guard.checks.compiled import CompiledPolicy
 from guard.columnar.finish import contract_reasons
 from guard.columnar.screen import screen_frame
+from guard.columnar.shapes import Shape
 from guard.decisions import Reason, ReasonCode
 from guard.policy.model import Policy
 
@@ -137,7 +138,7 @@ def screen_rows(frame: pl.DataFrame, compiled: CompiledPolicy, now: datetime, pa
     for index, env in envelopes.items():
         labels[index] = env.label()
     fresh = work.get_column("fresh").to_list()
-    early_codes, early_words = _listed(first.early, work.height)
+    early_codes, early_words = _listed(_with_shapes(first.early, work, first.shapes), work.height)
     late_codes, late_words = _listed(late, work.height)
     stale = {t for t, template in enumerate(templates) if template.reason.code is not aging}
     clear = [
@@ -168,6 +169,17 @@ def screen_rows(frame: pl.DataFrame, compiled: CompiledPolicy, now: datetime, pa
         },
         schema=SCREENED,
     )
+
+
+def _with_shapes(early: dict[int, list[Reason]], work: pl.DataFrame, shapes: list[Shape]) -> dict[int, list[Reason]]:
+    """The first pass's reasons by row, those of rows judged by shape (`guard.columnar.shapes`) included."""
+    if not shapes:
+        return early
+    found = dict(early)
+    shaped = work.filter(pl.col("shape").is_not_null()).select("i", "id", "key", "shape")
+    for index, rid, key, shape in shaped.iter_rows():
+        found[index] = [*shapes[shape].worded(rid, key), *early.get(index, [])]
+    return found
 
 
 def _listed(reasons: dict[int, list[Reason]], size: int) -> tuple[list[list[str]], list[list[str]]]:
