@@ -147,7 +147,7 @@ def normalised(policy: Policy) -> dict[str, Any]:
                 field["in"] = sorted(field["in"], key=repr)
     for sla in document["slas"]:
         sla["notify"] = sorted(sla["notify"])
-        schedule = sla["schedule"] or {"timezone": "UTC", "active": None, "expected_by": None}  # none: the default
+        schedule = sla["schedule"] or {"timezone": "UTC", "active": None, "expected_by": None, "warn_before": None}
         sla["schedule"] = {key: " ".join(value.split()) if value else value for key, value in schedule.items()}
     document["slas"] = sorted(document["slas"], key=lambda sla: (sla["source"], sla["object"]))
     return document

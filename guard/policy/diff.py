@@ -359,6 +359,10 @@ def _sla_changes(path: str, point: str, old: SLASpec, new: SLASpec) -> Iterator[
     for channel in sorted(set(old.notify) - set(new.notify)):
         yield Change(f"{path}.notify.{channel}", ChangeKind.REMOVED, f"{label}: no longer notifies {channel}")
     yield from _schedule_changes(f"{path}.schedule", f"{label}: schedule", old.schedule, new.schedule)
+    yield from _duration(
+        f"{path}.retire_writers_after", f"{label}: retire_writers_after", old.retire_writers_after,
+        new.retire_writers_after, shorter_is_tighter=None,
+    )  # fmt: skip
     if old.runbook != new.runbook:
         yield Change(f"{path}.runbook", ChangeKind.CHANGED, f"{label}: runbook {old.runbook or '(none)'} → "
                      f"{new.runbook or '(none)'}")  # fmt: skip
@@ -371,6 +375,7 @@ def _schedule_terms(schedule: ScheduleSpec | None) -> dict[str, str | None]:
         "timezone": spec.timezone,
         "active": _cron_text(spec.active),
         "expected_by": _cron_text(spec.expected_by),
+        "warn_before": None if spec.warn_before is None else format_duration(spec.warn_before),
     }
 
 
@@ -412,6 +417,14 @@ def _schedule_changes(path: str, label: str, old: ScheduleSpec | None, new: Sche
             ChangeKind.CHANGED,
             f"{label} expected_by now {_cron_words(now, 'none')} (was {_cron_words(was, 'none')}){tail}",
         )
+    yield from _warning_changes(path, label, old, new)
+
+
+def _warning_changes(path: str, label: str, old: ScheduleSpec | None, new: ScheduleSpec | None) -> Iterator[Change]:
+    """A longer warn_before warns earlier (tighter); none warns only when the deadline is missed."""
+    was = None if old is None else old.warn_before
+    now = None if new is None else new.warn_before
+    yield from _duration(f"{path}.warn_before", f"{label} warn_before", was, now, shorter_is_tighter=False)
 
 
 def _cron_words(cron: str | None, absent: str) -> str:
