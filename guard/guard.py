@@ -27,7 +27,7 @@ from guard.records import Record
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkDataFrame
 
-    from guard.columnar.check import FrameResult
+    from guard.columnar.check import FrameResult, Where
     from guard.health import PointHealth
     from guard.lineage.store import LineageStore
     from guard.spark.check import SparkCheck
@@ -177,7 +177,7 @@ class Guard:
         started = time.perf_counter()
         _check_arguments(pipeline, consumer)
         batch = _as_sequence(records)
-        moment = utc_now() if now is None else _aware_utc(now, "now")
+        moment = _moment(now)
         compiled = self._compiled
         if set(map(type, batch)) <= _PLAIN:  # as nearly always: dicts, as sent (a copy of the list)
             envelopes = list(batch)
@@ -227,11 +227,11 @@ class Guard:
         consumer: Mapping[str, Any] | None = None,
     ) -> FrameResult:
         """Decide every row of a table of records as one check, with the columnar engine (docs/columnar.md)."""
-        from guard.columnar.check import Where, check_frame
+        from guard.columnar.check import check_frame
 
         _check_arguments(pipeline, consumer)
-        moment = utc_now() if now is None else _aware_utc(now, "now")
-        where = Where(self.store, self._memory, self._remember)
+        moment = _moment(now)
+        where = self._where()
         return check_frame(
             frame,
             self._compiled,
@@ -242,6 +242,12 @@ class Guard:
             pandera_threshold=self._pandera_threshold,
         )
 
+    def _where(self) -> Where:
+        """Where a columnar or Spark check finds watermarks and keeps what it learns: the store, or memory."""
+        from guard.columnar.check import Where
+
+        return Where(self.store, self._memory, self._remember)
+
     def check_dataframe(
         self, frame: SparkDataFrame, *, pipeline: str, now: datetime | None = None, row_index: str | None = None
     ) -> SparkCheck:
@@ -250,12 +256,11 @@ class Guard:
         Lazy: the returned check's `decisions` (a Spark DataFrame with `check_frame`'s columns) runs when it
         is written or counted; `guard.spark.record_check` keeps the run and its tallies in the store.
         """
-        from guard.columnar.check import Where
         from guard.spark.check import plan_check
 
         _check_arguments(pipeline, None)
-        moment = utc_now() if now is None else _aware_utc(now, "now")
-        where = Where(self.store, self._memory, self._remember)
+        moment = _moment(now)
+        where = self._where()
         return plan_check(
             frame,
             self._compiled,
@@ -348,7 +353,7 @@ class Guard:
         from guard.health import DEFAULT_WINDOW, allowed_points, integration_health, window_starts, windows
 
         store = self._require_store("check history and heartbeats")
-        moment = utc_now() if now is None else _aware_utc(now, "now")
+        moment = _moment(now)
         policy = self._compiled.policy
         windowed = windows(policy)
         entities: dict[tuple[str, str], int] = {}
@@ -443,3 +448,8 @@ def _as_sequence(records: Iterable[Any]) -> Sequence[Any]:
     if isinstance(records, str | bytes | Mapping) or not isinstance(records, Iterable):
         raise InputError(f"records must be a list of records, got {type(records).__name__}")
     return records if isinstance(records, list | tuple) else list(records)
+
+
+def _moment(now: datetime | None) -> datetime:
+    """The check's time: `now` as aware UTC (a ValueError for a naive one), or the clock's."""
+    return utc_now() if now is None else _aware_utc(now, "now")
