@@ -78,5 +78,5 @@ function request()
     parts[i] = make(base .. i)
   end
   local body = '{"pipeline":"bench","records":[' .. table.concat(parts, ",") .. ']}'
-  return wrk.format("POST", "/v1/check", headers, body)
+  return wrk.format("POST", wrk.path, headers, body)  -- the path of the URL wrk was given
 end

@@ -5,6 +5,7 @@ Functions over a connection the store opened (and its transaction); `LineageStor
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -30,16 +31,22 @@ def insert_heartbeat(
         "synced_at": synced_at, "received_at": received_at,
     }  # fmt: skip
     conn.execute(heartbeats.insert(), row)
-    insert = upsert_statement(conn, writer_syncs)
-    newer = insert.excluded.synced_at > writer_syncs.c.synced_at
     conn.execute(
-        insert.on_conflict_do_update(
-            index_elements=["source", "object", "writer"],
-            set_={"synced_at": sa.case((newer, insert.excluded.synced_at), else_=writer_syncs.c.synced_at)},
-        ),
+        _newest_sync(conn.dialect.name),
         {name: row[name] for name in ("source", "object", "writer", "synced_at")},
     )
     return row
+
+
+@functools.cache
+def _newest_sync(dialect: str) -> Any:
+    """Insert a writer's sync, or move its newest `synced_at` forward (never back): built once per dialect."""
+    insert = upsert_statement(dialect, writer_syncs)
+    newer = insert.excluded.synced_at > writer_syncs.c.synced_at
+    return insert.on_conflict_do_update(
+        index_elements=["source", "object", "writer"],
+        set_={"synced_at": sa.case((newer, insert.excluded.synced_at), else_=writer_syncs.c.synced_at)},
+    )
 
 
 def latest_heartbeats(conn: Connection) -> dict[tuple[str, str, str], datetime]:

@@ -97,36 +97,48 @@ def _larger(known: float | None, other: float | None) -> float | None:
     return other if known is None or other > known else known
 
 
-def upsert_statement(conn: Connection, table: sa.Table) -> Any:
-    """An INSERT in the connection's dialect, for `.on_conflict_do_update` (SQLite and PostgreSQL spell it alike)."""
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+def upsert_statement(dialect: str, table: sa.Table) -> Any:
+    """An INSERT in `dialect` ("sqlite", "postgresql"), for `.on_conflict_do_update` (both spell it alike).
+
+    Build the upsert once per dialect and table (`functools.cache`): constructing one costs more
+    than executing it (a rollup's is about a millisecond of SQLAlchemy expression building).
+    """
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-def _upsert_totals(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    insert = upsert_statement(conn, table)
+@functools.cache
+def _totals_upsert(dialect: str, table: sa.Table) -> Any:
+    """Add a row's counts to its span's totals (the larger age_max_s wins): built once per dialect and table."""
+    insert = upsert_statement(dialect, table)
     new, old = insert.excluded, table.c
     larger = sa.case(
         (new.age_max_s.is_(None), old.age_max_s),
         (sa.or_(old.age_max_s.is_(None), new.age_max_s > old.age_max_s), new.age_max_s),
         else_=old.age_max_s,
     )
-    statement = insert.on_conflict_do_update(
+    return insert.on_conflict_do_update(
         index_elements=["minute", "point"],
         set_={**{name: old[name] + new[name] for name in _COUNTS}, "age_max_s": larger},
     )
+
+
+@functools.cache
+def _reasons_upsert(dialect: str, table: sa.Table) -> Any:
+    """Add a row's records to its span's count of a reason code: built once per dialect and table."""
+    insert = upsert_statement(dialect, table)
+    return insert.on_conflict_do_update(
+        index_elements=["minute", "point", "code"], set_={"records": table.c.records + insert.excluded.records}
+    )
+
+
+def _upsert_totals(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    statement = _totals_upsert(conn.dialect.name, table)
     for start in range(0, len(rows), _CHUNK):
         conn.execute(statement, list(rows[start : start + _CHUNK]))
 
 
 def _upsert_reasons(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    insert = upsert_statement(conn, table)
-    statement = insert.on_conflict_do_update(
-        index_elements=["minute", "point", "code"], set_={"records": table.c.records + insert.excluded.records}
-    )
+    statement = _reasons_upsert(conn.dialect.name, table)
     for start in range(0, len(rows), _CHUNK):
         conn.execute(statement, list(rows[start : start + _CHUNK]))
 

@@ -5,8 +5,10 @@ Functions over a connection the store opened; `LineageStore` exposes them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -30,14 +32,20 @@ def add(conn: Connection, seen: Iterable[tuple[Sighting, datetime]]) -> None:
     if not newest:
         return
     rows = [{"source": s, "object": o, "key": k, "last_seen": at} for (s, o, k), at in sorted(newest.items())]
-    statement = upsert_statement(conn, entity_sightings)
-    new, old = statement.excluded, entity_sightings.c
-    statement = statement.on_conflict_do_update(
+    statement = _newest_sighting(conn.dialect.name)
+    for start in range(0, len(rows), _CHUNK):
+        conn.execute(statement, rows[start : start + _CHUNK])
+
+
+@functools.cache
+def _newest_sighting(dialect: str) -> Any:
+    """Insert a sighting, or move an entity's last sighting forward (never back): built once per dialect."""
+    insert = upsert_statement(dialect, entity_sightings)
+    new, old = insert.excluded, entity_sightings.c
+    return insert.on_conflict_do_update(
         index_elements=["source", "object", "key"],
         set_={"last_seen": sa.case((new.last_seen > old.last_seen, new.last_seen), else_=old.last_seen)},
     )
-    for start in range(0, len(rows), _CHUNK):
-        conn.execute(statement, rows[start : start + _CHUNK])
 
 
 def counts_since(conn: Connection, start: datetime, points: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
