@@ -261,7 +261,7 @@ def store_floor(records: list[dict[str, Any]], compiled: Any, repeats: int) -> N
             times = []
             for _ in range(repeats):
                 run_id = str(uuid.uuid4())
-                rows = record_rows(run_id, columns, _sqlite_time)
+                rows = record_rows(run_id, columns, as_stored_time(True))
                 started = time.perf_counter()
                 conn.execute("BEGIN")
                 conn.execute(

@@ -288,6 +288,15 @@ def _safe(url: str) -> str:
     return parsed.update_query_dict(secret).render_as_string(hide_password=True)
 
 
+def as_stored_time(sqlite: bool) -> Callable[[datetime], Any]:
+    """How a timestamp is bound on the driver: SQLite's text (each value converted once), PostgreSQL's own."""
+    return _memo(_sqlite_time) if sqlite else _unchanged
+
+
+def _unchanged(moment: datetime) -> datetime:
+    return moment
+
+
 def _memo(convert: Callable[[datetime], str]) -> Callable[[datetime], str]:
     """`convert` remembered per value: a check's records share few distinct timestamps."""
     seen: dict[datetime, str] = {}

@@ -7,12 +7,14 @@ service, the more checks share a transaction (and SQLite's write lock is never f
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from guard.errors import StoreUnavailableError
 
@@ -107,3 +109,53 @@ class GroupCommitWriter(Generic[_W]):
             return
         for _, done in batch:
             done.set_result(None)
+
+
+class LoopGroupCommit(Generic[_W]):
+    """Group commit on the caller's event loop, for a store whose write is a short local call (a SQLite file).
+
+    The checks that reach the loop together are written together, on the loop, by
+    `write_unless_busy`, which never waits for a lock: when another connection holds the
+    database's write lock (another worker, a prune) it writes nothing and says so, and the batch
+    goes to `fallback`, the writer thread, which waits for the lock within the deadline while the
+    loop goes on serving. Handing every check to a thread and back cost more than writing it:
+    the two threads took turns at the GIL for every row the thread wrote.
+    """
+
+    def __init__(self, write_unless_busy: Callable[[Sequence[_W]], bool], fallback: GroupCommitWriter[_W]) -> None:
+        self._write_unless_busy = write_unless_busy
+        self._fallback = fallback
+        self._pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[tuple[_W, asyncio.Future[Any]]]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def commit(self, work: _W) -> None:
+        """Return once `work` is committed; raise the store's error if its batch failed."""
+        loop = asyncio.get_running_loop()
+        queued: asyncio.Future[Future[None] | None] = loop.create_future()
+        pending = self._pending.setdefault(loop, [])
+        pending.append((work, queued))
+        if len(pending) == 1:  # the first of a batch: write once the checks now ready have queued theirs
+            loop.call_soon(self._flush, loop)
+        handed = await queued
+        if handed is not None:  # the lock was busy: the writer thread has it
+            await asyncio.wrap_future(handed)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        # A caller whose deadline passed was cancelled: its future is done, its check is not written.
+        batch = [(work, queued) for work, queued in self._pending.pop(loop, []) if not queued.done()]
+        if not batch:
+            return
+        try:
+            written = self._write_unless_busy([work for work, _ in batch])
+        except StoreUnavailableError as exc:  # the store is away: every check of the batch waits for nothing more
+            for _, queued in batch:
+                queued.set_exception(exc)
+            return
+        except Exception as exc:  # one bad check must not fail the others: the writer thread writes them one by one
+            _log.warning(
+                "a batch of %d checks failed to commit on the loop (%s); handing it to the writer", len(batch), exc
+            )
+            written = False
+        for work, queued in batch:
+            queued.set_result(None if written else self._fallback.submit(work))

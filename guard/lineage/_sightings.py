@@ -5,25 +5,24 @@ Functions over a connection the store opened; `LineageStore` exposes them.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from guard.lineage._rollups import upsert_statement
+from guard.lineage._base import as_stored_time
 from guard.lineage.tables import entity_sightings
-
-#: Rows per upsert statement (SQLite caps bound parameters).
-_CHUNK = 500
 
 Sighting = tuple[str, str, str]  # (source, object, key)
 
 
 def add(conn: Connection, seen: Iterable[tuple[Sighting, datetime]]) -> None:
-    """Note that each entity was checked at that time (the newest time wins)."""
+    """Note that each entity was checked at that time (the newest time wins).
+
+    On the request path: one statement on the driver, its timestamps converted once per value,
+    with none of SQLAlchemy's per-row binding.
+    """
     newest: dict[Sighting, datetime] = {}
     for entity, at in seen:
         known = newest.get(entity)
@@ -31,21 +30,23 @@ def add(conn: Connection, seen: Iterable[tuple[Sighting, datetime]]) -> None:
             newest[entity] = at
     if not newest:
         return
-    rows = [{"source": s, "object": o, "key": k, "last_seen": at} for (s, o, k), at in sorted(newest.items())]
-    statement = _newest_sighting(conn.dialect.name)
-    for start in range(0, len(rows), _CHUNK):
-        conn.execute(statement, rows[start : start + _CHUNK])
+    sqlite = conn.dialect.name == "sqlite"
+    stamp = as_stored_time(sqlite)
+    # In key order: concurrent writers (PostgreSQL, several processes) lock rows in one order, never deadlock.
+    rows = [(s, o, k, stamp(at)) for (s, o, k), at in sorted(newest.items())]
+    conn.exec_driver_sql(_NEWEST_SQLITE if sqlite else _NEWEST_POSTGRESQL, rows)
 
 
-@functools.cache
-def _newest_sighting(dialect: str) -> Any:
-    """Insert a sighting, or move an entity's last sighting forward (never back): built once per dialect."""
-    insert = upsert_statement(dialect, entity_sightings)
-    new, old = insert.excluded, entity_sightings.c
-    return insert.on_conflict_do_update(
-        index_elements=["source", "object", "key"],
-        set_={"last_seen": sa.case((new.last_seen > old.last_seen, new.last_seen), else_=old.last_seen)},
+def _newest(mark: str) -> str:
+    """Insert a sighting, or move an entity's last sighting forward (never back)."""
+    return (
+        f'INSERT INTO entity_sightings (source, object, "key", last_seen) VALUES ({mark}, {mark}, {mark}, {mark}) '  # noqa: S608
+        'ON CONFLICT (source, object, "key") DO UPDATE SET last_seen = excluded.last_seen '
+        "WHERE excluded.last_seen > entity_sightings.last_seen"
     )
+
+
+_NEWEST_SQLITE, _NEWEST_POSTGRESQL = _newest("?"), _newest("%s")
 
 
 def counts_since(conn: Connection, start: datetime, points: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:

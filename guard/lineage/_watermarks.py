@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from guard.decisions import Entity
-from guard.lineage._base import StoreBase, _memo, _sqlite_time
+from guard.lineage._base import StoreBase, as_stored_time
 from guard.lineage._values import storable_column
 from guard.lineage.tables import watermarks
 
@@ -88,7 +88,7 @@ class WatermarkStore(StoreBase):
         self, conn: Connection, versions: Mapping[Entity, tuple[datetime, datetime]], learned_from: str
     ) -> None:
         """Raise watermarks to (version, learned at) per entity, in one statement."""
-        stamp = _memo(_sqlite_time) if self.dialect == "sqlite" else _identity  # versions repeat: convert once
+        stamp = as_stored_time(self.dialect == "sqlite")  # versions repeat: convert once
         # One row per entity as stored (two keys may store alike), in key order: concurrent
         # writers then lock the rows they share in the same order and cannot deadlock.
         newest: dict[Entity, tuple[datetime, datetime]] = {}
@@ -158,7 +158,3 @@ def _storable_entities(entities: list[Entity]) -> list[Entity]:
     if stored_objects is objects and stored_keys is keys:
         return entities
     return list(zip(stored_objects, stored_keys, strict=True))
-
-
-def _identity(moment: datetime) -> datetime:
-    return moment

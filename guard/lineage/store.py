@@ -19,21 +19,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from guard.decisions import Action, CheckResult, Entity, PolicyRef, Reason, verdict_of_counts
-from guard.errors import StoreError, StoreTimeoutError
+from guard.errors import StoreError, StoreTimeoutError, StoreUnavailableError
 from guard.lineage import _feeds, _rollups, _sightings, _tallies
-from guard.lineage._base import DEFAULT_TIMEOUT_S, _memo, _sqlite_time
+from guard.lineage._base import DEFAULT_TIMEOUT_S, as_stored_time
+from guard.lineage._checkpoints import Checkpointer, no_autocheckpoint
 from guard.lineage._feeds import FeedStore
-from guard.lineage._group_commit import GroupCommitWriter
+from guard.lineage._group_commit import GroupCommitWriter, LoopGroupCommit
 from guard.lineage._history import HistoryStore
 from guard.lineage._operations import OperationsStore
 from guard.lineage._policies import PolicyStore
 from guard.lineage._receipts import ReceiptStore
 from guard.lineage._retention import PruneReport, Retention, RetentionStore
 from guard.lineage._values import content_hash, explain, json_value, storable, storable_column
-from guard.lineage._watermarks import WatermarkStore, _identity
+from guard.lineage._watermarks import WatermarkStore
 from guard.lineage.tables import run_tallies, runs
 from guard.tallies import Tally, tally_check
 
@@ -106,17 +108,28 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         self._writer: GroupCommitWriter[PreparedCheck] | None = (
             GroupCommitWriter(self.write_checks) if group_commit else None
         )
+        #: asyncio callers of a SQLite file commit on their loop (the lock free) or through the writer (it busy).
+        self._loop_commit: LoopGroupCommit[PreparedCheck] | None = (
+            LoopGroupCommit(self._write_checks_unless_busy, self._writer)
+            if self._writer is not None and self.reads_inline
+            else None
+        )
+        if self._loop_commit is not None:  # commits on the loop never checkpoint; a thread of its own does
+            event.listen(self.engine, "connect", no_autocheckpoint)
         if migrate:
             try:
                 self.migrate()
             except BaseException:
                 self.engine.dispose()
                 raise
+        self._checkpointer = Checkpointer(str(self.engine.url.database)) if self._loop_commit is not None else None
 
     def close(self) -> None:
         """Commit what the writer holds, then release every pooled connection."""
         if self._writer is not None:
             self._writer.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         super().close()
 
     def migrate(self) -> None:
@@ -168,7 +181,10 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         waited = self._commit_wait(prepared)
         try:
             async with asyncio.timeout(waited):
-                await asyncio.wrap_future(writer.submit(prepared))
+                if self._loop_commit is not None:
+                    await self._loop_commit.commit(prepared)
+                else:
+                    await asyncio.wrap_future(writer.submit(prepared))
         except TimeoutError:
             raise self._not_kept(result, waited) from None
 
@@ -205,7 +221,7 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
             storable_column(table.sources), table.observed, table.updated, hashes, table.ages,
             table.actions, table.reasons,
         )  # fmt: skip
-        rows = record_rows(run_id, columns, _sqlite_time if self.dialect == "sqlite" else None)
+        rows = record_rows(run_id, columns, as_stored_time(self.dialect == "sqlite"))
         return PreparedCheck(
             run=run_row,
             records=rows,
@@ -231,22 +247,41 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
 
     def write_checks(self, checks: Sequence[PreparedCheck]) -> None:
         """Write prepared checks in one transaction (the group commit's batch)."""
+        size = sum(check.size for check in checks)
+        with self._connect("record a check", extra_s=size * WRITE_S_PER_RECORD) as conn:
+            self._write_batch(conn, checks)
+
+    def _write_checks_unless_busy(self, checks: Sequence[PreparedCheck]) -> bool:
+        """`write_checks` on SQLite without waiting for the write lock: False, and nothing written, when it is held."""
+        size = sum(check.size for check in checks)
+        try:
+            with self._connect("record a check", extra_s=size * WRITE_S_PER_RECORD) as conn:
+                driver: Any = conn.connection.driver_connection
+                driver.execute("PRAGMA busy_timeout = 0")  # the first write takes the lock at once, or fails
+                self._write_batch(conn, checks)
+                driver.execute(f"PRAGMA busy_timeout = {round(self.timeout_s * 1000)}")  # the pool's own again
+        except StoreUnavailableError as exc:
+            if _lock_busy(exc.__cause__):  # the connection was discarded with its busy timeout of 0
+                return False
+            raise
+        return True
+
+    def _write_batch(self, conn: Connection, checks: Sequence[PreparedCheck]) -> None:
         rows = [row for check in checks for row in check.records]
-        with self._connect("record a check", extra_s=len(rows) * WRITE_S_PER_RECORD) as conn:
-            conn.execute(runs.insert(), [check.run for check in checks])
-            if rows:
-                self._insert_records(conn, rows)
-            tallies = [row for check in checks for row in check.tallies]
-            if tallies:
-                conn.execute(run_tallies.insert(), tallies)
-                _rollups.add(conn, tallies)
-            _sightings.add(conn, (sighting for check in checks for sighting in check.sightings()))
-            learned = _newest_learned(checks)
-            if learned:
-                self._advance_each(conn, learned, "owner_record")
-            for check in checks:
-                if check.call is not None:
-                    _feeds.insert_call(conn, check.run["run_id"], *check.call, linked_at=check.checked_at)
+        conn.execute(runs.insert(), [check.run for check in checks])
+        if rows:
+            self._insert_records(conn, rows)
+        tallies = [row for check in checks for row in check.tallies]
+        if tallies:
+            conn.execute(run_tallies.insert(), tallies)
+            _rollups.add(conn, tallies)
+        _sightings.add(conn, (sighting for check in checks for sighting in check.sightings()))
+        learned = _newest_learned(checks)
+        if learned:
+            self._advance_each(conn, learned, "owner_record")
+        for check in checks:
+            if check.call is not None:
+                _feeds.insert_call(conn, check.run["run_id"], *check.call, linked_at=check.checked_at)
 
     def _insert_records(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         columns = ", ".join(f'"{c}"' for c in _RECORD_COLUMNS)
@@ -261,6 +296,12 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         else:
             marks = ", ".join("?" for _ in _RECORD_COLUMNS)
             conn.exec_driver_sql(f"INSERT INTO run_records ({columns}) VALUES ({marks})", rows)  # noqa: S608
+
+
+def _lock_busy(cause: BaseException | None) -> bool:
+    """True when a SQLite error says another connection holds the lock ("database is locked")."""
+    orig = getattr(cause, "orig", None) or cause
+    return orig is not None and type(orig).__name__ == "OperationalError" and "locked" in str(orig)
 
 
 def _run_row(run: RunSummary) -> dict[str, Any]:
@@ -284,13 +325,12 @@ def _run_row(run: RunSummary) -> dict[str, Any]:
 
 
 def record_rows(
-    run_id: str, columns: tuple[Sequence[Any], ...], stamp: Callable[[datetime], str] | None
+    run_id: str, columns: tuple[Sequence[Any], ...], when: Callable[[datetime], Any]
 ) -> list[tuple[Any, ...]]:
     """The `run_records` rows of a check, from its decision columns (and the records' content hashes).
 
-    `stamp` is how the dialect stores a timestamp (None: as it is).
+    `when` is how the dialect stores a timestamp (`as_stored_time`).
     """
-    when = _memo(stamp) if stamp is not None else _identity
     return [
         (
             run_id, position, record_id, obj, key, source,

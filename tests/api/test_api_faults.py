@@ -246,6 +246,34 @@ def test_a_sqlite_store_locked_by_another_process_answers_503_within_the_deadlin
         checks.all_readable()
 
 
+def test_a_check_that_meets_a_briefly_held_sqlite_lock_waits_for_it_off_the_event_loop(
+    tmp_path: Path, checks_for: Callable[[str], Checks]
+) -> None:
+    """Checks commit on the event loop only while the write lock is free: one that finds it held waits
+    in the writer thread (and is kept once the lock is free), and the loop goes on answering meanwhile."""
+    database = tmp_path / "lineage.db"
+    with _served(tmp_path, f"sqlite:///{database}") as served:
+        checks = checks_for(served.base)
+        assert checks.send().status_code == 200
+        holder = sqlite3.connect(database, isolation_level=None)
+        answered: list[httpx2.Response] = []
+        try:
+            holder.execute("BEGIN IMMEDIATE")  # another writer (a prune, the CLI) holds the lock for a moment
+            waiting = threading.Thread(target=lambda: answered.append(checks.send()))
+            waiting.start()
+            time.sleep(DEADLINE_S / 4)
+            assert waiting.is_alive(), "the check did not wait for the lock"
+            started = time.monotonic()
+            assert checks.http.get("/healthz").status_code == 200
+            assert time.monotonic() - started < 0.2, "the event loop waited for the lock"
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        waiting.join(timeout=DEADLINE_S + SLACK_S)
+        assert [response.status_code for response in answered] == [200]
+        checks.all_readable()
+
+
 def test_clients_that_trickle_their_head_or_body_are_dropped(tmp_path: Path) -> None:
     env = _env(FRESHGUARD_BODY_TIMEOUT_S="2")
     with _served(tmp_path, f"sqlite:///{tmp_path / 'l.db'}", "--head-timeout", "2", env=env) as served:
