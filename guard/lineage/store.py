@@ -50,6 +50,8 @@ _RECORD_COLUMNS = (
 )  # fmt: skip
 #: A check's write gets this much more time than the store's deadline for each record it carries (seconds).
 WRITE_S_PER_RECORD = 0.0005
+#: A PostgreSQL batch of at most this many rows goes in one round trip (pipeline mode); a larger one by COPY.
+PIPELINE_ROWS = 2_000
 #: Serialises migrations across processes on one PostgreSQL database (`pg_advisory_xact_lock`).
 _MIGRATION_LOCK_KEY = 7414243
 #: Alembic keeps its `context` and `op` in process globals: one migration at a time per process.
@@ -249,7 +251,14 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         """Write prepared checks in one transaction (the group commit's batch)."""
         size = sum(check.size for check in checks)
         with self._connect("record a check", extra_s=size * WRITE_S_PER_RECORD) as conn:
-            self._write_batch(conn, checks)
+            if self.dialect == "postgresql" and size <= PIPELINE_ROWS:
+                # Every statement of the batch in one round trip: its rollup rows (which every check of a
+                # minute shares) stay locked for the commit only, not for ten round trips before it.
+                with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
+                    self._write_batch(conn, checks, copy=False)
+            else:
+                self._write_batch(conn, checks)
+            _link_calls(conn, checks)  # reads before it writes: outside the pipeline
 
     def _write_checks_unless_busy(self, checks: Sequence[PreparedCheck]) -> bool:
         """`write_checks` on SQLite without waiting for the write lock: False, and nothing written, when it is held."""
@@ -259,6 +268,7 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
                 driver: Any = conn.connection.driver_connection
                 driver.execute("PRAGMA busy_timeout = 0")  # the first write takes the lock at once, or fails
                 self._write_batch(conn, checks)
+                _link_calls(conn, checks)
                 driver.execute(f"PRAGMA busy_timeout = {round(self.timeout_s * 1000)}")  # the pool's own again
         except StoreUnavailableError as exc:
             if _lock_busy(exc.__cause__):  # the connection was discarded with its busy timeout of 0
@@ -266,11 +276,11 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
             raise
         return True
 
-    def _write_batch(self, conn: Connection, checks: Sequence[PreparedCheck]) -> None:
+    def _write_batch(self, conn: Connection, checks: Sequence[PreparedCheck], *, copy: bool = True) -> None:
         rows = [row for check in checks for row in check.records]
         conn.execute(runs.insert(), [check.run for check in checks])
         if rows:
-            self._insert_records(conn, rows)
+            self._insert_records(conn, rows, copy=copy)
         tallies = [row for check in checks for row in check.tallies]
         if tallies:
             conn.execute(run_tallies.insert(), tallies)
@@ -279,23 +289,27 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         learned = _newest_learned(checks)
         if learned:
             self._advance_each(conn, learned, "owner_record")
-        for check in checks:
-            if check.call is not None:
-                _feeds.insert_call(conn, check.run["run_id"], *check.call, linked_at=check.checked_at)
 
-    def _insert_records(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    def _insert_records(self, conn: Connection, rows: list[tuple[Any, ...]], *, copy: bool = True) -> None:
         columns = ", ".join(f'"{c}"' for c in _RECORD_COLUMNS)
-        if self.dialect == "postgresql":
+        if self.dialect == "postgresql" and copy:
             # The driver connection is the one SQLAlchemy's transaction runs on: the COPY joins it.
             with (
                 conn.connection.driver_connection.cursor() as cursor,  # type: ignore[union-attr]
-                cursor.copy(f"COPY run_records ({columns}) FROM STDIN") as copy,
+                cursor.copy(f"COPY run_records ({columns}) FROM STDIN") as copying,
             ):
                 for row in rows:
-                    copy.write_row(row)
+                    copying.write_row(row)
         else:
-            marks = ", ".join("?" for _ in _RECORD_COLUMNS)
+            marks = ", ".join(("?" if self.dialect == "sqlite" else "%s") for _ in _RECORD_COLUMNS)
             conn.exec_driver_sql(f"INSERT INTO run_records ({columns}) VALUES ({marks})", rows)  # noqa: S608
+
+
+def _link_calls(conn: Connection, checks: Sequence[PreparedCheck]) -> None:
+    """Link each check that named a model call to it."""
+    for check in checks:
+        if check.call is not None:
+            _feeds.insert_call(conn, check.run["run_id"], *check.call, linked_at=check.checked_at)
 
 
 def _lock_busy(cause: BaseException | None) -> bool:
