@@ -284,11 +284,12 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         tallies = [row for check in checks for row in check.tallies]
         if tallies:
             conn.execute(run_tallies.insert(), tallies)
-            _rollups.add(conn, tallies)
         _sightings.add(conn, (sighting for check in checks for sighting in check.sightings()))
         learned = _newest_learned(checks)
         if learned:
             self._advance_each(conn, learned, "owner_record")
+        if tallies:  # last: every check of a minute adds to the same rollup rows, locked from here to the commit
+            _rollups.add(conn, tallies)
 
     def _insert_records(self, conn: Connection, rows: list[tuple[Any, ...]], *, copy: bool = True) -> None:
         columns = ", ".join(f'"{c}"' for c in _RECORD_COLUMNS)
