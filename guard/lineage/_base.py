@@ -101,8 +101,8 @@ class StoreBase:
         """A pooled driver connection (sqlite3 or psycopg), for the request path's one-statement reads.
 
         The same deadline and error handling as `_connect`, without SQLAlchemy's execution machinery
-        (about half the cost of a watermark read) and without a transaction: one statement reads a
-        consistent snapshot by itself (PostgreSQL: in autocommit, saving two round trips).
+        (about half the cost of a watermark read) and without beginning a transaction: one statement
+        reads a consistent snapshot by itself.
         """
         with self._serial, WATCHDOG.watch(self.timeout_s) as watch:
             try:
@@ -110,14 +110,9 @@ class StoreBase:
             except (SQLAlchemyError, self._driver_error) as exc:
                 raise self._failure(doing, exc, watch, reaching=True) from exc
             driver = pooled.driver_connection
-            postgresql = self.dialect == "postgresql"
             try:
                 watch.arm(_cutter(driver, self.dialect))
-                if postgresql:  # no BEGIN before the statement, no ROLLBACK when the pool takes it back
-                    driver.autocommit = True  # type: ignore[union-attr]
                 yield driver
-                if postgresql:
-                    driver.autocommit = False  # type: ignore[union-attr]  # as the pool hands it out
             except (SQLAlchemyError, self._driver_error) as exc:
                 pooled.invalidate()
                 raise self._failure(doing, exc, watch) from exc
