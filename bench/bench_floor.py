@@ -237,7 +237,7 @@ def store_floor(records: list[dict[str, Any]], compiled: Any, repeats: int) -> N
     import uuid
 
     from guard import Guard, LineageStore
-    from guard.lineage._base import _sqlite_time
+    from guard.lineage._base import _sqlite_time, as_stored_time
     from guard.lineage.store import _RECORD_COLUMNS, content_hash, record_rows
 
     guard = Guard(compiled.policy, environ={"STRIPE_SIGNING_KEY": SIGNING_KEY})
