@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,18 @@ def spark_session(
     builder = SparkSession.builder.appName(app_name)
     if master is not None:
         builder = builder.master(master)
+    if _runs_locally(master):
+        # Local Python workers run this interpreter (a venv's, whether or not it is activated), not
+        # whatever `python3` is first on PATH: that one may lack Freshguard. PYSPARK_PYTHON still wins.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for name, value in {**SESSION_CONF, **(conf or {})}.items():
         builder = builder.config(name, value)
     return builder.getOrCreate()
+
+
+def _runs_locally(master: str | None) -> bool:
+    """True for a local master, or none asked for outside spark-submit and any Spark installation's settings
+    (pip's PySpark then runs `local[*]`)."""
+    if master is not None:
+        return master.startswith("local")
+    return not any(name in os.environ for name in ("PYSPARK_GATEWAY_PORT", "SPARK_HOME", "SPARK_CONF_DIR"))

@@ -210,6 +210,23 @@ def test_spark_submit_runs_the_audit_on_local_2(tmp_path: Path) -> None:
     )
 
 
+def test_the_audit_runs_from_a_venv_that_is_not_activated(tmp_path: Path) -> None:
+    """`.venv/bin/freshguard audit --engine spark` with the venv off PATH: Spark's Python workers must run the
+    venv's interpreter, not the first `python3` on PATH (which lacks Freshguard's dependencies)."""
+    source, out = tmp_path / "records.parquet", tmp_path / "decisions"
+    pl.DataFrame(mixed_batch(random.Random(13), 50), infer_schema_length=None).write_parquet(source)
+    freshguard = Path(sys.executable).parent / "freshguard"
+    hidden = ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "VIRTUAL_ENV", "SPARK_HOME", "SPARK_CONF_DIR")
+    env = {name: value for name, value in os.environ.items() if name not in hidden}
+    env |= {**ENV, "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    command = [str(freshguard), "audit", str(source), "--policy", str(EXAMPLE_POLICY), "--now", ts(NOW)]
+    command += ["--engine", "spark", "--out", str(out)]
+    ran = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert ran.returncode in (0, 1), ran.stderr[-3000:]
+    assert "Verdict:" in ran.stdout
+    assert pl.read_parquet(out / "*.parquet").height == pl.read_parquet(source).height
+
+
 def _job() -> Path:
     from guard.spark import submit
 
