@@ -90,7 +90,7 @@ def count_tallies(work: DataFrame) -> list[Tally]:
         F.coalesce(F.sum(age), F.lit(0.0)).alias("age_sum"),
     )
     found: dict[tuple[str | None, str | None], Tally] = {}
-    for row in rows.toLocalIterator():
+    for row in rows.collect():  # one row per point: a single job (toLocalIterator ran one per partition)
         found[(row["source"], row["object"])] = Tally(
             row["source"],
             row["object"],
@@ -103,7 +103,7 @@ def count_tallies(work: DataFrame) -> list[Tally]:
             age_sum_s=float(row["age_sum"]),
         )
     codes = decided.select(*point, F.explode(F.array_distinct("codes")).alias("code")).groupBy(*point, "code").count()
-    for row in codes.toLocalIterator():
+    for row in codes.collect():  # one row per point and code
         found[(row["source"], row["object"])].reasons[row["code"]] = row["count"]
     return list(found.values())
 
@@ -123,7 +123,8 @@ def _learned(check: SparkCheck) -> Iterator[tuple[Entity, datetime]]:
     )
     newest = rows.groupBy("object", "key").agg(F.max("fg_updated").alias("version"), F.max("fg_mark").alias("mark"))
     taught = newest.filter(F.col("mark").isNull() | (F.col("version") > F.col("mark")))
-    for row in taught.select("object", "key", "version").toLocalIterator():
+    # Up to one row per entity: streamed a partition at a time, the next fetched while this one is read.
+    for row in taught.select("object", "key", "version").toLocalIterator(prefetchPartitions=True):
         yield (row["object"], row["key"]), _aware(row["version"])
 
 
