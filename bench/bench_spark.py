@@ -104,6 +104,20 @@ def main() -> None:
         print(f"spark engine on {args.master}, {args.records:,} records:")
         for name, seconds in figures.items():
             print(f"  {name}: {seconds:.1f} s")
+        differing = _differing(Path(tmp) / "polars.parquet", Path(tmp) / "spark.parquet")
+        print(f"decisions of the two engines: {differing or 'identical, row for row (every column)'}")
+
+
+def _differing(by_polars: Path, by_spark: Path) -> str | None:
+    """None when the two engines wrote the same decisions (as multisets of rows), else what differs."""
+    expected = pl.read_parquet(by_polars)
+    found = pl.read_parquet(by_spark / "*.parquet").select(expected.columns).cast(expected.schema)
+    if found.height != expected.height:
+        return f"{found.height:,} rows against {expected.height:,}"
+    order = [name for name, kind in expected.schema.items() if not isinstance(kind, pl.List)]
+    found, expected = found.sort(order, nulls_last=True), expected.sort(order, nulls_last=True)
+    different = [name for name in expected.columns if not found.get_column(name).equals(expected.get_column(name))]
+    return f"the columns {', '.join(different)} differ" if different else None
 
 
 if __name__ == "__main__":
