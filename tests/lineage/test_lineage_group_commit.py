@@ -1,0 +1,80 @@
+"""Group commit as asyncio callers meet it: concurrent checks share transactions, and a SQLite store's WAL is
+checkpointed by a thread of its own while its commits (on the event loop) never checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from guard import Guard, Policy
+from guard.lineage.store import LineageStore
+from tests.conftest import RecordFactory
+from tests.lineage.lineage_helpers import scalar
+
+
+@pytest.fixture
+def committing_guard(minimal_policy: Policy, store_url: str) -> Iterator[Guard]:
+    """A guard whose store commits with group commit, as the service's does."""
+    store = LineageStore(store_url, group_commit=True)
+    with Guard(minimal_policy, store=store) as opened:
+        yield opened
+    store.close()
+
+
+def _checks(record: RecordFactory, count: int) -> list[list[dict[str, Any]]]:
+    return [[record(id=f"r{n}-{i}", key=f"C-{n}-{i}") for i in range(5)] for n in range(count)]
+
+
+async def _concurrently(guard: Guard, batches: list[list[dict[str, Any]]]) -> list[str]:
+    results = await asyncio.gather(*(guard.acheck(batch, pipeline="concurrent") for batch in batches))
+    return [result.run_id for result in results]
+
+
+def test_concurrent_asyncio_checks_are_all_kept(committing_guard: Guard, record: RecordFactory, store_url: str) -> None:
+    run_ids = asyncio.run(_concurrently(committing_guard, _checks(record, 12)))
+    assert scalar(store_url, "SELECT count(*) FROM runs WHERE pipeline = 'concurrent'") == 12
+    assert scalar(store_url, "SELECT count(*) FROM run_records") == 60
+    store = committing_guard.store
+    assert store is not None
+    assert {run["run_id"] for run in store.list_runs(pipeline="concurrent")} == set(run_ids)
+
+
+def test_checks_that_reach_the_loop_together_share_one_sqlite_transaction_on_the_loop(
+    minimal_policy: Policy, record: RecordFactory, tmp_path: Path
+) -> None:
+    store = LineageStore(f"sqlite:///{tmp_path / 'lineage.db'}", group_commit=True)
+    commits: list[int] = []  # the thread each transaction committed on
+    sa.event.listen(store.engine, "commit", lambda _conn: commits.append(threading.get_ident()))
+    try:
+        with Guard(minimal_policy, store=store) as guard:
+            asyncio.run(_concurrently(guard, _checks(record, 8)))
+    finally:
+        store.close()
+    assert len(commits) == 1, f"8 concurrent checks took {len(commits)} transactions"
+    assert commits == [threading.get_ident()], "the batch was not committed on the event loop's thread"
+
+
+def test_a_sqlite_store_checkpoints_its_wal_in_a_thread_of_its_own(
+    minimal_policy: Policy, record: RecordFactory, tmp_path: Path
+) -> None:
+    database = tmp_path / "lineage.db"
+    store = LineageStore(f"sqlite:///{database}", group_commit=True)
+    try:
+        with store.engine.connect() as connection:  # the store's own connections leave checkpoints to the thread
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        before = database.stat().st_size
+        with Guard(minimal_policy, store=store) as guard:
+            asyncio.run(_concurrently(guard, _checks(record, 40)))
+            deadline = time.monotonic() + 5
+            while database.stat().st_size == before and time.monotonic() < deadline:
+                time.sleep(0.1)
+        assert database.stat().st_size > before, "no checkpoint copied the WAL into the database file"
+    finally:
+        store.close()
