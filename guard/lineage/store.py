@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from guard.decisions import Action, CheckResult, Entity, PolicyRef, Reason, verdict_of_counts
-from guard.errors import StoreError, StoreTimeoutError, StoreUnavailableError
+from guard.errors import StoreError, StoreTimeoutError
 from guard.lineage import _feeds, _rollups, _sightings, _tallies
 from guard.lineage._base import DEFAULT_TIMEOUT_S, as_stored_time
 from guard.lineage._checkpoints import Checkpointer, no_autocheckpoint
@@ -50,6 +51,8 @@ _RECORD_COLUMNS = (
 )  # fmt: skip
 #: A check's write gets this much more time than the store's deadline for each record it carries (seconds).
 WRITE_S_PER_RECORD = 0.0005
+#: How often a SQLite writer that finds the write lock held tries again (seconds).
+_LOCK_RETRY_S = 0.001
 #: A PostgreSQL batch of at most this many rows goes in one round trip (pipeline mode); a larger one by COPY.
 PIPELINE_ROWS = 2_000
 #: Serialises migrations across processes on one PostgreSQL database (`pg_advisory_xact_lock`).
@@ -257,24 +260,46 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
                 with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
                     self._write_batch(conn, checks, copy=False)
             else:
+                if self.dialect == "sqlite":
+                    self._take_write_lock(conn, wait_s=self.timeout_s)
                 self._write_batch(conn, checks)
             _link_calls(conn, checks)  # reads before it writes: outside the pipeline
 
     def _write_checks_unless_busy(self, checks: Sequence[PreparedCheck]) -> bool:
         """`write_checks` on SQLite without waiting for the write lock: False, and nothing written, when it is held."""
         size = sum(check.size for check in checks)
-        try:
-            with self._connect("record a check", extra_s=size * WRITE_S_PER_RECORD) as conn:
-                driver: Any = conn.connection.driver_connection
-                driver.execute("PRAGMA busy_timeout = 0")  # the first write takes the lock at once, or fails
-                self._write_batch(conn, checks)
-                _link_calls(conn, checks)
-                driver.execute(f"PRAGMA busy_timeout = {round(self.timeout_s * 1000)}")  # the pool's own again
-        except StoreUnavailableError as exc:
-            if _lock_busy(exc.__cause__):  # the connection was discarded with its busy timeout of 0
-                return False
-            raise
+        with self._connect("record a check", extra_s=size * WRITE_S_PER_RECORD) as conn:
+            try:
+                self._take_write_lock(conn, wait_s=0)
+            except self._driver_error as exc:
+                if _lock_busy(exc):  # nothing begun: the connection goes back to the pool as it was
+                    return False
+                raise
+            self._write_batch(conn, checks)
+            _link_calls(conn, checks)
         return True
+
+    def _take_write_lock(self, conn: Connection, *, wait_s: float) -> None:
+        """Begin `conn`'s SQLite transaction with the write lock (BEGIN IMMEDIATE), trying again every
+        millisecond for up to `wait_s`; the driver's "database is locked" error if it stayed held.
+
+        SQLite's own busy handler sleeps up to 100 ms between tries: the tail of every check that met
+        another process's commit (several workers, a prune).
+        """
+        driver: Any = conn.connection.driver_connection
+        deadline = time.monotonic() + wait_s
+        driver.execute("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    driver.execute("BEGIN IMMEDIATE")
+                    return
+                except self._driver_error as exc:
+                    if not _lock_busy(exc) or time.monotonic() >= deadline:
+                        raise
+                time.sleep(_LOCK_RETRY_S)
+        finally:
+            driver.execute(f"PRAGMA busy_timeout = {round(self.timeout_s * 1000)}")  # the pool's own again
 
     def _write_batch(self, conn: Connection, checks: Sequence[PreparedCheck], *, copy: bool = True) -> None:
         rows = [row for check in checks for row in check.records]
