@@ -8,6 +8,7 @@ the same 20 fresh records per request as bench/bench_service.py:
     POST /floor/body        the body read
     POST /floor/validated   the body validated as a CheckRequest
     POST /floor/decided     the records decided without a store, answered as /v1/check answers
+    POST /floor/stored      the same, the lineage committed, without the check route's dependencies
     POST /v1/check          the check, its lineage committed
 
 Run: python bench/bench_service_floor.py [--duration S] [--repeat N]
@@ -28,7 +29,7 @@ from bench_service import POLICY, BenchError, Measured, _free_port, _ready, wrk
 
 HERE = Path(__file__).parent
 GRANIAN = str(Path(sys.executable).parent / "granian")
-PATHS = ("/healthz", "/floor/body", "/floor/validated", "/floor/decided", "/v1/check")
+PATHS = ("/healthz", "/floor/body", "/floor/validated", "/floor/decided", "/floor/stored", "/v1/check")
 
 
 def main() -> None:

@@ -3,7 +3,9 @@
 
 - POST /floor/body: the request body read, nothing else (HTTP, the middlewares, routing);
 - POST /floor/validated: the body validated as a `CheckRequest` (FastAPI and pydantic, as /v1/check does);
-- POST /floor/decided: the records decided by a guard without a store, answered as /v1/check answers.
+- POST /floor/decided: the records decided by a guard without a store, answered as /v1/check answers;
+- POST /floor/stored: the same with the service's store (lineage committed), without the check route's
+  dependencies (API keys, idempotency, metrics).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from fastapi import FastAPI, Request, Response
 from api.app import create_app
 from api.schemas import CheckRequest
 from api.settings import Settings
-from guard import Guard, load_policy
+from guard import Guard, LineageStore, load_policy
 
 
 def app() -> FastAPI:
@@ -22,6 +24,10 @@ def app() -> FastAPI:
     settings = Settings()
     application = create_app(settings)
     storeless = Guard(load_policy(settings.policy))
+    stored = Guard(
+        load_policy(settings.policy),
+        store=LineageStore(settings.database_url, timeout_s=settings.store_timeout_s, group_commit=True),
+    )
 
     async def body(request: Request) -> Response:
         await request.body()
@@ -34,7 +40,12 @@ def app() -> FastAPI:
         result = await storeless.acheck(check.records, pipeline=check.pipeline, consumer=check.consumer)
         return Response(orjson.dumps(result.to_dict()), media_type="application/json")
 
+    async def kept(check: CheckRequest) -> Response:
+        result = await stored.acheck(check.records, pipeline=check.pipeline, consumer=check.consumer)
+        return Response(orjson.dumps(result.to_dict()), media_type="application/json")
+
     application.add_api_route("/floor/body", body, methods=["POST"], include_in_schema=False)
     application.add_api_route("/floor/validated", validated, methods=["POST"], include_in_schema=False)
     application.add_api_route("/floor/decided", decided, methods=["POST"], include_in_schema=False)
+    application.add_api_route("/floor/stored", kept, methods=["POST"], include_in_schema=False)
     return application
