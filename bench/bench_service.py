@@ -175,6 +175,13 @@ def serving(store: Store, workers: int, log: Path) -> Iterator[str]:
     env["STRIPE_SIGNING_KEY"] = "bench-stripe-key"
     command = [FRESHGUARD, "serve", "--policy", str(POLICY), "--database", store.url, "--port", str(port),
                "--workers", str(workers)]  # fmt: skip
+    with running(command, env, port, log) as base:
+        yield base
+
+
+@contextmanager
+def running(command: Sequence[str], env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+    """A server started with `command` until the block ends; yields its base URL once `/readyz` answers 200."""
     with log.open("w") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603 (our argv)
     base = f"http://127.0.0.1:{port}"
@@ -182,7 +189,7 @@ def serving(store: Store, workers: int, log: Path) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while not _ready(base):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"freshguard serve did not become ready:\n{log.read_text()}")
+                raise BenchError(f"{command[0]} did not become ready:\n{log.read_text()}")
             time.sleep(0.2)
         yield base
     finally:

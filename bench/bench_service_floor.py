@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_service import POLICY, BenchError, Measured, _free_port, _ready, wrk
+from bench_service import POLICY, BenchError, Measured, _free_port, running, wrk
 
 HERE = Path(__file__).parent
 GRANIAN = str(Path(sys.executable).parent / "granian")
@@ -47,15 +44,7 @@ def main() -> None:
         }  # fmt: skip
         command = [GRANIAN, "--interface", "asgi", "--factory", "floor_app:app", "--host", "127.0.0.1",
                    "--port", str(port), "--workers", "1", "--access-log"]  # fmt: skip
-        with (Path(folder) / "serve.log").open("w") as log:
-            server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while not _ready(base):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise BenchError(f"the floor app did not start:\n{(Path(folder) / 'serve.log').read_text()}")
-                time.sleep(0.2)
+        with running(command, env, port, Path(folder) / "serve.log") as base:
             best: dict[str, Measured] = {}
             for round_ in range(args.repeat + 1):  # the first round warms up
                 for path in PATHS:
@@ -66,9 +55,6 @@ def main() -> None:
                         raise BenchError(f"{path}: {measured.not_2xx} answers not 2xx, {measured.socket_errors} errors")
                     if round_ and (path not in best or measured.rate > best[path].rate):
                         best[path] = measured
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
     health = best["/healthz"].rate
     print(
         f"one worker, 8 connections, 20 fresh records per request; best of {args.repeat} rounds of {args.duration:g} s"
