@@ -252,6 +252,13 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
 
     def write_checks(self, checks: Sequence[PreparedCheck]) -> None:
         """Write prepared checks in one transaction (the group commit's batch)."""
+        self._write_checks(checks, lock_wait_s=self.timeout_s)
+
+    def _write_checks_unless_busy(self, checks: Sequence[PreparedCheck]) -> bool:
+        """`write_checks` on SQLite without waiting for the write lock: False, and nothing written, when it is held."""
+        return self._write_checks(checks, lock_wait_s=0)
+
+    def _write_checks(self, checks: Sequence[PreparedCheck], *, lock_wait_s: float) -> bool:
         size = sum(check.size for check in checks)
         with self._connect("record a check", extra_s=size * WRITE_S_PER_RECORD) as conn:
             if self.dialect == "postgresql" and size <= PIPELINE_ROWS:
@@ -261,22 +268,14 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
                     self._write_batch(conn, checks, copy=False)
             else:
                 if self.dialect == "sqlite":
-                    self._take_write_lock(conn, wait_s=self.timeout_s)
+                    try:
+                        self._take_write_lock(conn, wait_s=lock_wait_s)
+                    except self._driver_error as exc:
+                        if not lock_wait_s and _lock_busy(exc):  # nothing begun: the connection stays pooled
+                            return False
+                        raise
                 self._write_batch(conn, checks)
             _link_calls(conn, checks)  # reads before it writes: outside the pipeline
-
-    def _write_checks_unless_busy(self, checks: Sequence[PreparedCheck]) -> bool:
-        """`write_checks` on SQLite without waiting for the write lock: False, and nothing written, when it is held."""
-        size = sum(check.size for check in checks)
-        with self._connect("record a check", extra_s=size * WRITE_S_PER_RECORD) as conn:
-            try:
-                self._take_write_lock(conn, wait_s=0)
-            except self._driver_error as exc:
-                if _lock_busy(exc):  # nothing begun: the connection goes back to the pool as it was
-                    return False
-                raise
-            self._write_batch(conn, checks)
-            _link_calls(conn, checks)
         return True
 
     def _take_write_lock(self, conn: Connection, *, wait_s: float) -> None:
@@ -338,10 +337,9 @@ def _link_calls(conn: Connection, checks: Sequence[PreparedCheck]) -> None:
             _feeds.insert_call(conn, check.run["run_id"], *check.call, linked_at=check.checked_at)
 
 
-def _lock_busy(cause: BaseException | None) -> bool:
-    """True when a SQLite error says another connection holds the lock ("database is locked")."""
-    orig = getattr(cause, "orig", None) or cause
-    return orig is not None and type(orig).__name__ == "OperationalError" and "locked" in str(orig)
+def _lock_busy(error: BaseException) -> bool:
+    """True when a SQLite driver error says another connection holds the lock ("database is locked")."""
+    return type(error).__name__ == "OperationalError" and "locked" in str(error)
 
 
 def _run_row(run: RunSummary) -> dict[str, Any]:
