@@ -34,13 +34,17 @@ from guard.lineage.tables import (
     tally_rollups_hourly,
 )
 
-#: Runs per batch: each batch deletes their records (20 per run is 500 rows) in one short transaction.
+#: Runs in a prune's first batch: it deletes their records (20 per run is 500 rows) in one short transaction.
 BATCH_RUNS = 25
-#: Rows per batch of heartbeats, rollups and sightings.
+#: Rows in the first batch of heartbeats, rollups and sightings.
 BATCH_ROWS = 500
+#: How long one batch may hold its transaction (seconds): the longest a check waits for a prune.
+BATCH_TARGET_S = 0.015
+#: How far batches grow or shrink from the first ones, to take about BATCH_TARGET_S each.
+SCALE_RANGE = (0.2, 40.0)
 
-#: The pause between batches, per dialect (seconds).
-PAUSE_S = {"sqlite": 0.05, "postgresql": 0.005}
+#: The least pause between batches, per dialect (seconds); a batch is also followed by a pause as long as itself.
+PAUSE_S = {"sqlite": 0.005, "postgresql": 0.002}
 
 KINDS = ("records", "runs", "heartbeats", "rollups")
 #: The tables each kind of history is pruned from.
@@ -116,9 +120,10 @@ class RetentionStore(StoreBase):
     ) -> PruneReport:
         """Remove history older than `retention` allows, batch by batch, pausing `pause_s` between batches.
 
-        The pause lets writers in: SQLite has one writer at a time, and a waiting writer polls with
-        sleeps of up to 100 ms, so its default pause is longer than PostgreSQL's (whose row locks
-        never hold up the inserts of new checks).
+        Batches are paced (`Pacer`): each is sized to hold its transaction about BATCH_TARGET_S, and
+        is followed by a pause at least as long, so a check never waits long for SQLite's one write
+        lock (or for PostgreSQL's WAL behind a large delete) and checks get at least half the time.
+        A `pause_s` given fixes the pause instead.
 
         `dry_run` counts instead. `max_batches` bounds the work of one call (the background prune);
         `stop` is asked between batches.
@@ -132,7 +137,7 @@ class RetentionStore(StoreBase):
                 _count_all(conn, horizons, report)
             report.seconds = time.monotonic() - started
             return report
-        pause = pause_s if pause_s is not None else PAUSE_S[self.dialect]
+        pacer = Pacer(PAUSE_S[self.dialect] if pause_s is None else pause_s, fixed=pause_s is not None)
         if "runs" in horizons:
             with self._connect("keep the impact of incidents", bounded=False) as conn:
                 _keep_impacts(conn, horizons["runs"])
@@ -143,13 +148,13 @@ class RetentionStore(StoreBase):
                     report.finished = False
                     report.seconds = time.monotonic() - started
                     return report
+                began = time.monotonic()
                 with self._connect("prune history") as conn:
-                    done = step(conn, report)
+                    done = step(conn, report, pacer.scale)
                 report.batches += 1
                 if done:
                     break
-                if pause:
-                    time.sleep(pause)
+                time.sleep(pacer.after(time.monotonic() - began))
         with self._connect("note the prune horizons") as conn:
             for kind, at in horizons.items():
                 _note_horizon(conn, kind, at)
@@ -157,7 +162,33 @@ class RetentionStore(StoreBase):
         return report
 
 
-Step = Callable[[Connection, PruneReport], bool]  # one batch; True when nothing is left
+Step = Callable[[Connection, PruneReport, float], bool]  # one batch, of its size times the scale; True when done
+
+
+class Pacer:
+    """Sizes a prune's batches to take about BATCH_TARGET_S each, and says how long to pause after each.
+
+    `scale` multiplies the first batches' sizes: doubled after a batch that took under a third of the
+    target, halved after one that took over it, within SCALE_RANGE. The pause after a batch is as long
+    as the batch (at least `least_s`), or always `least_s` when `fixed`.
+    """
+
+    def __init__(self, least_s: float, *, fixed: bool = False) -> None:
+        self.least_s, self.fixed = least_s, fixed
+        self.scale = 1.0
+
+    def after(self, took_s: float) -> float:
+        """Note that a batch took `took_s`; the pause to take before the next one."""
+        low, high = SCALE_RANGE
+        if took_s > BATCH_TARGET_S:
+            self.scale = max(low, self.scale / 2)
+        elif took_s < BATCH_TARGET_S / 3:
+            self.scale = min(high, self.scale * 2)
+        return self.least_s if self.fixed else max(self.least_s, took_s)
+
+
+def _sized(base: int, scale: float) -> int:
+    return max(1, round(base * scale))
 
 
 def _steps(horizons: dict[str, datetime]) -> Iterator[Step]:
@@ -165,7 +196,7 @@ def _steps(horizons: dict[str, datetime]) -> Iterator[Step]:
         yield _RecordPruner(horizons["records"]).step
         yield functools.partial(_prune_rows, table=entity_sightings, column="last_seen", horizon=horizons["records"])
     if "runs" in horizons:
-        yield lambda conn, report: _prune_runs(conn, horizons["runs"], report)
+        yield functools.partial(_prune_runs, horizon=horizons["runs"])
     if "heartbeats" in horizons:
         yield functools.partial(_prune_rows, table=heartbeats, column="received_at", horizon=horizons["heartbeats"])
     if "rollups" in horizons:
@@ -184,7 +215,7 @@ class _RecordPruner:
         self.after: datetime | None = None  # within this prune: every run at or before it is done
         self.started = False
 
-    def step(self, conn: Connection, report: PruneReport) -> bool:
+    def step(self, conn: Connection, report: PruneReport, scale: float) -> bool:
         older = [runs.c.checked_at < self.horizon]
         if not self.started:
             self.started = True
@@ -194,7 +225,8 @@ class _RecordPruner:
                 older.append(runs.c.checked_at >= start)
         if self.after is not None:
             older.append(runs.c.checked_at > self.after)
-        times = sa.select(runs.c.checked_at).where(*older).order_by(runs.c.checked_at).limit(BATCH_RUNS)
+        size = _sized(BATCH_RUNS, scale)
+        times = sa.select(runs.c.checked_at).where(*older).order_by(runs.c.checked_at).limit(size)
         batch = list(conn.execute(times).scalars())
         if not batch:
             return True
@@ -203,13 +235,14 @@ class _RecordPruner:
         chosen = sa.select(runs.c.run_id).where(*older, runs.c.checked_at <= last)
         report.count("run_records", conn.execute(run_records.delete().where(run_records.c.run_id.in_(chosen))).rowcount)
         self.after = last
-        return len(batch) < BATCH_RUNS
+        return len(batch) < size
 
 
-def _prune_runs(conn: Connection, horizon: datetime, report: PruneReport) -> bool:
+def _prune_runs(conn: Connection, report: PruneReport, scale: float, *, horizon: datetime) -> bool:
+    size = _sized(BATCH_RUNS, scale)
     batch = list(
         conn.execute(
-            sa.select(runs.c.run_id).where(runs.c.checked_at < horizon).order_by(runs.c.checked_at).limit(BATCH_RUNS)
+            sa.select(runs.c.run_id).where(runs.c.checked_at < horizon).order_by(runs.c.checked_at).limit(size)
         ).scalars()
     )
     if not batch:
@@ -217,14 +250,16 @@ def _prune_runs(conn: Connection, horizon: datetime, report: PruneReport) -> boo
     for table in (run_records, run_tallies, consumption):
         report.count(table.name, conn.execute(table.delete().where(table.c.run_id.in_(batch))).rowcount)
     report.count("runs", conn.execute(runs.delete().where(runs.c.run_id.in_(batch))).rowcount)
-    return len(batch) < BATCH_RUNS
+    return len(batch) < size
 
 
-def _prune_rows(conn: Connection, report: PruneReport, *, table: sa.Table, column: str, horizon: datetime) -> bool:
-    """Delete about BATCH_ROWS of the oldest rows of `table` before `horizon` (by `column`, which is indexed)."""
+def _prune_rows(
+    conn: Connection, report: PruneReport, scale: float, *, table: sa.Table, column: str, horizon: datetime
+) -> bool:
+    """Delete about BATCH_ROWS x `scale` of the oldest rows of `table` before `horizon` (by `column`, indexed)."""
     moment = table.c[column]
     edge = conn.execute(
-        sa.select(moment).where(moment < horizon).order_by(moment).offset(BATCH_ROWS - 1).limit(1)
+        sa.select(moment).where(moment < horizon).order_by(moment).offset(_sized(BATCH_ROWS, scale) - 1).limit(1)
     ).scalar()
     cut = moment < horizon if edge is None else sa.and_(moment <= edge, moment < horizon)
     report.count(table.name, conn.execute(table.delete().where(cut)).rowcount)

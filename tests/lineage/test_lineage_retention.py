@@ -39,9 +39,29 @@ def _history(store: LineageStore, record: RecordFactory) -> Guard:
 
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Batches of two runs and three rows: every prune here takes several."""
+    """Batches of two runs and three rows, never grown: every prune here takes several."""
     monkeypatch.setattr(_retention, "BATCH_RUNS", 2)
     monkeypatch.setattr(_retention, "BATCH_ROWS", 3)
+    monkeypatch.setattr(_retention, "SCALE_RANGE", (1.0, 1.0))
+
+
+def test_prune_batches_grow_while_quick_shrink_when_slow_and_are_followed_by_as_long_a_pause() -> None:
+    target = _retention.BATCH_TARGET_S
+    pacer = _retention.Pacer(0.002)
+    assert pacer.after(target / 10) == 0.002  # a quick batch: the least pause, and the next batch twice as big
+    assert pacer.scale == 2.0
+    assert pacer.after(target / 2) == target / 2  # within the target: as long a pause, the size kept
+    assert pacer.scale == 2.0
+    assert pacer.after(target * 3) == target * 3  # too long: half the size
+    assert pacer.scale == 1.0
+    for _ in range(20):
+        pacer.after(target * 10)
+    assert pacer.scale == _retention.SCALE_RANGE[0]
+    for _ in range(20):
+        pacer.after(0)
+    assert pacer.scale == _retention.SCALE_RANGE[1]
+    fixed = _retention.Pacer(0.05, fixed=True)
+    assert fixed.after(target * 3) == 0.05
 
 
 def test_a_prune_removes_exactly_what_is_past_each_horizon(
