@@ -65,7 +65,12 @@ def build_guard(settings: Settings) -> Guard:
     """
     policy = load_policy(settings.policy)
     # Concurrent checks share the store's transactions (group commit); every operation has a deadline.
-    store = LineageStore(settings.database_url, timeout_s=settings.store_timeout_s, group_commit=True)
+    store = LineageStore(
+        settings.database_url,
+        timeout_s=settings.store_timeout_s,
+        group_commit=True,
+        writer_process=settings.writer_process,
+    )
     guard = Guard(policy, store=store)
     try:
         _start_policy(guard, policy, settings.policy.read_text(encoding="utf-8"), str(settings.policy))

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     store_timeout_s: float = Field(
         2.0, gt=0, le=60, description="Deadline of each lineage store operation of a request; past it, 503."
     )
+    writer_process: bool = Field(
+        True, description="Commit lineage in a process of its own beside each worker (False: on the worker's threads)."
+    )
     policy_sync_s: float = Field(
         1.0, ge=0, le=60, description="How often a worker looks for a policy version published by another one."
     )

@@ -41,6 +41,8 @@ LUA = HERE / "check_request.lua"
 FRESHGUARD = str(Path(sys.executable).parent / "freshguard")
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 CONNECTIONS = 8
+#: More settings for the servers the bench starts (from its options).
+SERVER_ENV: dict[str, str] = {}
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
@@ -173,6 +175,7 @@ def serving(store: Store, workers: int, log: Path) -> Iterator[str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRESHGUARD_")}
     env["STRIPE_SIGNING_KEY"] = "bench-stripe-key"
+    env |= SERVER_ENV
     command = [FRESHGUARD, "serve", "--policy", str(POLICY), "--database", store.url, "--port", str(port),
                "--workers", str(workers)]  # fmt: skip
     with running(command, env, port, log) as base:
@@ -281,8 +284,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per server (default 3)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per server; the best is reported (default 3)")
     parser.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated (default 1,2,4)")
+    parser.add_argument(
+        "--writer",
+        choices=("process", "threads"),
+        default="process",
+        help="where the servers commit lineage: a writer process (the default) or their own threads",
+    )
     parser.add_argument("--postgres", default=POSTGRES, help=f"PostgreSQL server, no database (default {POSTGRES})")
     args = parser.parse_args()
+    SERVER_ENV["FRESHGUARD_WRITER_PROCESS"] = str(args.writer == "process").lower()
     if shutil.which("wrk") is None:
         sys.exit("bench_service needs wrk: apt-get install wrk (Debian/Ubuntu) or brew install wrk (macOS)")
     workers = [int(n) for n in args.workers.split(",")]

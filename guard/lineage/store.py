@@ -37,6 +37,7 @@ from guard.lineage._receipts import ReceiptStore
 from guard.lineage._retention import PruneReport, Retention, RetentionStore
 from guard.lineage._values import content_hash, explain, json_value, storable, storable_column
 from guard.lineage._watermarks import WatermarkStore
+from guard.lineage._writer_process import ProcessWriter
 from guard.lineage.tables import run_tallies, runs
 from guard.tallies import Tally, tally_check
 
@@ -102,24 +103,27 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
     """Where checks are remembered. Open one per process and share it; it is thread-safe."""
 
     def __init__(
-        self, url: str, *, migrate: bool = True, timeout_s: float = DEFAULT_TIMEOUT_S, group_commit: bool = False
+        self,
+        url: str,
+        *,
+        migrate: bool = True,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        group_commit: bool = False,
+        writer_process: bool = False,
     ) -> None:
         """Open the store at `url`; `timeout_s` is each operation's deadline (a check's write gets more per record).
 
         `group_commit`: concurrent `record_check` calls share transactions, written by one thread
-        (for services; a single caller gains nothing from it).
+        (for services; a single caller gains nothing from it). `writer_process`: with
+        `group_commit`, the batches are written by a child process (`ProcessWriter`), so that the
+        CPU of writing leaves the process that serves; not for an in-memory SQLite database.
         """
         super().__init__(url, timeout_s=timeout_s)
-        self._writer: GroupCommitWriter[PreparedCheck] | None = (
-            GroupCommitWriter(self.write_checks) if group_commit else None
-        )
+        # Not for an in-memory SQLite database: the child would open a database of its own.
+        in_child = group_commit and writer_process and (self.reads_inline or self.dialect != "sqlite")
         #: asyncio callers of a SQLite file commit on their loop (the lock free) or through the writer (it busy).
-        self._loop_commit: LoopGroupCommit[PreparedCheck] | None = (
-            LoopGroupCommit(self._write_checks_unless_busy, self._writer)
-            if self._writer is not None and self.reads_inline
-            else None
-        )
-        if self._loop_commit is not None:  # commits on the loop never checkpoint; a thread of its own does
+        on_loop = group_commit and not in_child and self.reads_inline
+        if on_loop:  # commits on the loop never checkpoint; a thread of its own does
             event.listen(self.engine, "connect", no_autocheckpoint)
         if migrate:
             try:
@@ -127,12 +131,23 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
             except BaseException:
                 self.engine.dispose()
                 raise
-        self._checkpointer = Checkpointer(str(self.engine.url.database)) if self._loop_commit is not None else None
+        self._process = ProcessWriter(url, timeout_s=self.timeout_s, shown=self.url) if in_child else None
+        self._writer: GroupCommitWriter[PreparedCheck] | None = (
+            GroupCommitWriter(self.write_checks) if group_commit and not in_child else None
+        )
+        self._loop_commit: LoopGroupCommit[PreparedCheck] | None = (
+            LoopGroupCommit(self._write_checks_unless_busy, self._writer)
+            if on_loop and self._writer is not None
+            else None
+        )
+        self._checkpointer = Checkpointer(str(self.engine.url.database)) if on_loop else None
 
     def close(self) -> None:
         """Commit what the writer holds, then release every pooled connection."""
         if self._writer is not None:
             self._writer.close()
+        if self._process is not None:
+            self._process.close()
         if self._checkpointer is not None:
             self._checkpointer.close()
         super().close()
@@ -164,6 +179,9 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         that batch is committed (within the store's deadline, or StoreTimeoutError).
         """
         prepared = self.prepare_check(result, [content_hash(record) for record in records], learned)
+        if self._process is not None:
+            self._process.write([prepared], wait_s=self._commit_wait(prepared))
+            return
         writer = self._writer
         if writer is None:
             self.write_checks([prepared])
@@ -180,15 +198,18 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         """`record_check` for asyncio code: the loop awaits the commit (group commit), never blocks on it."""
         prepared = self.prepare_check(result, [content_hash(record) for record in records], learned)
         writer = self._writer
-        if writer is None:
+        if writer is None and self._process is None:
             await asyncio.to_thread(self.write_checks, [prepared])
             return
         waited = self._commit_wait(prepared)
         try:
             async with asyncio.timeout(waited):
-                if self._loop_commit is not None:
+                if self._process is not None:
+                    await self._process.commit(prepared, wait_s=waited)
+                elif self._loop_commit is not None:
                     await self._loop_commit.commit(prepared)
                 else:
+                    assert writer is not None  # noqa: S101 (no process: a writer thread)
                     await asyncio.wrap_future(writer.submit(prepared))
         except TimeoutError:
             raise self._not_kept(result, waited) from None

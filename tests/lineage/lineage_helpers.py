@@ -1,14 +1,19 @@
-"""Reading a lineage store's database back with plain SQL, apart from the store under test."""
+"""Reading a lineage store's database back with plain SQL, apart from the store under test; concurrent checks."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
+from guard import Guard
 from guard.lineage.store import LineageStore, alembic_config
+from tests.conftest import RecordFactory
+from tests.integrations.conftest import run_async
 
 
 def scalar(url: str, sql: str, **params: Any) -> Any:
@@ -62,3 +67,18 @@ def head_revision(store: LineageStore) -> str:
         head = ScriptDirectory.from_config(alembic_config(conn)).get_current_head()
     assert head is not None
     return head
+
+
+def separate_checks(record: RecordFactory, count: int) -> list[list[dict[str, Any]]]:
+    """`count` checks of five records each, about entities of their own."""
+    return [[record(id=f"r{n}-{i}", key=f"C-{n}-{i}") for i in range(5)] for n in range(count)]
+
+
+def concurrently(guard: Guard, batches: list[list[dict[str, Any]]]) -> tuple[list[str], int]:
+    """The checks run concurrently on one event loop (a thread of its own): their run ids, and the loop's thread."""
+
+    async def main() -> tuple[list[str], int]:
+        results = await asyncio.gather(*(guard.acheck(batch, pipeline="concurrent") for batch in batches))
+        return [result.run_id for result in results], threading.get_ident()
+
+    return run_async(main)

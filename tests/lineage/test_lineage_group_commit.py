@@ -3,12 +3,10 @@ checkpointed by a thread of its own while its commits (on the event loop) never 
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -16,8 +14,7 @@ import sqlalchemy as sa
 from guard import Guard, Policy
 from guard.lineage.store import LineageStore
 from tests.conftest import RecordFactory
-from tests.integrations.conftest import run_async
-from tests.lineage.lineage_helpers import scalar
+from tests.lineage.lineage_helpers import concurrently, scalar, separate_checks
 
 
 @pytest.fixture
@@ -29,22 +26,8 @@ def committing_guard(minimal_policy: Policy, store_url: str) -> Iterator[Guard]:
     store.close()
 
 
-def _checks(record: RecordFactory, count: int) -> list[list[dict[str, Any]]]:
-    return [[record(id=f"r{n}-{i}", key=f"C-{n}-{i}") for i in range(5)] for n in range(count)]
-
-
-def _concurrently(guard: Guard, batches: list[list[dict[str, Any]]]) -> tuple[list[str], int]:
-    """The checks run concurrently on one event loop (a thread of its own): their run ids, and the loop's thread."""
-
-    async def main() -> tuple[list[str], int]:
-        results = await asyncio.gather(*(guard.acheck(batch, pipeline="concurrent") for batch in batches))
-        return [result.run_id for result in results], threading.get_ident()
-
-    return run_async(main)
-
-
 def test_concurrent_asyncio_checks_are_all_kept(committing_guard: Guard, record: RecordFactory, store_url: str) -> None:
-    run_ids, _ = _concurrently(committing_guard, _checks(record, 12))
+    run_ids, _ = concurrently(committing_guard, separate_checks(record, 12))
     assert scalar(store_url, "SELECT count(*) FROM runs WHERE pipeline = 'concurrent'") == 12
     assert scalar(store_url, "SELECT count(*) FROM run_records") == 60
     store = committing_guard.store
@@ -60,7 +43,7 @@ def test_checks_that_reach_the_loop_together_share_one_sqlite_transaction_on_the
     sa.event.listen(store.engine, "commit", lambda _conn: commits.append(threading.get_ident()))
     try:
         with Guard(minimal_policy, store=store) as guard:
-            _, loop_thread = _concurrently(guard, _checks(record, 8))
+            _, loop_thread = concurrently(guard, separate_checks(record, 8))
     finally:
         store.close()
     assert len(commits) == 1, f"8 concurrent checks took {len(commits)} transactions"
@@ -77,7 +60,7 @@ def test_a_sqlite_store_checkpoints_its_wal_in_a_thread_of_its_own(
             assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
         before = database.stat().st_size
         with Guard(minimal_policy, store=store) as guard:
-            _concurrently(guard, _checks(record, 40))
+            concurrently(guard, separate_checks(record, 40))
             deadline = time.monotonic() + 5
             while database.stat().st_size == before and time.monotonic() < deadline:
                 time.sleep(0.1)
