@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from api import dashboard
+from api.fast_check import FastCheck
 from api.hosts import LoopbackHostsOnly
 from api.keys import KeyRing, load_keyring
 from api.limits import BodyLimit
@@ -155,6 +156,7 @@ def create_app(settings: Settings, keyring: KeyRing | None = None) -> FastAPI:
     app.state.guard = None
     app.state.metrics = ServiceMetrics(lambda: app.state.guard)
     app.state.keyring = keyring
+    app.add_middleware(FastCheck)  # innermost: behind the body limits and the Host check
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, grace_s=settings.body_timeout_s)
     # Outermost: in open mode, a request addressed to a name that is not loopback gets no further.
     app.add_middleware(LoopbackHostsOnly, open_mode=lambda: not app.state.keyring)

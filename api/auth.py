@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -49,13 +49,19 @@ async def current_caller(
     header_key: Annotated[str | None, Depends(_api_key_header)],
 ) -> Caller:
     """The caller behind the request's key; 401 without a key or with one the service does not know."""
-    settings: Settings = request.app.state.settings
+    presented = bearer.credentials if bearer is not None else header_key
+    return caller_of(request.app.state, presented)
+
+
+def caller_of(state: Any, presented: str | None) -> Caller:
+    """The caller behind the key `presented` (None: no key sent), for the app whose `state` this is; 401 without
+    a key or with one the service does not know."""
+    settings: Settings = state.settings
     if not settings.keys_configured:
         return OPEN_CALLER
-    keyring: KeyRing | None = getattr(request.app.state, "keyring", None)
+    keyring: KeyRing | None = getattr(state, "keyring", None)
     if keyring is None:  # keys are configured but not loaded yet: fail closed
         raise ConfigurationError("the service is not ready: its API keys are still being loaded")
-    presented = bearer.credentials if bearer is not None else header_key
     if not presented:
         raise _unauthorized("this endpoint needs an API key: send `Authorization: Bearer <key>` (or `X-API-Key`)")
     key = keyring.lookup(presented)
@@ -77,13 +83,18 @@ def require_roles(*roles: Role | str) -> Callable[[Caller], Awaitable[Caller]]:
     allowed = tuple(dict.fromkeys([*(Role(role) for role in roles), Role.ADMIN]))
 
     async def dependency(caller: CurrentCaller) -> Caller:
-        if caller.role not in allowed:
-            raise HTTPException(
-                403, f"this endpoint needs a {_needed(allowed)} key; the key sent is a {caller.role.value} key"
-            )
-        return caller
+        return allow_roles(caller, allowed)
 
     return dependency
+
+
+def allow_roles(caller: Caller, allowed: tuple[Role, ...]) -> Caller:
+    """`caller` if its role is one of `allowed`; 403 otherwise."""
+    if caller.role not in allowed:
+        raise HTTPException(
+            403, f"this endpoint needs a {_needed(allowed)} key; the key sent is a {caller.role.value} key"
+        )
+    return caller
 
 
 def allow_source(caller: Caller, source_name: str) -> Caller:

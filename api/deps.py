@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
@@ -52,7 +52,12 @@ async def get_current_guard(request: Request, guard: GuardDep, settings: Setting
     The store is asked at most once every `policy_sync_s` seconds (per worker): a version another
     worker publishes is in force here within that long; one published here, at once.
     """
-    state = request.app.state
+    return await synced_guard(request.app.state, guard, settings)
+
+
+async def synced_guard(state: Any, guard: Guard, settings: Settings) -> Guard:
+    """`guard`, switched first to the newest policy version published, if this worker's `state` says it is time
+    to look (at most once every `policy_sync_s`)."""
     now = time.monotonic()
     if now >= getattr(state, "policy_due", 0.0):
         state.policy_due = now + settings.policy_sync_s

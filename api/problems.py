@@ -237,8 +237,13 @@ def _methods_at(request: Request) -> list[str]:
 
 
 async def _guard_error(request: Request, exc: Exception) -> JSONResponse:
+    return guard_error_response(request.method, request.url.path, exc)
+
+
+def guard_error_response(method: str, path: str, exc: Exception) -> JSONResponse:
+    """The problem a `GuardError` met while answering `method path` is answered with."""
     if isinstance(exc, StoreError):
-        _log.error("lineage store error on %s %s: %s", request.method, request.url.path, exc)
+        _log.error("lineage store error on %s %s: %s", method, path, exc)
         response = problem(503, "store-unavailable", str(exc))
         if isinstance(exc, StoreUnavailableError):  # it may pass: a retry in a second may well succeed
             response.headers["Retry-After"] = "1"
