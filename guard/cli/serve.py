@@ -99,7 +99,7 @@ def serve_command(
     with bad_input_exits():
         # Fail here, with the keys', policy's or store's own message, rather than in uvicorn's start-up traceback.
         keyring = build_keyring(settings)
-        close_guard(build_guard(settings))
+        close_guard(build_guard(settings.model_copy(update={"writer_process": False})))  # no writer to start
     if settings.keys_configured:
         loaded = ", ".join(
             f"{len(names)} {role.value} ({', '.join(names)})" for role, names in sorted(keyring.names_by_role().items())
