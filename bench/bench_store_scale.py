@@ -194,6 +194,8 @@ def seeded(url: str, runs: int, fresh: bool) -> tuple[bool, float]:
 
 
 def size_bytes(url: str) -> int:
+    """The store's size on disk, after a checkpoint: what was written before (the seeding, an earlier bench)
+    is in the database files, so that a checkpoint it would cause does not land in the measurements after."""
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:
@@ -201,6 +203,7 @@ def size_bytes(url: str) -> int:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
                 pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
                 return int(pages) * int(conn.exec_driver_sql("PRAGMA page_size").scalar_one())
+            conn.exec_driver_sql("CHECKPOINT")
             return int(conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar_one())
     finally:
         engine.dispose()

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from guard.errors import StoreError, StoreTimeoutError, StoreUnavailableError
 from guard.limits import DEFAULT_STORE_TIMEOUT_S
+from guard.lineage._checkpoints import JOURNAL_SIZE_LIMIT
 from guard.lineage._deadlines import WATCHDOG, Watch
 
 _log = logging.getLogger("freshguard.store")
@@ -245,6 +246,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: the lineage indexes stay in memory
+        cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")  # a WAL started over is cut back
     finally:
         cursor.close()
 

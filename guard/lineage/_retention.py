@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from guard.errors import StoreError
 from guard.lineage._base import StoreBase
+from guard.lineage._checkpoints import checkpoint
 from guard.lineage.tables import (
     consumption,
     entity_sightings,
@@ -151,6 +152,8 @@ class RetentionStore(StoreBase):
                 began = time.monotonic()
                 with self._connect("prune history") as conn:
                     done = step(conn, report, pacer.scale)
+                if self.dialect == "sqlite":
+                    self._checkpoint_wal()
                 report.batches += 1
                 if done:
                     break
@@ -160,6 +163,21 @@ class RetentionStore(StoreBase):
                 _note_horizon(conn, kind, at)
         report.seconds = time.monotonic() - started
         return report
+
+    def _checkpoint_wal(self) -> None:
+        """Copy the batch's WAL frames into the database before the next batch, never waiting for a lock.
+
+        A prune writes the WAL faster than a passive checkpoint in another thread copies it, and a WAL that
+        is never started over only grows: 40 GB in 17 minutes of pruning a 1,000,000-run store beside a
+        busy service. Checkpointing here paces the prune by what the disk can copy (the time counts in the
+        batch's), and restarts the WAL once it is long (`checkpoint`).
+        """
+        with self._driver("checkpoint the WAL") as driver:
+            driver.execute("PRAGMA busy_timeout = 0")
+            try:
+                checkpoint(driver)
+            finally:
+                driver.execute(f"PRAGMA busy_timeout = {round(self.timeout_s * 1000)}")
 
 
 Step = Callable[[Connection, PruneReport, float], bool]  # one batch, of its size times the scale; True when done

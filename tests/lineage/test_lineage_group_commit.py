@@ -3,6 +3,7 @@ checkpointed by a thread of its own while its commits (on the event loop) never 
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from guard import Guard, Policy
+from guard.lineage import _base, _checkpoints
 from guard.lineage.store import LineageStore
 from tests.conftest import RecordFactory
 from tests.lineage.lineage_helpers import concurrently, scalar, separate_checks
@@ -65,5 +67,37 @@ def test_a_sqlite_store_checkpoints_its_wal_in_a_thread_of_its_own(
             while database.stat().st_size == before and time.monotonic() < deadline:
                 time.sleep(0.1)
         assert database.stat().st_size > before, "no checkpoint copied the WAL into the database file"
+    finally:
+        store.close()
+
+
+def test_a_long_wal_is_started_over_and_cut_back_by_the_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A passive checkpoint copies frames but never starts the WAL over: `checkpoint` restarts one that grew long,
+    and the store's connections cut the file back to JOURNAL_SIZE_LIMIT when it is started over."""
+    monkeypatch.setattr(_checkpoints, "RESTART_PAGES", 100)
+    monkeypatch.setattr(_base, "JOURNAL_SIZE_LIMIT", 1024 * 1024)
+    store = LineageStore(f"sqlite:///{tmp_path / 'lineage.db'}")
+    wal = tmp_path / "lineage.db-wal"
+    try:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE filler (n INTEGER, pad TEXT)")
+        with store.engine.begin() as conn:  # about 2,000 pages of WAL
+            conn.exec_driver_sql("PRAGMA wal_autocheckpoint = 0")
+            conn.exec_driver_sql("INSERT INTO filler VALUES (?, ?)", [(n, "x" * 4000) for n in range(2000)])
+        grown = wal.stat().st_size
+        assert grown > 4 * 1024 * 1024
+        checkpointer = sqlite3.connect(tmp_path / "lineage.db", timeout=0)
+        try:
+            _checkpoints.checkpoint(checkpointer)
+        finally:
+            checkpointer.close()
+        with store.engine.begin() as conn:  # the next writer starts the WAL over, and cuts the file back
+            conn.exec_driver_sql("INSERT INTO filler VALUES (1, 'y')")
+        with store.engine.connect() as conn:
+            pages = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()[1]
+        assert pages < 10, f"the WAL was not started over: {pages} pages in it"
+        assert wal.stat().st_size <= 1024 * 1024, "the WAL file kept its length after it was started over"
     finally:
         store.close()
