@@ -139,6 +139,10 @@ class StoreBase:
                 )
             )
         cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+        if self.dialect == "sqlite" and "readonly" in str(cause):
+            # Every pooled connection opened while the file was read-only stays read-only: a worker whose
+            # writes go to its writer process only reads with them, and would keep them past the spell.
+            self.engine.dispose()
         if _passing(cause):
             return StoreUnavailableError(f"the lineage store {self.url} could not {doing}: {words}; try again shortly")
         return StoreError(f"the lineage store {self.url} failed to {doing}: {words}")
