@@ -93,22 +93,29 @@ class GroupCommitWriter(Generic[_W]):
         batch = [(work, done) for work, done in batch if done.running() or done.set_running_or_notify_cancel()]
         if not batch:
             return
-        try:
-            self._write_batch([work for work, _ in batch])
-        except StoreUnavailableError as exc:  # the store is away: every check of the batch waits for nothing more
-            for _, done in batch:
-                done.set_exception(exc)
-            return
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0][1].set_exception(exc)
-                return
-            _log.warning("a batch of %d checks failed to commit (%s); writing them one by one", len(batch), exc)
-            for item in batch:
-                self._commit([item])
-            return
-        for _, done in batch:
-            done.set_result(None)
+        for (_, done), failed in zip(batch, commit_batch(self._write_batch, [work for work, _ in batch]), strict=True):
+            if failed is None:
+                done.set_result(None)
+            else:
+                done.set_exception(failed)
+
+
+def commit_batch(write_batch: Callable[[Sequence[_W]], None], batch: Sequence[_W]) -> list[Exception | None]:
+    """Write `batch` with `write_batch` in one transaction; per item, None once committed or the error it failed with.
+
+    When the store is away, every item fails with its error. When the batch fails otherwise, its items
+    are written one by one, so that one bad check cannot fail the others that shared its transaction.
+    """
+    try:
+        write_batch(batch)
+    except StoreUnavailableError as exc:  # the store is away: every check of the batch waits for nothing more
+        return [exc] * len(batch)
+    except Exception as exc:
+        if len(batch) == 1:
+            return [exc]
+        _log.warning("a batch of %d checks failed to commit (%s); writing them one by one", len(batch), exc)
+        return [failed for item in batch for failed in commit_batch(write_batch, [item])]
+    return [None] * len(batch)
 
 
 class LoopGroupCommit(Generic[_W]):

@@ -38,9 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 from guard.errors import StoreError, StoreTimeoutError, StoreUnavailableError
 from guard.lineage._checkpoints import JOURNAL_SIZE_LIMIT
+from guard.lineage._group_commit import commit_batch
 
 if TYPE_CHECKING:
-    from guard.lineage.store import LineageStore, PreparedCheck
+    from guard.lineage.store import PreparedCheck
 
 _log = logging.getLogger("freshguard.store")
 #: The child's program: `serve` on the two sockets whose descriptors are its arguments.
@@ -129,16 +130,13 @@ class ProcessWriter:
                 self._start()
             sock, self._loop_end = self._loop_end, None
             assert sock is not None  # noqa: S101 (just started)
-            self._channel = _LoopChannel(loop, sock, on_stuck=self._replace, words=self._words)
+            self._channel = _LoopChannel(loop, sock, on_stuck=self._replace, gone=self._gone, overran=self._overran)
             return self._channel
 
     def _replace(self) -> None:
         """The child kept a frame past its deadline: stop it; the next commit starts a new one."""
         with self._lock:
             self._stop(kill=True)
-
-    def _words(self, kind: str, count: int, wait_s: float, exc: BaseException | None) -> StoreError:
-        return self._overran(count, wait_s) if kind == "overran" else self._gone(exc)
 
     def _overran(self, count: int, wait_s: float) -> StoreTimeoutError:
         return StoreTimeoutError(
@@ -204,13 +202,15 @@ class _LoopChannel:
         sock: socket.socket,
         *,
         on_stuck: Callable[[], None],
-        words: Callable[[str, int, float, BaseException | None], StoreError],
+        gone: Callable[[BaseException | None], StoreError],
+        overran: Callable[[int, float], StoreError],
     ) -> None:
         self.loop = loop
         self.broken = False
         self._sock = sock
         self._on_stuck = on_stuck
-        self._words = words
+        self._gone = gone  # the error of checks whose child went away
+        self._overran = overran  # the error of checks the child kept past their deadline
         #: Each frame sent and not yet answered: its callers' futures, its deadline's timer, its wait.
         self._sent: deque[tuple[list[asyncio.Future[None]], asyncio.TimerHandle, float]] = deque()
         self._inbox = bytearray()
@@ -227,7 +227,7 @@ class _LoopChannel:
         """
         done: asyncio.Future[None] = self.loop.create_future()
         if self.broken:
-            done.set_exception(self._words("gone", 1, wait_s, None))
+            done.set_exception(self._gone(None))
             return done
         timer = self.loop.call_later(wait_s, self._overdue)
         self._sent.append(([done], timer, wait_s))
@@ -247,7 +247,7 @@ class _LoopChannel:
         for _, timer, _ in self._sent:
             timer.cancel()
         self._sent.clear()
-        error = self._words("gone", len(waiting), 0.0, exc)
+        error = self._gone(exc)
         for done in waiting:
             if not done.done():
                 done.set_exception(error)
@@ -262,7 +262,7 @@ class _LoopChannel:
         if self._sent and not self.broken:
             dones, _, wait_s = self._sent[0]
             _log.warning("the lineage writer process kept %d checks past %.1f s: replacing it", len(dones), wait_s)
-            error = self._words("overran", len(dones), wait_s, None)
+            error = self._overran(len(dones), wait_s)
             for done in dones:
                 if not done.done():
                     done.set_exception(error)
@@ -356,20 +356,6 @@ def _portable(error: BaseException) -> StoreError:
     return StoreError(f"the lineage writer could not commit a check: {type(error).__name__}: {error}")
 
 
-def _commit_all(store: LineageStore, checks: list[PreparedCheck]) -> list[Answer]:
-    """Commit `checks` in one transaction; if it fails for one of them, each in a transaction of its own."""
-    try:
-        store.write_checks(checks)
-    except StoreUnavailableError as exc:  # the store is away: nothing of this batch was kept
-        return [_portable(exc)] * len(checks)
-    except Exception as exc:
-        if len(checks) == 1:
-            return [_portable(exc)]
-        _log.warning("a batch of %d checks failed to commit (%s); writing them one by one", len(checks), exc)
-        return [answer for check in checks for answer in _commit_all(store, [check])]
-    return [None] * len(checks)
-
-
 def serve(blocking_fd: int, loop_fd: int) -> None:
     """The child: read frames from both channels until the blocking one closes; commit them; answer each."""
     from sqlalchemy import event
@@ -394,7 +380,8 @@ def serve(blocking_fd: int, loop_fd: int) -> None:
                     channels.remove(sock)
                     continue
                 checks = [check for frame in frames for check in frame]
-                answers = _commit_all(store, checks) if checks else []
+                outcomes = commit_batch(store.write_checks, checks) if checks else []
+                answers = [None if failed is None else _portable(failed) for failed in outcomes]
                 try:
                     start = 0
                     for frame in frames:
