@@ -33,6 +33,7 @@ import polars as pl
 from workload import SIGNING_KEY, make_records
 
 from guard import load_policy
+from guard._ids import new_run_id
 from guard.checks.compiled import compile_policy
 from guard.checks.contract import Contract
 from guard.signing import canonical_bytes
@@ -234,7 +235,6 @@ def store_floor(records: list[dict[str, Any]], compiled: Any, repeats: int) -> N
     """
     import sqlite3
     import tempfile
-    import uuid
 
     from guard import Guard, LineageStore
     from guard.lineage._base import _sqlite_time, as_stored_time
@@ -260,7 +260,7 @@ def store_floor(records: list[dict[str, Any]], compiled: Any, repeats: int) -> N
                 conn.execute("DROP INDEX ix_run_records_entity")
             times = []
             for _ in range(repeats):
-                run_id = str(uuid.uuid4())
+                run_id = new_run_id()
                 rows = record_rows(run_id, columns, as_stored_time(True))
                 started = time.perf_counter()
                 conn.execute("BEGIN")

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_service import Store, serving
 
+from guard._ids import new_run_id
 from guard.lineage import _rollups, _sightings
 from guard.lineage._base import _sqlite_time
 from guard.lineage.store import _RECORD_COLUMNS, LineageStore
@@ -75,7 +76,7 @@ class Seeder:
         stamp = _sqlite_time if self.sqlite else (lambda moment: moment)
         for n in range(first, last):
             at = self.now - timedelta(days=DAYS) + self.step * n
-            run_id = f"run-{n:09d}"
+            run_id = new_run_id(int(at.timestamp() * 1e9))  # as the guard makes them: of their time
             blocked_at = 3 if n % 5 == 0 else -1  # one record in five runs is stale: 1% blocked
             position = 0
             blocked = 0

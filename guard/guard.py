@@ -6,7 +6,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from operator import is_not
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from guard._ids import new_run_id
 from guard._timestamps import utc_now
 from guard.checks.compiled import CompiledPolicy, compile_policy
 from guard.decisions import Action, CheckResult, Entity, PolicyRef
@@ -202,7 +202,7 @@ class Guard:
         compiled = screened.compiled
         consumer = screened.consumer
         result = CheckResult(
-            run_id=str(uuid.uuid4()),
+            run_id=new_run_id(),
             pipeline=screened.pipeline,
             policy=PolicyRef(compiled.policy.name, compiled.policy.version, compiled.hash),
             checked_at=screened.moment,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from guard._ids import new_run_id
 from guard.checks.compiled import CompiledPolicy
 from guard.columnar.decisions import FrameDecisions
 from guard.columnar.finish import finish_frame
@@ -94,7 +94,7 @@ def check_frame(
     decided, learned = decide(frame, compiled, now, where, pandera_threshold=pandera_threshold)
     policy = PolicyRef(compiled.policy.name, compiled.policy.version, compiled.hash)
     result = FrameResult(
-        run_id=str(uuid.uuid4()),
+        run_id=new_run_id(),
         pipeline=pipeline,
         policy=policy,
         checked_at=now,

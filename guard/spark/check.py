@@ -11,7 +11,6 @@ to the driver.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from guard._ids import new_run_id
 from guard.checks.compiled import CompiledPolicy
 from guard.columnar.check import Where
 from guard.columnar.decisions import DECISION_COLUMNS
@@ -90,7 +90,7 @@ def plan_check(
     index = [F.col("fg_i").alias(row_index)] if row_index else []
     decisions = work.select(*DECISION_COLUMNS, *index)
     policy = PolicyRef(compiled.policy.name, compiled.policy.version, compiled.hash)
-    return SparkCheck(str(uuid.uuid4()), pipeline, policy, now, decisions, work, where, dict(compiled.owners))
+    return SparkCheck(new_run_id(), pipeline, policy, now, decisions, work, where, dict(compiled.owners))
 
 
 def _numbered(screened: DataFrame, source: DataFrame) -> DataFrame:
