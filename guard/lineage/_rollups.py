@@ -10,14 +10,15 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
+from guard.lineage._base import as_stored_time
 from guard.lineage.tables import (
     AGE_BUCKET_COLUMNS,
     rollup_reasons,
@@ -39,6 +40,7 @@ def minute_of(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
 
 
+@functools.lru_cache(maxsize=4096)  # a store has few points, and each check names them again
 def point_key(source: str | None, obj: str | None) -> str:
     """The key of an integration point in the rollups (JSON, so that a missing source or object is distinct)."""
     return json.dumps([source, obj], ensure_ascii=False)
@@ -55,25 +57,30 @@ GRAINS = ((tally_rollups, rollup_reasons, minute_of), (tally_rollups_hourly, rol
 
 def add(conn: Connection, tallies: Iterable[Mapping[str, Any]]) -> None:
     """Add `run_tallies` rows (one per run and point) to the rollups of their minutes and hours."""
-    rows = list(tallies)
-    for totals_table, reasons_table, span_of in GRAINS:
-        totals, reasons = _summed(rows, span_of)
+    minutes, minute_reasons = _summed(tallies)
+    hours, hour_reasons = _by_hour(minutes, minute_reasons)
+    for (totals_table, reasons_table, _), totals, reasons in zip(
+        GRAINS, (minutes, hours), (minute_reasons, hour_reasons), strict=True
+    ):
         # Sorted by key: concurrent writers (PostgreSQL, several processes) lock rows in one order, never deadlock.
-        _upsert_totals(conn, totals_table, [totals[key] for key in sorted(totals)])
-        _upsert_reasons(
+        _upsert(conn, _totals_upsert(conn.dialect.name, totals_table), [totals[key] for key in sorted(totals)])
+        _upsert(
             conn,
-            reasons_table,
+            _reasons_upsert(conn.dialect.name, reasons_table),
             [{"minute": m, "point": p, "code": c, "records": n} for (m, p, c), n in sorted(reasons.items())],
         )
 
 
-def _summed(
-    tallies: Iterable[Mapping[str, Any]], span_of: Callable[[datetime], datetime]
-) -> tuple[dict[tuple[datetime, str], dict[str, Any]], dict[tuple[datetime, str, str], int]]:
-    totals: dict[tuple[datetime, str], dict[str, Any]] = {}
-    reasons: dict[tuple[datetime, str, str], int] = {}
+Totals = dict[tuple[datetime, str], dict[str, Any]]
+Reasons = dict[tuple[datetime, str, str], int]
+
+
+def _summed(tallies: Iterable[Mapping[str, Any]]) -> tuple[Totals, Reasons]:
+    """The tallies summed per minute and point: the minute rollups' rows, and their reasons' counts."""
+    totals: Totals = {}
+    reasons: Reasons = {}
     for tally in tallies:
-        start, point = span_of(tally["checked_at"]), point_key(tally["source"], tally["object"])
+        start, point = minute_of(tally["checked_at"]), point_key(tally["source"], tally["object"])
         row = totals.get((start, point))
         if row is None:
             row = totals[start, point] = {
@@ -88,6 +95,25 @@ def _summed(
         row["age_max_s"] = _larger(row["age_max_s"], tally["age_max_s"])
         for code, count in (tally["reasons"] or {}).items():
             reasons[start, point, code] = reasons.get((start, point, code), 0) + count
+    return totals, reasons
+
+
+def _by_hour(minutes: Totals, minute_reasons: Reasons) -> tuple[Totals, Reasons]:
+    """Minute rollup rows summed into the rows of their hours."""
+    totals: Totals = {}
+    for (minute, point), summed in minutes.items():
+        start = hour_of(minute)
+        row = totals.get((start, point))
+        if row is None:
+            totals[start, point] = {**summed, "minute": start}
+            continue
+        for name in _COUNTS:
+            row[name] += summed[name]
+        row["age_max_s"] = _larger(row["age_max_s"], summed["age_max_s"])
+    reasons: Reasons = {}
+    for (minute, point, code), count in minute_reasons.items():
+        key = (hour_of(minute), point, code)
+        reasons[key] = reasons.get(key, 0) + count
     return totals, reasons
 
 
@@ -131,16 +157,33 @@ def _reasons_upsert(dialect: str, table: sa.Table) -> Any:
     )
 
 
-def _upsert_totals(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-    statement = _totals_upsert(conn.dialect.name, table)
-    for start in range(0, len(rows), _CHUNK):
-        conn.execute(statement, list(rows[start : start + _CHUNK]))
+def _upsert(conn: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """`statement` (an upsert of a rollups table) for each of `rows`, on the driver: SQLAlchemy's per-row
+    binding cost the writer more than the database's own work."""
+    if not rows:
+        return
+    sql, names = _driver_sql(statement, conn.dialect)
+    if names is None:  # named parameters (psycopg): the rows as they are
+        params: list[Any] = list(rows)
+    else:  # positional (SQLite): in the statement's order, each span as SQLite keeps a timestamp
+        stamp = as_stored_time(True)
+        params = [tuple(stamp(row[n]) if n == "minute" else row[n] for n in names) for row in rows]
+    for start in range(0, len(params), _CHUNK):
+        conn.exec_driver_sql(sql, params[start : start + _CHUNK])
 
 
-def _upsert_reasons(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-    statement = _reasons_upsert(conn.dialect.name, table)
-    for start in range(0, len(rows), _CHUNK):
-        conn.execute(statement, list(rows[start : start + _CHUNK]))
+def _driver_sql(statement: Any, dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+    """`statement` compiled for `dialect`: its SQL, and the order of its parameters when they are positional."""
+    key = (statement, type(dialect), dialect.paramstyle)  # not the dialect itself: one per store opened
+    known = _compiled.get(key)
+    if known is None:
+        compiled = statement.compile(dialect=dialect)
+        names = compiled.positiontup
+        known = _compiled[key] = (compiled.string, None if names is None else tuple(names))
+    return known
+
+
+_compiled: dict[tuple[Any, type[Dialect], str], tuple[str, tuple[str, ...] | None]] = {}
 
 
 def window_tallies(conn: Connection, starts: Iterable[datetime], end: datetime) -> list[Tally]:

@@ -61,6 +61,14 @@ def json_value(value: Mapping[str, Any]) -> Any:
         return _plain(value)
 
 
+def json_text(value: Any) -> str:
+    """`value` as JSON text, as a JSON column keeps it on SQLite (orjson; the standard library for what it refuses)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # integers beyond 64 bits, keys that are not text
+        return json.dumps(value)
+
+
 def _plain(value: Any, depth: int = 0) -> Any:
     """JSON-ready data by hand, for what orjson refuses; text stands in for anything else."""
     if value is None or isinstance(value, str | bool | int):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
+import operator
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,7 +38,7 @@ from guard.lineage._operations import OperationsStore
 from guard.lineage._policies import PolicyStore
 from guard.lineage._receipts import ReceiptStore
 from guard.lineage._retention import PruneReport, Retention, RetentionStore
-from guard.lineage._values import content_hash, explain, json_value, storable, storable_column
+from guard.lineage._values import content_hash, explain, json_text, json_value, storable, storable_column
 from guard.lineage._watermarks import WatermarkStore
 from guard.lineage._writer_process import ProcessWriter
 from guard.lineage.tables import UTCDateTime, run_tallies, runs
@@ -357,36 +357,41 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
 def _insert_plain(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """`rows` into `table` through the driver's executemany: SQLAlchemy's statement and per-value type
     processing cost the writer as much as SQLite's own insert."""
-    sql, converters = _plain_insert(table, conn.dialect.name)
-    conn.exec_driver_sql(
-        sql,
-        [tuple(row[name] if convert is None else convert(row[name]) for name, convert in converters) for row in rows],
-    )
+    sql, values_of, converters = _plain_insert(table, conn.dialect.name)
+    params = []
+    for row in rows:
+        values = list(values_of(row))
+        for position, convert in converters:
+            if (value := values[position]) is not None:
+                values[position] = convert(value)
+        params.append(tuple(values))
+    conn.exec_driver_sql(sql, params)
 
 
 @functools.cache
-def _plain_insert(table: sa.Table, dialect: str) -> tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]]:
-    """The driver's INSERT statement for `table`, and how each column's value is bound (None: as it is)."""
+def _plain_insert(
+    table: sa.Table, dialect: str
+) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]], tuple[tuple[int, Callable[[Any], Any]], ...]]:
+    """The driver's INSERT statement for `table`, what reads a row's values in its order, and how each column
+    that is not bound as it is gets converted (by position)."""
     sqlite = dialect == "sqlite"
     moment: Callable[[datetime], Any] = _sqlite_time if sqlite else _in_utc  # not remembered: the writer lives long
     if sqlite:
-        document: Callable[[Any], Any] = json.dumps  # what SQLAlchemy's JSON type binds on SQLite
+        document: Callable[[Any], Any] = json_text  # what SQLAlchemy's JSON type binds on SQLite, only faster
     else:
         from psycopg.types.json import Json
 
         document = Json
-
-    def bound(column: sa.Column[Any]) -> Callable[[Any], Any] | None:
-        if isinstance(column.type, UTCDateTime):
-            return lambda value: None if value is None else moment(value)
-        if isinstance(column.type, sa.JSON):
-            return lambda value: None if value is None else document(value)
-        return None
-
+    converters = tuple(
+        (position, moment if isinstance(column.type, UTCDateTime) else document)
+        for position, column in enumerate(table.columns)
+        if isinstance(column.type, UTCDateTime | sa.JSON)
+    )
     names = ", ".join(f'"{column.name}"' for column in table.columns)
     marks = ", ".join(("?" if sqlite else "%s") for _ in table.columns)
     sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608 (our own table and column names)
-    return sql, tuple((column.name, bound(column)) for column in table.columns)
+    values_of = operator.itemgetter(*(column.name for column in table.columns))
+    return sql, values_of, converters
 
 
 def _in_utc(moment: datetime) -> datetime:
