@@ -179,3 +179,12 @@ def test_concurrent_writers_of_the_same_watermarks_do_not_fail(store: LineageSto
     assert errors == []
     newest = T + timedelta(minutes=1, seconds=7)
     assert store.watermarks(entities) == dict.fromkeys(entities, newest)
+
+
+@pytest.mark.parametrize("asked", [6, 450, 2400], ids=["one statement", "per object", "a scan"])
+def test_watermarks_read_back_exactly_those_kept_however_many_are_asked(store: LineageStore, asked: int) -> None:
+    # Keys shared by two objects, entities never kept among those asked: each way of reading finds only its own.
+    kept = {(obj, f"K-{n}"): T + timedelta(seconds=n) for obj in ("customer", "order") for n in range(0, asked, 2)}
+    store.advance_watermarks(kept, learned_from="owner_record", at=NOW)
+    wanted = [(obj, f"K-{n}") for obj in ("customer", "order", "invoice") for n in range(asked // 2)]
+    assert store.watermarks(wanted) == {entity: kept[entity] for entity in wanted if entity in kept}
