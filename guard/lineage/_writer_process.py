@@ -215,8 +215,6 @@ class _LoopChannel:
         self._sent: deque[tuple[list[asyncio.Future[None]], asyncio.TimerHandle, float]] = deque()
         self._inbox = bytearray()
         self._outbox = bytearray()
-        #: The checks decided in this turn of the loop, to send together at its end.
-        self._turn: list[tuple[PreparedCheck, asyncio.Future[None], float]] = []
         sock.setblocking(False)
         loop.add_reader(sock.fileno(), self._readable)
 
@@ -224,29 +222,17 @@ class _LoopChannel:
         """A future that completes when `check` is committed (or fails with the reason it was not); a frame
         unanswered after `wait_s` means the child is stuck.
 
-        The check goes at the end of the loop's current turn, in one frame with every other check decided
-        in that turn; the child commits together every frame that reached it meanwhile (group commit).
-        Sending each check at once made the child commit one or two at a time under load, and a commit
-        (the WAL pages it writes) costs as much as the rows of several checks.
+        The check is sent at once, in a frame of its own: the child starts committing it while the loop
+        decides the next one, and commits together every frame that arrived meanwhile (group commit).
         """
         done: asyncio.Future[None] = self.loop.create_future()
         if self.broken:
             done.set_exception(self._gone(None))
             return done
-        if not self._turn:
-            self.loop.call_soon(self._send_turn)
-        self._turn.append((check, done, wait_s))
-        return done
-
-    def _send_turn(self) -> None:
-        """Send the checks decided in this turn of the loop, in one frame."""
-        turn, self._turn = self._turn, []
-        if not turn:  # the child went away meanwhile: `break_off` failed them
-            return
-        wait_s = max(wait for _, _, wait in turn)
         timer = self.loop.call_later(wait_s, self._overdue)
-        self._sent.append(([done for _, done, _ in turn], timer, wait_s))
-        self._send(_frame([check for check, _, _ in turn]))
+        self._sent.append(([done], timer, wait_s))
+        self._send(_frame([check]))
+        return done
 
     def break_off(self, exc: BaseException | None) -> None:
         """The child is gone or being replaced: fail every check it holds or would have been sent."""
@@ -257,11 +243,10 @@ class _LoopChannel:
         if self._outbox:
             self.loop.remove_writer(self._sock.fileno())
         self._sock.close()
-        waiting = [done for dones, _, _ in self._sent for done in dones] + [done for _, done, _ in self._turn]
+        waiting = [done for dones, _, _ in self._sent for done in dones]
         for _, timer, _ in self._sent:
             timer.cancel()
         self._sent.clear()
-        self._turn.clear()
         error = self._gone(exc)
         for done in waiting:
             if not done.done():

@@ -11,12 +11,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from guard import Guard, Policy, StoreUnavailableError
-from guard.lineage import _writer_process as writer_process
 from guard.lineage.store import LineageStore
 from tests.conftest import RecordFactory
 from tests.integrations.conftest import run_async
@@ -53,28 +51,6 @@ def test_checks_are_committed_by_the_child_process_not_the_callers(
     assert scalar(store_url, "SELECT count(*) FROM runs WHERE pipeline = 'sync'") == 1
     assert scalar(store_url, "SELECT count(*) FROM run_records") == 61
     assert {run["run_id"] for run in process_store.list_runs(pipeline="concurrent")} == set(run_ids)
-
-
-def test_checks_decided_in_one_turn_of_the_loop_go_to_the_child_in_one_frame(
-    process_store: LineageStore, minimal_policy: Policy, record: RecordFactory, store_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
-    sent: list[int] = []
-    framed = writer_process._frame
-
-    def counted(value: Any) -> bytes:
-        if isinstance(value, list):  # checks (the first frame is the store's URL and deadline)
-            sent.append(len(value))
-        return framed(value)
-
-    monkeypatch.setattr(writer_process, "_frame", counted)
-    with Guard(minimal_policy, store=process_store) as guard:
-        concurrently(guard, separate_checks(record, 12))
-    if store_url.startswith("sqlite"):  # read inline: all twelve are decided in the loop's first turn
-        assert sent == [12]
-    else:  # read on threads: they come back in turns of their own
-        assert sum(sent) == 12
-    assert scalar(store_url, "SELECT count(*) FROM runs") == 12
 
 
 def test_a_writer_process_that_died_is_replaced_for_the_next_check(
