@@ -10,15 +10,15 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection
 
-from guard.lineage._base import as_stored_time
+from guard.lineage._driver import executemany
 from guard.lineage.tables import (
     AGE_BUCKET_COLUMNS,
     rollup_reasons,
@@ -31,8 +31,6 @@ from guard.tallies import Tally
 _MINUTE = timedelta(minutes=1)
 _HOUR = timedelta(hours=1)
 _COUNTS = ("runs", "records", "allowed", "warned", "blocked", "age_sum_s", *AGE_BUCKET_COLUMNS)
-#: Rows per upsert statement (SQLite caps bound parameters).
-_CHUNK = 500
 
 
 def minute_of(moment: datetime) -> datetime:
@@ -63,8 +61,8 @@ def add(conn: Connection, tallies: Iterable[Mapping[str, Any]]) -> None:
         GRAINS, (minutes, hours), (minute_reasons, hour_reasons), strict=True
     ):
         # Sorted by key: concurrent writers (PostgreSQL, several processes) lock rows in one order, never deadlock.
-        _upsert(conn, _totals_upsert(conn.dialect.name, totals_table), [totals[key] for key in sorted(totals)])
-        _upsert(
+        executemany(conn, _totals_upsert(conn.dialect.name, totals_table), [totals[key] for key in sorted(totals)])
+        executemany(
             conn,
             _reasons_upsert(conn.dialect.name, reasons_table),
             [{"minute": m, "point": p, "code": c, "records": n} for (m, p, c), n in sorted(reasons.items())],
@@ -155,35 +153,6 @@ def _reasons_upsert(dialect: str, table: sa.Table) -> Any:
     return insert.on_conflict_do_update(
         index_elements=["minute", "point", "code"], set_={"records": table.c.records + insert.excluded.records}
     )
-
-
-def _upsert(conn: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """`statement` (an upsert of a rollups table) for each of `rows`, on the driver: SQLAlchemy's per-row
-    binding cost the writer more than the database's own work."""
-    if not rows:
-        return
-    sql, names = _driver_sql(statement, conn.dialect)
-    if names is None:  # named parameters (psycopg): the rows as they are
-        params: list[Any] = list(rows)
-    else:  # positional (SQLite): in the statement's order, each span as SQLite keeps a timestamp
-        stamp = as_stored_time(True)
-        params = [tuple(stamp(row[n]) if n == "minute" else row[n] for n in names) for row in rows]
-    for start in range(0, len(params), _CHUNK):
-        conn.exec_driver_sql(sql, params[start : start + _CHUNK])
-
-
-def _driver_sql(statement: Any, dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
-    """`statement` compiled for `dialect`: its SQL, and the order of its parameters when they are positional."""
-    key = (statement, type(dialect), dialect.paramstyle)  # not the dialect itself: one per store opened
-    known = _compiled.get(key)
-    if known is None:
-        compiled = statement.compile(dialect=dialect)
-        names = compiled.positiontup
-        known = _compiled[key] = (compiled.string, None if names is None else tuple(names))
-    return known
-
-
-_compiled: dict[tuple[Any, type[Dialect], str], tuple[str, tuple[str, ...] | None]] = {}
 
 
 def window_tallies(conn: Connection, starts: Iterable[datetime], end: datetime) -> list[Tally]:

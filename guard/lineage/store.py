@@ -11,26 +11,24 @@ its tallies and its watermark updates.
 from __future__ import annotations
 
 import asyncio
-import functools
-import operator
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from guard.decisions import Action, CheckResult, Entity, PolicyRef, Reason, verdict_of_counts
 from guard.errors import StoreError, StoreTimeoutError
 from guard.lineage import _feeds, _rollups, _sightings, _tallies
-from guard.lineage._base import DEFAULT_TIMEOUT_S, _sqlite_time, as_stored_time
+from guard.lineage._base import DEFAULT_TIMEOUT_S, as_stored_time
 from guard.lineage._checkpoints import Checkpointer, no_autocheckpoint
+from guard.lineage._driver import insert_rows
 from guard.lineage._feeds import FeedStore
 from guard.lineage._group_commit import GroupCommitWriter, LoopGroupCommit
 from guard.lineage._history import HistoryStore
@@ -38,10 +36,10 @@ from guard.lineage._operations import OperationsStore
 from guard.lineage._policies import PolicyStore
 from guard.lineage._receipts import ReceiptStore
 from guard.lineage._retention import PruneReport, Retention, RetentionStore
-from guard.lineage._values import content_hash, explain, json_text, json_value, storable, storable_column
+from guard.lineage._values import content_hash, explain, json_value, storable, storable_column
 from guard.lineage._watermarks import WatermarkStore
 from guard.lineage._writer_process import ProcessWriter
-from guard.lineage.tables import UTCDateTime, run_tallies, runs
+from guard.lineage.tables import run_tallies, runs
 from guard.tallies import Tally, tally_check
 
 if TYPE_CHECKING:
@@ -326,12 +324,12 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
 
     def _write_batch(self, conn: Connection, checks: Sequence[PreparedCheck], *, copy: bool = True) -> None:
         rows = [row for check in checks for row in check.records]
-        _insert_plain(conn, runs, [check.run for check in checks])
+        insert_rows(conn, runs, [check.run for check in checks])
         if rows:
             self._insert_records(conn, rows, copy=copy)
         tallies = [row for check in checks for row in check.tallies]
         if tallies:
-            _insert_plain(conn, run_tallies, tallies)
+            insert_rows(conn, run_tallies, tallies)
         _sightings.add(conn, (sighting for check in checks for sighting in check.sightings()))
         learned = _newest_learned(checks)
         if learned:
@@ -352,50 +350,6 @@ class LineageStore(WatermarkStore, HistoryStore, FeedStore, PolicyStore, Operati
         else:
             marks = ", ".join(("?" if self.dialect == "sqlite" else "%s") for _ in _RECORD_COLUMNS)
             conn.exec_driver_sql(f"INSERT INTO run_records ({columns}) VALUES ({marks})", rows)  # noqa: S608
-
-
-def _insert_plain(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """`rows` into `table` through the driver's executemany: SQLAlchemy's statement and per-value type
-    processing cost the writer as much as SQLite's own insert."""
-    sql, values_of, converters = _plain_insert(table, conn.dialect.name)
-    params = []
-    for row in rows:
-        values = list(values_of(row))
-        for position, convert in converters:
-            if (value := values[position]) is not None:
-                values[position] = convert(value)
-        params.append(tuple(values))
-    conn.exec_driver_sql(sql, params)
-
-
-@functools.cache
-def _plain_insert(
-    table: sa.Table, dialect: str
-) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]], tuple[tuple[int, Callable[[Any], Any]], ...]]:
-    """The driver's INSERT statement for `table`, what reads a row's values in its order, and how each column
-    that is not bound as it is gets converted (by position)."""
-    sqlite = dialect == "sqlite"
-    moment: Callable[[datetime], Any] = _sqlite_time if sqlite else _in_utc  # not remembered: the writer lives long
-    if sqlite:
-        document: Callable[[Any], Any] = json_text  # what SQLAlchemy's JSON type binds on SQLite, only faster
-    else:
-        from psycopg.types.json import Json
-
-        document = Json
-    converters = tuple(
-        (position, moment if isinstance(column.type, UTCDateTime) else document)
-        for position, column in enumerate(table.columns)
-        if isinstance(column.type, UTCDateTime | sa.JSON)
-    )
-    names = ", ".join(f'"{column.name}"' for column in table.columns)
-    marks = ", ".join(("?" if sqlite else "%s") for _ in table.columns)
-    sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608 (our own table and column names)
-    values_of = operator.itemgetter(*(column.name for column in table.columns))
-    return sql, values_of, converters
-
-
-def _in_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
 
 
 def _link_calls(conn: Connection, checks: Sequence[PreparedCheck]) -> None:
